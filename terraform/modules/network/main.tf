@@ -1,11 +1,5 @@
 data "aws_region" "current" {}
 
-data "aws_availability_zones" "available" {
-  count = var.create_vpc && length(var.azs) == 0 ? 1 : 0
-
-  state = "available"
-}
-
 data "aws_vpc" "existing" {
   count = var.create_vpc ? 0 : 1
 
@@ -13,7 +7,7 @@ data "aws_vpc" "existing" {
 }
 
 locals {
-  azs = var.create_vpc ? (length(var.azs) > 0 ? var.azs : slice(data.aws_availability_zones.available[0].names, 0, 2)) : []
+  azs = var.create_vpc ? var.azs : []
 
   private_subnet_cidrs = length(var.private_subnet_cidrs) > 0 ? var.private_subnet_cidrs : [
     for i, _ in local.azs : cidrsubnet(var.vpc_cidr, 4, i)
@@ -31,13 +25,6 @@ locals {
   tags = merge(var.tags, { "ferry:module" = "network" })
 }
 
-check "private_subnet_cidrs_match_azs" {
-  assert {
-    condition     = !var.create_vpc || length(local.private_subnet_cidrs) == length(local.azs)
-    error_message = "private_subnet_cidrs must hold one CIDR block per availability zone."
-  }
-}
-
 # ---- VPC (only when create_vpc) ---------------------------------------------------------------------------
 resource "aws_vpc" "this" {
   count = var.create_vpc ? 1 : 0
@@ -47,6 +34,17 @@ resource "aws_vpc" "this" {
   enable_dns_hostnames = true # interface endpoints need private DNS
 
   tags = merge(local.tags, { Name = var.name })
+
+  lifecycle {
+    precondition {
+      condition     = length(var.azs) >= 2
+      error_message = "azs must name at least two availability zones when create_vpc is true."
+    }
+    precondition {
+      condition     = length(local.private_subnet_cidrs) == length(var.azs)
+      error_message = "private_subnet_cidrs must hold one CIDR block per availability zone in azs (or be empty)."
+    }
+  }
 }
 
 # The default security group of the VPC denies everything: no resource of this stack uses it.

@@ -26,13 +26,13 @@ variable "vpc_cidr" {
 }
 
 variable "azs" {
-  description = "Availability zones of the private subnets (only when `create_vpc` is true). At least two, so that the functions and EFS mount targets survive the loss of one zone."
+  description = "Availability zones of the private subnets, e.g. `[\"eu-west-1a\", \"eu-west-1b\"]`. Required (at least two) when `create_vpc` is true, so that the functions and EFS mount targets survive the loss of one zone; listed explicitly so that the set never changes under you."
   type        = list(string)
   default     = []
 
   validation {
     condition     = length(var.azs) == 0 || length(var.azs) >= 2
-    error_message = "azs must name at least two availability zones (or be empty to use the first two of the region)."
+    error_message = "azs must name at least two availability zones (or be empty when create_vpc is false)."
   }
 }
 

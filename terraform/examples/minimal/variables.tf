@@ -1,0 +1,109 @@
+variable "region" {
+  description = "AWS region of the platform."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", var.region))
+    error_message = "region must be an AWS region such as eu-west-1."
+  }
+}
+
+variable "environment" {
+  description = "Name of the environment (`prod`, `staging`, ...); it prefixes every resource name and is recorded in Ferry's lock and audit records."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,15}$", var.environment))
+    error_message = "environment must start with a lowercase letter and hold 1-16 lowercase letters, digits or hyphens."
+  }
+}
+
+variable "bucket_name" {
+  description = "Name of the new artifact bucket (MLflow's artifact root and Ferry's audit and lock prefixes)."
+  type        = string
+}
+
+variable "existing_vpc" {
+  description = "The VPC the functions join: its id, at least two private subnets in different zones, and their route tables (for the S3 gateway endpoint)."
+  type = object({
+    vpc_id          = string
+    subnet_ids      = list(string)
+    route_table_ids = optional(list(string), [])
+  })
+}
+
+variable "vpc_endpoints" {
+  description = "VPC endpoints to create in the existing VPC (turn off what it already has): the S3 gateway endpoint and interface endpoints by service short name."
+  type = object({
+    s3        = optional(bool, true)
+    interface = optional(list(string), ["lambda", "sts", "logs"])
+  })
+  default = {}
+}
+
+variable "models" {
+  description = "The models, by catalog model key (the keys of `[models]` in ferry.toml): one Lambda function `ferry-<environment>-<key>` each, with its initial memory and timeout (Ferry sets them per version)."
+  type = map(object({
+    memory_size                    = optional(number, 1024)
+    timeout                        = optional(number, 30)
+    reserved_concurrent_executions = optional(number)
+  }))
+
+  validation {
+    condition     = length(var.models) >= 1 && alltrue([for k in keys(var.models) : can(regex("^[a-z0-9][a-z0-9_-]{0,39}$", k))])
+    error_message = "models needs at least one key; keys are catalog model keys of 1-40 lowercase letters, digits, - or _."
+  }
+}
+
+variable "model_runtime" {
+  description = "The initial package of every model function: the Ferry runtime (handler zip as `filename` or `s3_bucket`/`s3_key`, plus runtime layers), or a container `image_uri` with `type = \"Image\"`."
+  type = object({
+    type          = optional(string, "Zip")
+    filename      = optional(string)
+    s3_bucket     = optional(string)
+    s3_key        = optional(string)
+    handler       = optional(string, "ferry_runtime.lambda_handler.handler")
+    runtime       = optional(string, "python3.12")
+    layers        = optional(list(string), [])
+    image_uri     = optional(string)
+    architectures = optional(string, "x86_64")
+  })
+}
+
+variable "sync_package" {
+  description = "Package of the artifact-sync function (`cargo lambda build --release --output-format zip -p ferry-sync-lambda`): a local `filename` with its `source_code_hash`, or `s3_bucket`/`s3_key`."
+  type = object({
+    filename         = optional(string)
+    s3_bucket        = optional(string)
+    s3_key           = optional(string)
+    source_code_hash = optional(string)
+    architectures    = optional(string, "x86_64")
+  })
+}
+
+variable "github" {
+  description = "The GitHub repository whose workflows may assume the deploy role, with their branches and/or environments."
+  type = object({
+    repository   = string
+    branches     = optional(list(string), ["main"])
+    environments = optional(list(string), [])
+  })
+}
+
+variable "create_oidc_provider" {
+  description = "Create the account's GitHub Actions OIDC provider; set false (and `oidc_provider_arn`) when the account has one."
+  type        = bool
+  default     = true
+}
+
+variable "oidc_provider_arn" {
+  description = "ARN of the account's existing GitHub Actions OIDC provider (when `create_oidc_provider` is false)."
+  type        = string
+  default     = null
+}
+
+variable "tags" {
+  description = "Tags added to every resource."
+  type        = map(string)
+  default     = {}
+}
