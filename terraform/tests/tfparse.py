@@ -56,9 +56,10 @@ def expression(value) -> str:
 
 
 def plain(value):
-    """A literal HCL value as plain Python: strings unquoted (keys too), `__is_block__` markers dropped."""
+    """A literal HCL value as plain Python: strings unquoted (keys too), python-hcl2's `__is_block__` and
+    `__comments__` markers dropped."""
     if isinstance(value, dict):
-        return {unquote(k): plain(v) for k, v in value.items() if k != "__is_block__"}
+        return {unquote(k): plain(v) for k, v in value.items() if not k.startswith("__")}
     if isinstance(value, list):
         return [plain(v) for v in value]
     if isinstance(value, str):

@@ -79,7 +79,6 @@ resource "aws_kms_alias" "this" {
 resource "aws_s3_bucket" "this" {
   #checkov:skip=CKV_AWS_144:cross-region replication is a disaster-recovery choice of the operator, outside this module
   #checkov:skip=CKV2_AWS_62:nothing consumes bucket events; Ferry reads the registry and the audit prefix directly
-  #checkov:skip=CKV_AWS_18:server access logging is the opt-in input access_logging (it needs a separate log bucket)
   bucket              = var.bucket_name
   force_destroy       = var.force_destroy
   object_lock_enabled = var.object_lock.enabled

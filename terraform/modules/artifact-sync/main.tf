@@ -125,8 +125,6 @@ resource "aws_iam_role_policy" "this" {
 # ---- function ---------------------------------------------------------------------------------------------------
 resource "aws_lambda_function" "this" {
   #checkov:skip=CKV_AWS_116:invoked synchronously by the agent, which reports and retries failures itself; a dead-letter queue only applies to asynchronous invocations
-  #checkov:skip=CKV_AWS_272:code signing is the opt-in input code_signing_config_arn
-  #checkov:skip=CKV_AWS_115:reserved concurrency is the opt-in input reserved_concurrent_executions (reserving it by default would starve other functions of the account)
   function_name = var.function_name
   description   = var.description
   role          = aws_iam_role.this.arn

@@ -73,7 +73,6 @@ resource "aws_iam_role" "this" {
 
 # Exactly the calls `ferry plan`/`ferry deploy` make; nothing else.
 data "aws_iam_policy_document" "deploy" {
-  #checkov:skip=CKV_AWS_356:the only "*" resource is sts:GetCallerIdentity, which has no resource and reveals only the caller's own identity
   statement {
     sid       = "WhoAmI"
     actions   = ["sts:GetCallerIdentity"]

@@ -122,7 +122,6 @@ resource "aws_route_table_association" "public" {
 }
 
 resource "aws_eip" "nat" {
-  #checkov:skip=CKV2_AWS_19:the Elastic IP is attached to the NAT gateway below, not to an EC2 instance
   count = var.create_vpc && var.enable_nat_gateway ? 1 : 0
 
   domain = "vpc"
