@@ -78,6 +78,17 @@ def test_every_variable_is_typed_and_described(directory: Path):
 
 
 @pytest.mark.parametrize("directory", all_dirs, ids=ids(all_dirs))
+def test_every_referenced_variable_local_and_module_is_declared(directory: Path):
+    text = "\n".join(p.read_text(encoding="utf-8") for p in tfparse.tf_files(directory))
+    variables = set(tfparse.variables(directory))
+    locals_ = {k for p in tfparse.tf_files(directory) for block in tfparse.load(p).get("locals", []) for k in block}
+    modules = set(tfparse.all_blocks(directory, "module"))
+    for kind, declared in [("var", variables), ("local", locals_), ("module", modules)]:
+        used = set(re.findall(rf"\b{kind}\.([A-Za-z0-9_]+)", text))
+        assert used <= declared, f"{directory.name}: undeclared {kind}.{sorted(used - declared)}"
+
+
+@pytest.mark.parametrize("directory", all_dirs, ids=ids(all_dirs))
 def test_every_output_is_described(directory: Path):
     outputs = tfparse.outputs(directory)
     assert outputs, f"{directory}: no outputs"

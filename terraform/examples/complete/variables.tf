@@ -39,6 +39,15 @@ variable "vpc_cidr" {
   default     = "10.80.0.0/16"
 }
 
+variable "vpc_endpoints" {
+  description = "VPC endpoints of the new VPC: the S3 gateway endpoint and interface endpoints by service short name (add `xray` for X-Ray traces without NAT)."
+  type = object({
+    s3        = optional(bool, true)
+    interface = optional(list(string), ["lambda", "sts", "logs", "xray"])
+  })
+  default = {}
+}
+
 variable "enable_nat_gateway" {
   description = "Add a NAT gateway for functions that must reach the internet (the VPC endpoints cover what Ferry needs)."
   type        = bool

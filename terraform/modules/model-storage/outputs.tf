@@ -30,7 +30,7 @@ output "sync_access_point_id" {
 
 output "mount_target_ids" {
   description = "Ids of the mount targets; functions must be created after them (pass to the function modules' `efs.mount_target_ids`)."
-  value       = [for s in var.subnet_ids : aws_efs_mount_target.this[s].id]
+  value       = aws_efs_mount_target.this[*].id
 }
 
 output "security_group_id" {

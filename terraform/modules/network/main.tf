@@ -1,5 +1,11 @@
 data "aws_region" "current" {}
 
+# S3's prefix list, for the functions' HTTPS egress to S3 (through this module's gateway endpoint or one the
+# existing VPC already has).
+data "aws_prefix_list" "s3" {
+  name = "com.amazonaws.${data.aws_region.current.name}.s3"
+}
+
 data "aws_vpc" "existing" {
   count = var.create_vpc ? 0 : 1
 
@@ -246,14 +252,12 @@ resource "aws_vpc_security_group_egress_rule" "functions_https_vpc" {
 }
 
 resource "aws_vpc_security_group_egress_rule" "functions_https_s3" {
-  count = var.vpc_endpoints.s3 ? 1 : 0
-
   security_group_id = aws_security_group.functions.id
   description       = "HTTPS to S3 through the gateway endpoint"
   ip_protocol       = "tcp"
   from_port         = 443
   to_port           = 443
-  prefix_list_id    = aws_vpc_endpoint.s3[0].prefix_list_id
+  prefix_list_id    = data.aws_prefix_list.s3.id
   tags              = local.tags
 }
 
@@ -303,6 +307,13 @@ resource "aws_vpc_endpoint" "s3" {
   vpc_endpoint_type = "Gateway"
   route_table_ids   = local.route_table_ids
   tags              = merge(local.tags, { Name = "${var.name}-s3" })
+
+  lifecycle {
+    precondition {
+      condition     = length(local.route_table_ids) > 0
+      error_message = "existing_vpc.route_table_ids must list the private subnets' route tables for the S3 gateway endpoint (or set vpc_endpoints.s3 = false when the VPC has one)."
+    }
+  }
 }
 
 resource "aws_vpc_endpoint" "interface" {
