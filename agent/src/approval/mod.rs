@@ -1,0 +1,167 @@
+//! Approvals: which versions of a model may be deployed, who approved them, and where the stage aliases point.
+//! Two sources behind one trait: the MLflow registry (tags on model versions) and a release manifest in git.
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{Catalog, Model, Registry};
+
+pub mod manifest;
+pub mod mlflow;
+
+/// Who approved a version, when, under which ticket; optionally the artifact digest they approved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    pub approved_by: String,
+    /// RFC 3339.
+    pub approved_at: String,
+    pub ticket: String,
+    pub artifact_sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApprovedVersion {
+    pub version: String,
+    pub approval: Approval,
+    /// `s3://bucket/prefix` of the version's artifacts.
+    pub artifact_uri: String,
+}
+
+/// What the approval source says about one model.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ModelApprovals {
+    /// Sorted by version number.
+    pub approved: Vec<ApprovedVersion>,
+    /// Versions whose approval was withdrawn (`ferry.approved` set to something other than `true`).
+    pub revoked: Vec<String>,
+    /// Stage alias → version, for the stages the catalog mirrors.
+    pub stages: BTreeMap<String, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApprovalError {
+    #[error("registry {uri}: unreachable: {source}")]
+    Unreachable { uri: String, source: reqwest::Error },
+    #[error("registry {uri}: {request} answered HTTP {status}: {body}")]
+    Http {
+        uri: String,
+        request: String,
+        status: u16,
+        body: String,
+    },
+    #[error("registry {uri}: {request} answered with an unexpected shape: {reason}")]
+    Shape {
+        uri: String,
+        request: String,
+        reason: String,
+    },
+    #[error("registry {uri}: {model} version {version} {reason}")]
+    BadApproval {
+        uri: String,
+        model: String,
+        version: String,
+        reason: String,
+    },
+    #[error("{path}: {reason}")]
+    Manifest { path: String, reason: String },
+    #[error("no registry URI: set MLFLOW_TRACKING_URI or registry.tracking_uri in the catalog")]
+    NoTrackingUri,
+}
+
+/// A source of approvals.
+pub trait ApprovalSource {
+    fn read(
+        &self,
+        model: &Model,
+    ) -> impl Future<Output = Result<ModelApprovals, ApprovalError>> + Send;
+}
+
+/// The source the catalog names.
+pub enum Source {
+    Mlflow(mlflow::MlflowRegistry),
+    Manifest(manifest::ReleaseManifest),
+}
+
+impl Source {
+    pub fn from_catalog(catalog: &Catalog) -> Result<Source, ApprovalError> {
+        match &catalog.registry {
+            Registry::Mlflow {
+                tracking_uri,
+                page_size,
+            } => {
+                let uri = tracking_uri
+                    .clone()
+                    .or_else(|| {
+                        std::env::var("MLFLOW_TRACKING_URI")
+                            .ok()
+                            .filter(|s| !s.is_empty())
+                    })
+                    .ok_or(ApprovalError::NoTrackingUri)?;
+                Ok(Source::Mlflow(mlflow::MlflowRegistry::new(
+                    &uri, *page_size,
+                )))
+            }
+            Registry::Manifest { path } => {
+                Ok(Source::Manifest(manifest::ReleaseManifest::load(path)?))
+            }
+        }
+    }
+}
+
+impl ApprovalSource for Source {
+    async fn read(&self, model: &Model) -> Result<ModelApprovals, ApprovalError> {
+        match self {
+            Source::Mlflow(r) => r.read(model).await,
+            Source::Manifest(m) => m.read(model).await,
+        }
+    }
+}
+
+/// Reads the approvals of several models, concurrently and in catalog order.
+pub async fn read_all<S: ApprovalSource + Sync>(
+    source: &S,
+    models: &[&Model],
+) -> Result<Vec<ModelApprovals>, ApprovalError> {
+    futures::future::try_join_all(models.iter().map(|m| source.read(m))).await
+}
+
+/// Checks the fields every approval needs; `Err(reason)` names the field.
+pub fn check_approval(approval: &Approval) -> Result<(), String> {
+    if approval.approved_by.trim().is_empty() {
+        return Err("has no approver (ferry.approved_by)".into());
+    }
+    if approval.ticket.trim().is_empty() {
+        return Err("has no ticket (ferry.ticket)".into());
+    }
+    if time::OffsetDateTime::parse(
+        &approval.approved_at,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .is_err()
+    {
+        return Err(format!(
+            "has ferry.approved_at = {:?}, which is not an RFC 3339 time",
+            approval.approved_at
+        ));
+    }
+    if let Some(d) = &approval.artifact_sha256
+        && !(d.len() == 64
+            && d.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    {
+        return Err(format!(
+            "has ferry.artifact_sha256 = {d:?}, which is not 64 lowercase hex digits"
+        ));
+    }
+    Ok(())
+}
+
+/// Registry versions are numbers; sort them as numbers (then as text, for anything else).
+pub fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.parse::<u64>(), b.parse::<u64>()) {
+        (Ok(x), Ok(y)) => x.cmp(&y),
+        _ => a.cmp(b),
+    }
+}

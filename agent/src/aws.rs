@@ -1,0 +1,110 @@
+//! AWS clients from the standard configuration chain (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL, ...), with the
+//! SDK's own retry policy for throttling and 5xx answers. Nothing AWS-specific is hand-rolled here.
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, Region};
+
+/// Attempts per call, first one included; the SDK backs off exponentially with jitter between them.
+pub const MAX_ATTEMPTS: u32 = 6;
+
+#[derive(Clone, Debug)]
+pub struct Clients {
+    pub lambda: aws_sdk_lambda::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub sts: aws_sdk_sts::Client,
+}
+
+/// Shared SDK configuration. `region` (the platform's) is used when the environment names none.
+pub async fn sdk_config(region: Option<&str>) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::adaptive().with_max_attempts(MAX_ATTEMPTS));
+    if std::env::var_os("AWS_REGION").is_none()
+        && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+        && let Some(r) = region
+    {
+        loader = loader.region(Region::new(r.to_string()));
+    }
+    loader.load().await
+}
+
+/// A custom endpoint (a local S3 server) serves buckets by path, not by host name.
+fn custom_s3_endpoint() -> bool {
+    ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+        .iter()
+        .any(|k| std::env::var_os(k).is_some_and(|v| !v.is_empty()))
+}
+
+pub fn s3_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let s3_config = aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(custom_s3_endpoint())
+        .build();
+    aws_sdk_s3::Client::from_conf(s3_config)
+}
+
+impl Clients {
+    pub async fn from_env(region: Option<&str>) -> Clients {
+        let config = sdk_config(region).await;
+        Clients {
+            lambda: aws_sdk_lambda::Client::new(&config),
+            s3: s3_client(&config),
+            sts: aws_sdk_sts::Client::new(&config),
+        }
+    }
+}
+
+/// `s3://bucket/prefix` → (bucket, prefix without a trailing '/').
+pub fn parse_s3_uri(uri: &str) -> Result<(String, String), String> {
+    let rest = uri
+        .strip_prefix("s3://")
+        .ok_or_else(|| format!("{uri:?} is not an s3:// URI"))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(format!("{uri:?} names no bucket"));
+    }
+    Ok((bucket.to_string(), prefix.trim_end_matches('/').to_string()))
+}
+
+/// One line for an SDK error: the service's code and message, and the request id when there is one.
+pub fn describe_sdk_error<E, R>(err: &aws_sdk_lambda::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_lambda::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_lambda::error::SdkError;
+    match err {
+        SdkError::ServiceError(service) => {
+            let e = service.err();
+            let code = e.code().unwrap_or("error");
+            let message = e.message().unwrap_or("");
+            let request_id = e
+                .meta()
+                .extra("aws_request_id")
+                .or_else(|| e.meta().extra("s3_extended_request_id"));
+            match request_id {
+                Some(id) => format!("{code}: {message} (request id {id})"),
+                None => format!("{code}: {message}"),
+            }
+        }
+        other => {
+            let mut text = other.to_string();
+            let mut source = std::error::Error::source(other);
+            while let Some(s) = source {
+                text = format!("{text}: {s}");
+                source = s.source();
+            }
+            text
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_uris_split_into_bucket_and_prefix() {
+        assert_eq!(parse_s3_uri("s3://b/a/b/"), Ok(("b".into(), "a/b".into())));
+        assert_eq!(parse_s3_uri("s3://b"), Ok(("b".into(), "".into())));
+        assert!(parse_s3_uri("https://b/x").is_err());
+        assert!(parse_s3_uri("s3:///x").is_err());
+    }
+}

@@ -1,0 +1,210 @@
+//! The command line: every command and option, documented where `--help` shows it.
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success (for `plan --detailed-exitcode`: no changes)
+  1  error: bad input, an unreachable service, a failed or refused deploy step (each one is named)
+  2  `plan --detailed-exitcode` only: the plan has changes
+
+AWS settings come from the standard chain (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL, ...);
+the MLflow registry from MLFLOW_TRACKING_URI.";
+
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version, about = "Deploy approved ML model versions to AWS Lambda, each frozen behind its own alias.",
+    long_about = None, after_help = EXIT_CODES, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The catalog of models (ferry.toml)
+    #[arg(
+        long,
+        global = true,
+        env = "FERRY_CATALOG",
+        default_value = "ferry.toml",
+        value_name = "PATH"
+    )]
+    pub catalog: PathBuf,
+    /// The platform: `terraform output -json` of a Ferry stack, or its `ferry_platform` object
+    #[arg(long, global = true, env = "FERRY_PLATFORM", value_name = "PATH")]
+    pub platform: Option<PathBuf>,
+    /// What to print on stdout
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// More log lines on stderr (-v info, -vv debug, -vvv trace)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Only errors on stderr
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Log line format on stderr
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Render one validated FunctionSpec per approved model version (no AWS call)
+    Render(RenderArgs),
+    /// Show what `deploy` would do: new aliases, stage moves, drift, revoked approvals
+    Plan(PlanArgs),
+    /// Sync artifacts, publish each approved version and create its alias; never touches a deployed alias
+    Deploy(DeployArgs),
+    /// Copy approved versions' artifacts from S3 to EFS, verified and atomic
+    Sync(SyncArgs),
+    /// Show what is live: aliases, versions, stage routing, per model
+    Status(ModelFilter),
+    /// Check deployed aliases against their audit records and EFS folders against their manifests
+    Verify(VerifyArgs),
+    /// Delete the alias of one deployed version (explicit and audited; refused while a stage points at it)
+    Retire(RetireArgs),
+    /// List (and with --apply delete) published Lambda versions that no alias references
+    Gc(GcArgs),
+    /// Remove a stale deploy lock (recorded in the audit prefix)
+    Unlock(UnlockArgs),
+    /// Print the artifact manifest and digest of a model folder or S3 prefix (record it as ferry.artifact_sha256)
+    Manifest(ManifestArgs),
+    /// Print a shell completion script
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Clone, Args, Default)]
+pub struct ModelFilter {
+    /// Only this model (catalog key); repeatable
+    #[arg(long = "model", value_name = "MODEL")]
+    pub models: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub filter: ModelFilter,
+    /// Write one JSON file per version into DIR (<model>/v<N>.json) instead of printing
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub filter: ModelFilter,
+    /// Exit 0 when there is nothing to do, 2 when there are changes, 1 on error
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Complete canary stage moves (send 100% to the new version)
+    #[arg(long)]
+    pub promote: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub filter: ModelFilter,
+    /// How many functions to work on at once
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+    /// How long to wait for another deploy's lock, in seconds
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub lock_timeout: u64,
+    /// Local folder standing in for the EFS file system (default: the platform's local root, else the sync function)
+    #[arg(long, value_name = "DIR")]
+    pub efs_root: Option<PathBuf>,
+    /// Complete canary stage moves (send 100% to the new version)
+    #[arg(long)]
+    pub promote: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub filter: ModelFilter,
+    /// Only this registry version
+    #[arg(long, value_name = "N", requires = "models")]
+    pub version: Option<String>,
+    /// Local folder where the EFS file system is mounted (default: the platform's local root)
+    #[arg(long, value_name = "DIR")]
+    pub efs_root: Option<PathBuf>,
+    /// Re-hash every file of versions already present, not only their manifests
+    #[arg(long)]
+    pub verify: bool,
+    /// Objects and ranged parts in flight at once
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub filter: ModelFilter,
+    /// Also re-hash the EFS folders of deployed versions (needs the EFS root)
+    #[arg(long, value_name = "DIR")]
+    pub efs_root: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RetireArgs {
+    /// The model (catalog key)
+    #[arg(long)]
+    pub model: String,
+    /// The registry version whose alias v<N> is deleted
+    #[arg(long, value_name = "N")]
+    pub version: String,
+    /// Why (kept in the audit record)
+    #[arg(long)]
+    pub reason: String,
+    /// The change ticket that authorises it
+    #[arg(long)]
+    pub ticket: String,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    #[command(flatten)]
+    pub filter: ModelFilter,
+    /// Delete the unreferenced versions (default: only list them)
+    #[arg(long)]
+    pub apply: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// Required: removing a lock another run may hold is never implicit
+    #[arg(long, required = true)]
+    pub force: bool,
+    /// Why (kept in the audit record)
+    #[arg(long)]
+    pub reason: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestArgs {
+    /// A model folder, or s3://bucket/prefix
+    #[arg(value_name = "DIR|S3_URI")]
+    pub location: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}

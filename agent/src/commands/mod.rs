@@ -1,0 +1,58 @@
+//! One module per command: each loads what it needs, calls the library, and prints for people or for scripts.
+use anyhow::Result;
+
+use crate::approval::{self, ModelApprovals};
+use crate::catalog::{Catalog, Model};
+use crate::cli::{Cli, Command, GlobalArgs, ModelFilter};
+use crate::platform::Platform;
+
+mod manifest;
+mod render;
+
+/// Runs a command; the value is the process exit code.
+pub async fn run(cli: Cli) -> Result<u8> {
+    let g = &cli.global;
+    match &cli.command {
+        Command::Render(args) => render::run(g, args).await,
+        Command::Manifest(args) => manifest::run(g, args).await,
+        Command::Completions(args) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(args.shell, &mut cmd, "ferry", &mut std::io::stdout());
+            Ok(0)
+        }
+        other => {
+            let name = format!("{other:?}");
+            let name = name.split('(').next().unwrap_or("").to_lowercase();
+            eprintln!("ferry {name}: not implemented yet");
+            Ok(2)
+        }
+    }
+}
+
+/// The inputs every command that reads approvals needs, loaded and checked before any AWS call.
+pub struct Inputs {
+    pub catalog: Catalog,
+    pub platform: Platform,
+}
+
+impl Inputs {
+    pub fn load(g: &GlobalArgs) -> Result<Inputs> {
+        let catalog = Catalog::load(&g.catalog)?;
+        let platform = Platform::load(g.platform.as_deref())?;
+        Ok(Inputs { catalog, platform })
+    }
+
+    /// The selected models with what the approval source says about each, in catalog order.
+    pub async fn approvals(&self, filter: &ModelFilter) -> Result<Vec<(&Model, ModelApprovals)>> {
+        let models = self.catalog.select(&filter.models)?;
+        let source = approval::Source::from_catalog(&self.catalog)?;
+        let approvals = approval::read_all(&source, &models).await?;
+        Ok(models.into_iter().zip(approvals).collect())
+    }
+}
+
+/// Prints a value as pretty JSON on stdout.
+pub fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}

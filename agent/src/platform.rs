@@ -1,0 +1,178 @@
+//! The platform: what `terraform apply` built, as the `ferry_platform` output of a Ferry stack
+//! (docs/contracts.md, section 1). Accepts the whole `terraform output -json` document or the bare object.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    #[error("{path}: cannot read the platform file: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+    #[error(
+        "no platform file: pass --platform FILE (the `terraform output -json` of a Ferry stack) or set FERRY_PLATFORM"
+    )]
+    Missing,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Platform {
+    pub schema_version: u32,
+    pub environment: String,
+    pub region: String,
+    pub artifact_bucket: String,
+    pub audit_prefix: String,
+    pub lock_prefix: String,
+    pub efs: Efs,
+    pub network: Network,
+    pub functions: BTreeMap<String, String>,
+    pub sync_function: Option<String>,
+    pub http_api_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Efs {
+    pub file_system_id: String,
+    pub inference_access_point_arn: String,
+    pub sync_access_point_arn: String,
+    pub mount_path: String,
+    /// Local runs only: a folder standing in for the file system.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_root: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    pub subnet_ids: Vec<String>,
+    pub security_group_ids: Vec<String>,
+}
+
+impl Platform {
+    pub fn load(path: Option<&Path>) -> Result<Platform, PlatformError> {
+        let path = path.ok_or(PlatformError::Missing)?;
+        let text = std::fs::read_to_string(path).map_err(|source| PlatformError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Platform::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Platform, PlatformError> {
+        let invalid = |reason: String| PlatformError::Invalid {
+            path: path.to_owned(),
+            reason,
+        };
+        let doc: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| invalid(format!("is not JSON: {e}")))?;
+        // `terraform output -json` wraps every output as {"sensitive": .., "type": .., "value": ..}.
+        let (value, where_) = match doc.get("ferry_platform") {
+            Some(output) => match output.get("value") {
+                Some(v) => (v.clone(), "ferry_platform.value"),
+                None => (output.clone(), "ferry_platform"),
+            },
+            None => (doc, "the document"),
+        };
+        if !value.is_object() {
+            return Err(invalid(format!("{where_} is not an object")));
+        }
+        let platform: Platform = serde_json::from_value(value)
+            .map_err(|e| invalid(format!("{where_}: {e} (see docs/contracts.md, section 1)")))?;
+        platform.validate().map_err(invalid)?;
+        Ok(platform)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.schema_version != SCHEMA_VERSION {
+            return Err(format!(
+                "schema_version = {} is not supported by this ferry (it reads version {SCHEMA_VERSION})",
+                self.schema_version
+            ));
+        }
+        for (field, prefix) in [
+            ("audit_prefix", &self.audit_prefix),
+            ("lock_prefix", &self.lock_prefix),
+        ] {
+            if prefix.is_empty() || !prefix.ends_with('/') || prefix.starts_with('/') {
+                return Err(format!(
+                    "{field} = {prefix:?} must be a key prefix ending in '/', without a leading '/'"
+                ));
+            }
+        }
+        if self.artifact_bucket.is_empty() {
+            return Err("artifact_bucket is empty".into());
+        }
+        crate::spec::limits::check_mount_path(&self.efs.mount_path)
+            .map_err(|r| format!("efs.mount_path {r}"))?;
+        Ok(())
+    }
+
+    /// The function of a catalog model, or an error naming the missing key.
+    pub fn function_name(&self, function_key: &str) -> Result<&str, String> {
+        self.functions.get(function_key).map(String::as_str).ok_or_else(|| {
+            format!(
+                "functions has no {function_key:?} (it has: {}); add the model to the stack's `models` and apply",
+                self.functions.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) const OBJECT: &str = r#"{
+        "schema_version": 1, "environment": "prod", "region": "eu-west-1", "artifact_bucket": "b",
+        "audit_prefix": "ferry/audit/", "lock_prefix": "ferry/locks/",
+        "efs": {"file_system_id": "fs-1", "inference_access_point_arn": "arn:ro", "sync_access_point_arn": "arn:rw",
+                "mount_path": "/mnt/models"},
+        "network": {"subnet_ids": ["subnet-1"], "security_group_ids": ["sg-1"]},
+        "functions": {"risk-score": "ferry-prod-risk-score"}, "sync_function": null, "http_api_id": null }"#;
+
+    #[test]
+    fn reads_the_bare_object_and_the_terraform_output_document() {
+        let bare = Platform::parse(Path::new("p.json"), OBJECT).unwrap();
+        let wrapped = format!(
+            r#"{{"ferry_platform": {{"sensitive": false, "type": [], "value": {OBJECT}}}}}"#
+        );
+        assert_eq!(
+            Platform::parse(Path::new("p.json"), &wrapped).unwrap(),
+            bare
+        );
+        assert_eq!(
+            bare.function_name("risk-score"),
+            Ok("ferry-prod-risk-score")
+        );
+    }
+
+    #[test]
+    fn a_missing_field_is_named() {
+        let text = OBJECT.replace(r#""region": "eu-west-1","#, "");
+        let err = Platform::parse(Path::new("p.json"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("p.json: the document: missing field `region`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_bad_mount_path_is_refused() {
+        let text = OBJECT.replace("/mnt/models", "/efs/models");
+        let err = Platform::parse(Path::new("p.json"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("efs.mount_path"), "{err}");
+    }
+}

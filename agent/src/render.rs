@@ -1,0 +1,337 @@
+//! Rendering: approved versions → one validated FunctionSpec per version, from Handlebars templates.
+//! Pure: the approvals and the platform come in as values; the only I/O is reading template and smoke files.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use handlebars::{Handlebars, RenderErrorReason};
+use serde::{Deserialize, Serialize};
+
+use crate::approval::{Approval, ApprovedVersion, ModelApprovals};
+use crate::catalog::Model;
+use crate::platform::Platform;
+use crate::spec::{self, ArtifactRef, FunctionSpec};
+
+/// The template that ships with Ferry, used when the catalog names none.
+pub const BUILTIN_TEMPLATE: &str = include_str!("../../templates/lambda/function.json.hbs");
+pub const BUILTIN_TEMPLATE_NAME: &str = "<builtin>/templates/lambda/function.json.hbs";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("{path}: cannot read: {reason}")]
+    Read { path: String, reason: String },
+    #[error("{location}: {reason}")]
+    Template { location: String, reason: String },
+    #[error("{template}: rendered invalid JSON for {model} v{version}: {reason}")]
+    InvalidJson {
+        template: String,
+        model: String,
+        version: String,
+        reason: String,
+    },
+    #[error("{model} v{version}: {problem}")]
+    Invalid {
+        model: String,
+        version: String,
+        problem: String,
+    },
+    #[error("{path}: models.{model}: {reason}")]
+    Platform {
+        path: String,
+        model: String,
+        reason: String,
+    },
+}
+
+/// What a template must produce.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TemplateOutput {
+    alias: Option<String>,
+    description: String,
+    memory_mb: u32,
+    timeout_s: u32,
+    ephemeral_storage_mb: Option<u32>,
+    #[serde(default)]
+    environment: BTreeMap<String, String>,
+    #[serde(default)]
+    layers: Vec<String>,
+}
+
+/// The values a template sees.
+#[derive(Debug, Serialize)]
+struct TemplateContext<'a> {
+    model: &'a Model,
+    version: &'a str,
+    alias: String,
+    model_path: String,
+    function_name: &'a str,
+    approval: &'a Approval,
+    artifact: &'a ArtifactRef,
+    platform: &'a Platform,
+}
+
+/// Loaded templates, each parsed once.
+pub struct Templates {
+    registry: Handlebars<'static>,
+}
+
+impl Default for Templates {
+    fn default() -> Self {
+        Templates::new()
+    }
+}
+
+impl Templates {
+    pub fn new() -> Templates {
+        let mut registry = Handlebars::new();
+        registry.set_strict_mode(true);
+        registry.register_escape_fn(json_escape);
+        registry.register_helper("json", Box::new(json_helper));
+        Templates { registry }
+    }
+
+    fn name_of(path: Option<&Path>) -> String {
+        path.map(|p| p.display().to_string())
+            .unwrap_or_else(|| BUILTIN_TEMPLATE_NAME.to_string())
+    }
+
+    /// Parses the template once; later calls for the same path are free.
+    pub fn load(&mut self, path: Option<&Path>) -> Result<String, RenderError> {
+        let name = Templates::name_of(path);
+        if self.registry.has_template(&name) {
+            return Ok(name);
+        }
+        let text = match path {
+            Some(p) => std::fs::read_to_string(p).map_err(|e| RenderError::Read {
+                path: name.clone(),
+                reason: e.to_string(),
+            })?,
+            None => BUILTIN_TEMPLATE.to_string(),
+        };
+        self.registry
+            .register_template_string(&name, text)
+            .map_err(|e| {
+                let location = match e.pos() {
+                    Some((l, c)) => format!("{name}:{l}:{c}"),
+                    None => name.clone(),
+                };
+                RenderError::Template {
+                    location,
+                    reason: format!("cannot parse the template: {}", e.reason()),
+                }
+            })?;
+        Ok(name)
+    }
+}
+
+/// Renders every approved version of one model, in version order.
+pub fn render_model(
+    templates: &mut Templates,
+    model: &Model,
+    approvals: &ModelApprovals,
+    platform: &Platform,
+    platform_path: &Path,
+) -> Result<Vec<FunctionSpec>, RenderError> {
+    let function_name =
+        platform
+            .function_name(&model.function)
+            .map_err(|reason| RenderError::Platform {
+                path: platform_path.display().to_string(),
+                model: model.key.clone(),
+                reason,
+            })?;
+    let template = templates.load(model.template.as_deref())?;
+    let smoke_payload = model
+        .smoke_payload
+        .as_deref()
+        .map(read_smoke_payload)
+        .transpose()?;
+    approvals
+        .approved
+        .iter()
+        .map(|approved| {
+            render_version(
+                templates,
+                &template,
+                model,
+                approved,
+                platform,
+                function_name,
+                smoke_payload.clone(),
+            )
+        })
+        .collect()
+}
+
+fn render_version(
+    templates: &Templates,
+    template: &str,
+    model: &Model,
+    approved: &ApprovedVersion,
+    platform: &Platform,
+    function_name: &str,
+    smoke_payload: Option<serde_json::Value>,
+) -> Result<FunctionSpec, RenderError> {
+    let version = approved.version.as_str();
+    let model_path = format!("{}/{}/{}", platform.efs.mount_path, model.key, version);
+    let artifact = ArtifactRef {
+        source: approved.artifact_uri.clone(),
+        expected_digest: approved.approval.artifact_sha256.clone(),
+    };
+    let context = TemplateContext {
+        model,
+        version,
+        alias: format!("v{version}"),
+        model_path: model_path.clone(),
+        function_name,
+        approval: &approved.approval,
+        artifact: &artifact,
+        platform,
+    };
+    let text = templates.registry.render(template, &context).map_err(|e| {
+        let location = match e.line_no {
+            Some(l) => format!("{template}:{l}"),
+            None => template.to_string(),
+        };
+        let reason = match e.reason() {
+            RenderErrorReason::MissingVariable(Some(var)) => {
+                let var = var.trim_start_matches("this.").to_string();
+                let hint = suggest(&var, &context_paths(&context))
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
+                format!("`{{{{{var}}}}}` is not in the template context{hint}")
+            }
+            other => other.to_string(),
+        };
+        RenderError::Template { location, reason }
+    })?;
+    let out: TemplateOutput =
+        serde_json::from_str(&text).map_err(|e| RenderError::InvalidJson {
+            template: template.to_string(),
+            model: model.key.clone(),
+            version: version.to_string(),
+            reason: format!("{e} (line {} of the rendered text)", e.line()),
+        })?;
+    let spec = FunctionSpec {
+        model: model.key.clone(),
+        registered_model: model.registered_model.clone(),
+        version: version.to_string(),
+        function_name: function_name.to_string(),
+        alias: out.alias.unwrap_or_else(|| format!("v{version}")),
+        description: out.description,
+        memory_mb: out.memory_mb,
+        timeout_s: out.timeout_s,
+        ephemeral_storage_mb: out
+            .ephemeral_storage_mb
+            .unwrap_or(model.ephemeral_storage_mb),
+        environment: out.environment,
+        layers: out.layers,
+        efs_path: model_path,
+        artifact,
+        approval: approved.approval.clone(),
+        smoke_payload,
+        spec_hash: String::new(),
+    }
+    .seal();
+    if let Some(problem) = spec::validate(&spec).into_iter().next() {
+        return Err(RenderError::Invalid {
+            model: model.key.clone(),
+            version: version.to_string(),
+            problem,
+        });
+    }
+    Ok(spec)
+}
+
+fn read_smoke_payload(path: &Path) -> Result<serde_json::Value, RenderError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| RenderError::Read {
+        path: name.clone(),
+        reason: e.to_string(),
+    })?;
+    serde_json::from_str(&text).map_err(|e| RenderError::Read {
+        path: name,
+        reason: format!("smoke payload is not JSON: {e}"),
+    })
+}
+
+/// Writes a value inside a JSON string literal: quotes, backslashes and control characters escaped.
+fn json_escape(raw: &str) -> String {
+    let quoted = serde_json::Value::String(raw.to_string()).to_string();
+    quoted[1..quoted.len() - 1].to_string()
+}
+
+fn json_helper(
+    h: &handlebars::Helper,
+    _: &Handlebars,
+    _: &handlebars::Context,
+    _: &mut handlebars::RenderContext,
+    out: &mut dyn handlebars::Output,
+) -> handlebars::HelperResult {
+    let param = h
+        .param(0)
+        .ok_or_else(|| RenderErrorReason::ParamNotFoundForIndex("json", 0))?;
+    out.write(&param.value().to_string())?;
+    Ok(())
+}
+
+/// Every dotted path in the template context, for "did you mean" hints.
+fn context_paths(context: &TemplateContext) -> Vec<String> {
+    fn walk(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
+        if let serde_json::Value::Object(map) = value {
+            for (k, v) in map {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                out.push(path.clone());
+                walk(&path, v, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(v) = serde_json::to_value(context) {
+        walk("", &v, &mut out);
+    }
+    out
+}
+
+fn suggest(missing: &str, known: &[String]) -> Option<String> {
+    let last = missing.rsplit('.').next().unwrap_or(missing);
+    known
+        .iter()
+        .map(|k| {
+            let k_last = k.rsplit('.').next().unwrap_or(k);
+            (
+                edit_distance(missing, k).min(edit_distance(last, k_last) + 1),
+                k,
+            )
+        })
+        .filter(|(d, _)| *d <= 4)
+        .min_by_key(|(d, k)| (*d, k.len()))
+        .map(|(_, k)| k.clone())
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// Where `ferry render --out DIR` writes a spec.
+pub fn spec_file(dir: &Path, spec: &FunctionSpec) -> PathBuf {
+    dir.join(&spec.model)
+        .join(format!("v{}.json", spec.version))
+}

@@ -1,0 +1,343 @@
+//! FunctionSpec: the rendered, validated configuration of one approved model version, and its canonical hash.
+//!
+//! The hash is written into the description of the Lambda version published from the spec, so the observed state
+//! says exactly what was deployed.
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::approval::Approval;
+
+/// Prefix of a published version's description: `ferry:<spec hash> <model>/v<version>`.
+pub const DESCRIPTION_TAG: &str = "ferry:";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionSpec {
+    pub model: String,
+    pub registered_model: String,
+    pub version: String,
+    pub function_name: String,
+    pub alias: String,
+    pub description: String,
+    pub memory_mb: u32,
+    pub timeout_s: u32,
+    pub ephemeral_storage_mb: u32,
+    pub environment: BTreeMap<String, String>,
+    pub layers: Vec<String>,
+    /// Where the version's artifacts live on EFS, as the function sees it.
+    pub efs_path: String,
+    pub artifact: ArtifactRef,
+    pub approval: Approval,
+    pub smoke_payload: Option<serde_json::Value>,
+    /// SHA-256 of the canonical JSON of every other field.
+    pub spec_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArtifactRef {
+    /// `s3://bucket/prefix` of the version's artifacts.
+    pub source: String,
+    /// The artifact digest the approval names (`ferry.artifact_sha256`), when it names one.
+    pub expected_digest: Option<String>,
+}
+
+impl FunctionSpec {
+    /// Computes and stores the canonical hash.
+    pub fn seal(mut self) -> FunctionSpec {
+        self.spec_hash = String::new();
+        let mut value = serde_json::to_value(&self).expect("a FunctionSpec always serialises");
+        if let Some(obj) = value.as_object_mut() {
+            obj.remove("spec_hash");
+        }
+        self.spec_hash = hex::encode(Sha256::digest(canonical_json(&value).as_bytes()));
+        self
+    }
+
+    /// The description of the published Lambda version: carries the spec hash.
+    pub fn version_description(&self) -> String {
+        format!(
+            "{DESCRIPTION_TAG}{} {}/v{}",
+            self.spec_hash, self.model, self.version
+        )
+    }
+}
+
+/// Parses `ferry:<hash> <model>/v<version>` back; `None` for a description Ferry did not write.
+pub fn parse_version_description(description: &str) -> Option<(&str, &str, &str)> {
+    let rest = description.strip_prefix(DESCRIPTION_TAG)?;
+    let (hash, target) = rest.split_once(' ')?;
+    let (model, version) = target.split_once("/v")?;
+    (hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then_some((hash, model, version))
+}
+
+/// JSON with object keys sorted and no insignificant whitespace, whatever map type serde_json was built with.
+pub fn canonical_json(value: &serde_json::Value) -> String {
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &serde_json::Value, out: &mut String) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::Value::String(key.clone()).to_string());
+                out.push(':');
+                write_canonical(&map[key], out);
+            }
+            out.push('}');
+        }
+        serde_json::Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+/// Lambda's limits, checked before anything is deployed (moto checks none of them).
+pub mod limits {
+    pub const MEMORY_MB: (u32, u32) = (128, 10240);
+    pub const TIMEOUT_S: (u32, u32) = (1, 900);
+    pub const EPHEMERAL_MB: (u32, u32) = (512, 10240);
+    pub const ENVIRONMENT_BYTES: usize = 4096;
+    pub const DESCRIPTION_CHARS: usize = 256;
+    pub const ALIAS_CHARS: usize = 128;
+    pub const LAYERS: usize = 5;
+    /// Room the version description needs for `ferry:<64 hex> <model>/v<N>`, beyond the user's text.
+    pub const RESERVED_ENV: &[&str] = &[
+        "_HANDLER",
+        "_X_AMZN_TRACE_ID",
+        "LAMBDA_TASK_ROOT",
+        "LAMBDA_RUNTIME_DIR",
+        "TZ",
+    ];
+
+    pub fn check_alias_name(name: &str) -> Result<(), String> {
+        if name.is_empty() || name.len() > ALIAS_CHARS {
+            return Err(format!("must be 1-{ALIAS_CHARS} characters"));
+        }
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err("may contain only letters, digits, '-' and '_'".into());
+        }
+        if name.chars().all(|c| c.is_ascii_digit()) {
+            return Err("must not be all digits (Lambda reads that as a version number)".into());
+        }
+        Ok(())
+    }
+
+    pub fn check_mount_path(path: &str) -> Result<(), String> {
+        let ok = path.strip_prefix("/mnt/").is_some_and(|rest| {
+            !rest.is_empty()
+                && rest
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        });
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("= {path:?} must match ^/mnt/[a-zA-Z0-9-_.]+$"))
+        }
+    }
+
+    pub fn check_env_name(name: &str) -> Result<(), String> {
+        let mut chars = name.chars();
+        let valid = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err("is not a valid variable name ([a-zA-Z][a-zA-Z0-9_]*)".into());
+        }
+        if name.starts_with("AWS_") || RESERVED_ENV.contains(&name) {
+            return Err("is reserved by Lambda".into());
+        }
+        Ok(())
+    }
+}
+
+/// Checks a spec against Lambda's limits; each problem is one `field reason` string.
+pub fn validate(spec: &FunctionSpec) -> Vec<String> {
+    use limits::*;
+    let mut problems = Vec::new();
+    let mut range = |field: &str, value: u32, (min, max): (u32, u32), unit: &str| {
+        if value < min {
+            problems.push(format!(
+                "{field} = {value} is below Lambda's minimum of {min} {unit}"
+            ));
+        } else if value > max {
+            problems.push(format!(
+                "{field} = {value} is above Lambda's maximum of {max} {unit}"
+            ));
+        }
+    };
+    range("memory_mb", spec.memory_mb, MEMORY_MB, "MB");
+    range("timeout_s", spec.timeout_s, TIMEOUT_S, "s");
+    range(
+        "ephemeral_storage_mb",
+        spec.ephemeral_storage_mb,
+        EPHEMERAL_MB,
+        "MB",
+    );
+    if let Err(r) = check_alias_name(&spec.alias) {
+        problems.push(format!("alias = {:?} {r}", spec.alias));
+    }
+    for name in spec.environment.keys() {
+        if let Err(r) = check_env_name(name) {
+            problems.push(format!("environment.{name} {r}"));
+        }
+    }
+    let env_bytes = serde_json::to_string(&spec.environment)
+        .map(|s| s.len())
+        .unwrap_or(0);
+    if env_bytes > ENVIRONMENT_BYTES {
+        problems.push(format!(
+            "environment is {env_bytes} bytes; Lambda allows {ENVIRONMENT_BYTES} in total"
+        ));
+    }
+    let described = FunctionSpec {
+        spec_hash: "0".repeat(64),
+        ..spec.clone()
+    }
+    .version_description();
+    let room = DESCRIPTION_CHARS
+        .saturating_sub(described.chars().count() - spec.description.chars().count());
+    if spec.description.chars().count() > room {
+        problems.push(format!(
+            "description is {} characters; at most {room} fit beside Ferry's spec hash in Lambda's {DESCRIPTION_CHARS}",
+            spec.description.chars().count()
+        ));
+    }
+    if described.chars().count() > DESCRIPTION_CHARS {
+        problems.push(format!(
+            "model and version are too long for a {DESCRIPTION_CHARS}-character description"
+        ));
+    }
+    if spec.layers.len() > LAYERS {
+        problems.push(format!(
+            "layers has {} entries; Lambda allows {LAYERS}",
+            spec.layers.len()
+        ));
+    }
+    if let Some(w) = spec.environment.get("FERRY_MODEL_PATH")
+        && w != &spec.efs_path
+    {
+        problems.push(format!(
+            "environment.FERRY_MODEL_PATH = {w:?} is not the version's EFS path {:?}",
+            spec.efs_path
+        ));
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> FunctionSpec {
+        FunctionSpec {
+            model: "risk-score".into(),
+            registered_model: "risk-score".into(),
+            version: "3".into(),
+            function_name: "ferry-prod-risk-score".into(),
+            alias: "v3".into(),
+            description: "risk-score v3".into(),
+            memory_mb: 1024,
+            timeout_s: 30,
+            ephemeral_storage_mb: 512,
+            environment: BTreeMap::from([(
+                "FERRY_MODEL_PATH".into(),
+                "/mnt/models/risk-score/3".into(),
+            )]),
+            layers: vec![],
+            efs_path: "/mnt/models/risk-score/3".into(),
+            artifact: ArtifactRef {
+                source: "s3://b/p".into(),
+                expected_digest: None,
+            },
+            approval: Approval {
+                approved_by: "qa@example.org".into(),
+                approved_at: "2026-11-01T10:00:00Z".into(),
+                ticket: "QA-1".into(),
+                artifact_sha256: None,
+            },
+            smoke_payload: None,
+            spec_hash: String::new(),
+        }
+        .seal()
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_depth() {
+        let v: serde_json::Value =
+            serde_json::from_str(r#"{"b": {"z": 1, "a": [ {"y": 2, "x": 1} ]}, "a": "é"}"#)
+                .unwrap();
+        assert_eq!(
+            canonical_json(&v),
+            r#"{"a":"é","b":{"a":[{"x":1,"y":2}],"z":1}}"#
+        );
+    }
+
+    #[test]
+    fn the_hash_changes_with_any_field_and_ignores_itself() {
+        let spec = sample();
+        assert_eq!(spec.spec_hash.len(), 64);
+        assert_eq!(
+            spec.clone().seal().spec_hash,
+            spec.spec_hash,
+            "sealing twice gives the same hash"
+        );
+        let bigger = FunctionSpec {
+            memory_mb: 2048,
+            ..spec.clone()
+        }
+        .seal();
+        assert_ne!(bigger.spec_hash, spec.spec_hash);
+    }
+
+    #[test]
+    fn the_version_description_round_trips() {
+        let spec = sample();
+        let d = spec.version_description();
+        assert_eq!(
+            parse_version_description(&d),
+            Some((spec.spec_hash.as_str(), "risk-score", "3"))
+        );
+        assert_eq!(parse_version_description("hand-published"), None);
+    }
+
+    #[test]
+    fn limits_are_checked() {
+        let mut spec = sample();
+        spec.memory_mb = 20480;
+        spec.timeout_s = 0;
+        spec.alias = "123".into();
+        spec.environment.insert("AWS_REGION".into(), "x".into());
+        spec.environment.insert("BIG".into(), "x".repeat(5000));
+        let problems = validate(&spec);
+        assert_eq!(problems.len(), 5, "{problems:#?}");
+        assert!(problems[0].starts_with("memory_mb = 20480 is above"));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p == "environment.AWS_REGION is reserved by Lambda")
+        );
+    }
+}

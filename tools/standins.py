@@ -1,0 +1,290 @@
+#!/usr/bin/env python3
+"""Local stand-ins for AWS and the model registry: a moto server and an MLflow server on 127.0.0.1.
+
+One implementation serves `make local-up`/`make local-down`, the pytest fixture and the Rust test harness:
+
+    python tools/standins.py up --dir DIR [--no-mlflow] [--parent-pid PID] [--json]
+    python tools/standins.py down --dir DIR
+
+`up` picks free ports, starts the servers in the background (each in its own process group, logging to DIR),
+waits until they answer, creates the artifact bucket in moto, and writes:
+    DIR/standins.json   ports, URLs and PIDs (what `down` reads)
+    DIR/env             shell exports: AWS_ENDPOINT_URL, AWS_REGION, dummy credentials, MLFLOW_TRACKING_URI, ...
+    DIR/platform.json   a local `ferry_platform` (docs/contracts.md) whose EFS is the folder DIR/efs
+With --parent-pid, a watchdog stops the servers when that process ends, whatever way it ends.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+REGION = "us-east-1"
+BUCKET = "ferry-artifacts"
+ACCESS_KEY = "ferry-local"
+SECRET_KEY = "ferry-local-secret"
+DEMO_MODELS = ("risk-score", "readmission")
+MOTO_READY_TIMEOUT_S = 30
+MLFLOW_READY_TIMEOUT_S = 120
+
+
+@dataclass
+class Standins:
+    dir: str
+    moto_url: str
+    mlflow_url: str | None
+    bucket: str = BUCKET
+    region: str = REGION
+    pids: list[int] = field(default_factory=list)
+
+    def env(self) -> dict[str, str]:
+        """The environment a client of these servers needs (boto3, MLflow's client, the ferry agent)."""
+        env = {
+            "AWS_ENDPOINT_URL": self.moto_url,
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "MLFLOW_S3_ENDPOINT_URL": self.moto_url,
+            "FERRY_LOCAL_DIR": self.dir,
+        }
+        if self.mlflow_url:
+            env["MLFLOW_TRACKING_URI"] = self.mlflow_url
+        return env
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_up(url: str, timeout_s: float, proc: subprocess.Popen, log: Path, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {proc.returncode} while starting; see {log}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    stop_groups([proc.pid])
+    raise RuntimeError(f"{what} did not answer {url} within {timeout_s:.0f} s; see {log}")
+
+
+def spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    out = open(log, "ab")
+    # Own process group: `down` stops the server and every worker it forked, by PID.
+    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            env=env, start_new_session=True)
+
+
+def bin_path(name: str) -> str:
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else name
+
+
+def start_moto(workdir: Path) -> tuple[str, subprocess.Popen]:
+    port = free_port()
+    log = workdir / "moto.log"
+    proc = spawn([bin_path("moto_server"), "-H", "127.0.0.1", "-p", str(port)], log)
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(f"{url}/moto-api/", MOTO_READY_TIMEOUT_S, proc, log, "moto")
+    return url, proc
+
+
+def create_bucket(moto_url: str, bucket: str) -> None:
+    import boto3  # only needed here; keeps `down` importable without boto3
+
+    s3 = boto3.client("s3", endpoint_url=moto_url, region_name=REGION,
+                      aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+    s3.create_bucket(Bucket=bucket)
+
+
+def start_mlflow(workdir: Path, moto_url: str) -> tuple[str, subprocess.Popen]:
+    port = free_port()
+    log = workdir / "mlflow.log"
+    env = dict(os.environ)
+    env.update({
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_S3_ENDPOINT_URL": moto_url,
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "AWS_DEFAULT_REGION": REGION,
+    })
+    cmd = [bin_path("mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+           "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
+           "--default-artifact-root", f"s3://{BUCKET}/mlflow", "--no-serve-artifacts", "--workers", "1"]
+    proc = spawn(cmd, log, env)
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(f"{url}/health", MLFLOW_READY_TIMEOUT_S, proc, log, "MLflow")
+    return url, proc
+
+
+def local_platform(workdir: Path, models: tuple[str, ...] = DEMO_MODELS) -> dict:
+    """A `ferry_platform` for the stand-ins: same shape as Terraform's output, EFS replaced by a folder."""
+    account = "123456789012"
+    return {
+        "schema_version": 1,
+        "environment": "local",
+        "region": REGION,
+        "artifact_bucket": BUCKET,
+        "audit_prefix": "ferry/audit/",
+        "lock_prefix": "ferry/locks/",
+        "efs": {
+            "file_system_id": "fs-local",
+            "inference_access_point_arn": f"arn:aws:elasticfilesystem:{REGION}:{account}:access-point/fsap-inference",
+            "sync_access_point_arn": f"arn:aws:elasticfilesystem:{REGION}:{account}:access-point/fsap-sync",
+            "mount_path": "/mnt/models",
+            "local_root": str(workdir / "efs"),
+        },
+        "network": {"subnet_ids": ["subnet-local-a", "subnet-local-b"], "security_group_ids": ["sg-local"]},
+        "functions": {m: f"ferry-local-{m}" for m in models},
+        "sync_function": None,
+        "http_api_id": None,
+    }
+
+
+def write_files(st: Standins) -> None:
+    workdir = Path(st.dir)
+    (workdir / "efs").mkdir(parents=True, exist_ok=True)
+    (workdir / "standins.json").write_text(json.dumps(asdict(st), indent=2) + "\n")
+    (workdir / "env").write_text("".join(f"export {k}={v}\n" for k, v in sorted(st.env().items())))
+    (workdir / "platform.json").write_text(json.dumps(local_platform(workdir), indent=2) + "\n")
+
+
+def up(workdir: Path, with_mlflow: bool = True, parent_pid: int | None = None) -> Standins:
+    workdir = workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    started: list[int] = []
+    try:
+        moto_url, moto = start_moto(workdir)
+        started.append(moto.pid)
+        create_bucket(moto_url, BUCKET)
+        mlflow_url = None
+        if with_mlflow:
+            mlflow_url, mlflow = start_mlflow(workdir, moto_url)
+            started.append(mlflow.pid)
+    except BaseException:
+        stop_groups(started)
+        raise
+    st = Standins(dir=str(workdir), moto_url=moto_url, mlflow_url=mlflow_url, pids=started)
+    write_files(st)
+    if parent_pid:
+        start_watchdog(parent_pid, started)
+    return st
+
+
+def stop_groups(pids: list[int], grace_s: float = 5.0) -> None:
+    """SIGTERM each process group, then SIGKILL whatever is still there after the grace period."""
+    for pid in pids:
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace_s
+    for pid in pids:
+        while time.monotonic() < deadline and group_alive(pid):
+            time.sleep(0.05)
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        reap(pid)
+
+
+def group_alive(pgid: int) -> bool:
+    reap(pgid)
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def start_watchdog(parent_pid: int, pids: list[int]) -> None:
+    cmd = [sys.executable, os.path.abspath(__file__), "watch", "--parent-pid", str(parent_pid),
+           *[f"--pid={p}" for p in pids]]
+    subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     start_new_session=True)
+
+
+def watch(parent_pid: int, pids: list[int]) -> None:
+    while True:
+        try:
+            os.kill(parent_pid, 0)
+        except ProcessLookupError:
+            break
+        if not any(group_alive(p) for p in pids):
+            return
+        time.sleep(0.5)
+    stop_groups(pids)
+
+
+def down(workdir: Path) -> None:
+    state_file = workdir / "standins.json"
+    if not state_file.exists():
+        return
+    state = json.loads(state_file.read_text())
+    stop_groups(state.get("pids", []))
+    state_file.unlink()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_up = sub.add_parser("up", help="start moto and MLflow")
+    p_up.add_argument("--dir", type=Path, required=True)
+    p_up.add_argument("--no-mlflow", action="store_true", help="start moto only")
+    p_up.add_argument("--parent-pid", type=int, help="stop the servers when this process ends")
+    p_up.add_argument("--json", action="store_true", help="print the state as JSON on stdout")
+    p_down = sub.add_parser("down", help="stop what `up` started in DIR")
+    p_down.add_argument("--dir", type=Path, required=True)
+    p_watch = sub.add_parser("watch", help=argparse.SUPPRESS)
+    p_watch.add_argument("--parent-pid", type=int, required=True)
+    p_watch.add_argument("--pid", type=int, action="append", default=[])
+    args = parser.parse_args(argv)
+
+    if args.command == "up":
+        if (args.dir / "standins.json").exists():
+            down(args.dir)  # a previous `up` in the same folder: restart cleanly
+        try:
+            st = up(args.dir, with_mlflow=not args.no_mlflow, parent_pid=args.parent_pid)
+        except RuntimeError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        if args.json:
+            print(json.dumps(asdict(st)))
+        else:
+            print(f"moto    {st.moto_url}  (pid {st.pids[0]}, log {st.dir}/moto.log)")
+            if st.mlflow_url:
+                print(f"MLflow  {st.mlflow_url}  (pid {st.pids[1]}, log {st.dir}/mlflow.log)")
+            print(f"env     {st.dir}/env\nplatform {st.dir}/platform.json")
+    elif args.command == "down":
+        down(args.dir)
+    else:
+        watch(args.parent_pid, args.pid)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
