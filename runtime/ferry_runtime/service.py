@@ -13,6 +13,7 @@ Errors: 400 {"error_code": "BAD_REQUEST", "message": "<short reason>", ...};
 """
 from __future__ import annotations
 
+import functools
 import json
 import time
 import traceback
@@ -101,7 +102,8 @@ def parse_request(payload: Any, input_schema: Any = None) -> tuple[Any, dict | N
         if key in ("dataframe_split", "dataframe_records"):
             if key == "dataframe_split" and isinstance(value, dict) and not isinstance(value.get("data"), list):
                 raise BadRequest("'dataframe_split' needs a 'data' list of rows (and usually 'columns')")
-            data = dataframe_from_parsed_json(value, pandas_orient=key[len("dataframe_"):], schema=input_schema)
+            data = dataframe_from_parsed_json(value, pandas_orient=key[len("dataframe_"):], schema=None)
+            data = cast_to_schema(data, input_schema)
         else:
             if value is None or (isinstance(value, (list, dict)) and len(value) == 0):
                 raise BadRequest(f"'{key}' is empty")
@@ -111,6 +113,35 @@ def parse_request(payload: Any, input_schema: Any = None) -> tuple[Any, dict | N
     except Exception as err:  # MLflow's parsers raise MlflowException, pandas raises ValueError/TypeError
         raise BadRequest(f"'{key}' could not be read: {_short(err)}") from None
     return data, params
+
+
+def cast_to_schema(frame: Any, schema: Any) -> Any:
+    """MLflow's `cast_df_types_according_to_schema`, skipped when it could only be a no-op: every column of the
+    schema is a plain numeric or boolean scalar and already has the dtype the cast would give it. Anything else
+    (missing columns, other dtypes, strings, binary, datetimes, arrays, objects) goes through MLflow's cast."""
+    if schema is None:
+        return frame
+    from mlflow.types.schema import DataType
+    from mlflow.utils.proto_json_utils import cast_df_types_according_to_schema
+
+    if schema.has_input_names() and not schema.is_tensor_spec():
+        columns = frame.columns
+        fast = True
+        for name, spec in zip(schema.input_names(), schema.input_types()):
+            if not (isinstance(spec, DataType) and spec in _plain_types() and name in columns
+                    and frame[name].dtype == spec.to_pandas()):
+                fast = False
+                break
+        if fast:
+            return frame
+    return cast_df_types_according_to_schema(frame, schema)
+
+
+@functools.lru_cache(maxsize=1)
+def _plain_types() -> frozenset:
+    from mlflow.types.schema import DataType
+
+    return frozenset({DataType.boolean, DataType.integer, DataType.long, DataType.float, DataType.double})
 
 
 def invoke(loaded: LoadedModel, payload: Any, request_id: str, source: str, started: float | None = None,

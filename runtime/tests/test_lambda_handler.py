@@ -312,3 +312,46 @@ def test_loading_opens_no_network_connection(serve, monkeypatch):
     serve("risk-score", 1, verify=True)
     assert lambda_handler.get_model().version == "1"
     assert handler(PAYLOADS["instances"], context())["predictions"] == expected_predictions("risk-score", 1, FRAME)
+
+
+def test_environment_differences_are_logged_as_one_warning_line(serve, version_copy, capsys):
+    folder = version_copy("risk-score", 1)
+    (folder / "requirements.txt").write_text("mlflow==3.17.2\nnumpy==0.0.1\nnot-installed-pkg==1.0\n")
+    serve("risk-score", 1, path=folder)
+    assert handler(PAYLOADS["instances"], context())["predictions"] == expected_predictions("risk-score", 1, FRAME)
+    warning = [r for r in json_lines(capsys.readouterr().out) if r["event"] == "model_environment_mismatch"]
+    assert len(warning) == 1 and warning[0]["level"] == "WARNING"
+    assert warning[0]["mismatches"] == [f"numpy==0.0.1 (installed: {__import__('numpy').__version__})",
+                                        "not-installed-pkg==1.0 (installed: none)"]
+
+
+@pytest.fixture(scope="module")
+def signed_folder(tmp_path_factory):
+    """A version saved with an input example, so it has a signature (long, long, long, double), as the registry's
+    versions have; requests are then typed by MLflow's schema rules."""
+    import mlflow.pyfunc
+
+    folder = tmp_path_factory.mktemp("signed") / "risk-score" / "5"
+    mlflow.pyfunc.save_model(str(folder), python_model=demo_models.build("risk-score", 5),
+                             code_paths=[demo_models.__file__], input_example=demo_models.input_example("risk-score"))
+    return folder
+
+
+def test_signature_model_accepts_json_numbers_of_either_kind_like_mlflow_serve(serve, signed_folder):
+    serve("risk-score", 5, path=signed_folder)
+    ints = handler({"dataframe_split": {"columns": COLUMNS, "data": [[63, 148, 240, 31.5]]}}, context())
+    floats = handler({"dataframe_split": {"columns": COLUMNS, "data": [[63.0, 148.0, 240.0, 31.5]]}}, context())
+    whole_bmi = handler({"dataframe_records": [{"age": 63, "systolic_bp": 148, "cholesterol": 240, "bmi": 31}]},
+                        context())
+    assert ints["predictions"] == floats["predictions"] == expected_predictions("risk-score", 5, FRAME.iloc[:1])
+    assert whole_bmi["predictions"] == expected_predictions(
+        "risk-score", 5, pd.DataFrame([[63, 148, 240, 31.0]], columns=COLUMNS))
+
+
+def test_signature_model_rejects_input_of_the_wrong_type_with_400(serve, signed_folder):
+    serve("risk-score", 5, path=signed_folder)
+    answer = handler({"dataframe_records": [{"age": "old", "systolic_bp": 1, "cholesterol": 1, "bmi": 1.0}]},
+                     context())
+    assert answer["status"] == 400 and answer["error_code"] == "BAD_REQUEST" and "age" in answer["message"]
+    missing = handler({"dataframe_records": [{"age": 50}]}, context())
+    assert missing["status"] == 400 and "Traceback" not in missing["message"]
