@@ -14,7 +14,7 @@ the MLflow registry from MLFLOW_TRACKING_URI.";
 
 #[derive(Debug, Parser)]
 #[command(name = "ferry", version, about = "Deploy approved ML model versions to AWS Lambda, each frozen behind its own alias.",
-    long_about = None, after_help = EXIT_CODES, propagate_version = true)]
+    long_about = None, after_help = EXIT_CODES)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -207,4 +207,12 @@ pub struct ManifestArgs {
 pub struct CompletionsArgs {
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
 }

@@ -1,0 +1,294 @@
+//! Test harness: one moto + MLflow pair per test binary, started on free ports by `tools/standins.py` (the same code
+//! as `make local-up`), and stopped by PID when the binary exits — normally, after a failed test, or killed
+//! (a watchdog started with `--parent-pid` stops them then).
+//!
+//! Tests that touch the servers take [`Env::new`], which serialises them, resets moto, and recreates the artifact
+//! bucket. MLflow's store outlives a moto reset, so every test registers models under its own names.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use serde::Deserialize;
+
+pub const BUCKET: &str = "ferry-artifacts";
+
+#[derive(Debug, Deserialize)]
+pub struct Stack {
+    pub dir: String,
+    pub moto_url: String,
+    pub mlflow_url: Option<String>,
+    pub pids: Vec<i32>,
+}
+
+static STACK: OnceLock<Stack> = OnceLock::new();
+static SERIAL: Mutex<()> = Mutex::new(());
+static PIDS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("agent/ has a parent")
+        .to_path_buf()
+}
+
+pub fn python() -> PathBuf {
+    std::env::var_os("FERRY_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join(".venv/bin/python"))
+}
+
+extern "C" fn stop_servers() {
+    if let Ok(pids) = PIDS.lock() {
+        for &pid in pids.iter() {
+            // Each server runs in its own process group (started with start_new_session).
+            unsafe {
+                libc::killpg(pid, libc::SIGTERM);
+            }
+        }
+    }
+}
+
+pub fn stack() -> &'static Stack {
+    STACK.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("ferry-it-")
+            .tempdir()
+            .expect("temp dir")
+            .keep();
+        let out = Command::new(python())
+            .arg(workspace().join("tools/standins.py"))
+            .args([
+                "up",
+                "--json",
+                "--parent-pid",
+                &std::process::id().to_string(),
+                "--dir",
+            ])
+            .arg(&dir)
+            .output()
+            .expect("run tools/standins.py (is the venv there? `make venv`)");
+        assert!(
+            out.status.success(),
+            "stand-ins did not start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stack: Stack = serde_json::from_slice(&out.stdout).expect("standins.py --json output");
+        PIDS.lock().unwrap().extend(&stack.pids);
+        unsafe {
+            libc::atexit(stop_servers);
+        }
+        stack
+    })
+}
+
+/// One test's view of the stand-ins: holds the serialisation lock, moto freshly reset.
+pub struct Env {
+    _serial: MutexGuard<'static, ()>,
+    pub stack: &'static Stack,
+    pub tmp: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let serial = SERIAL
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let stack = stack();
+        let reset = ureq_post(&format!("{}/moto-api/reset", stack.moto_url), "");
+        assert!(reset, "moto reset failed");
+        let env = Env {
+            _serial: serial,
+            stack,
+            tmp: tempfile::tempdir().expect("temp dir"),
+        };
+        let (status, body) = http_request("PUT", &format!("{}/{BUCKET}", stack.moto_url), "")
+            .expect("create bucket");
+        assert_eq!(status, 200, "create bucket: {body}");
+        env
+    }
+
+    /// What a client of the stand-ins needs: AWS endpoint and credentials, the registry.
+    pub fn vars(&self) -> BTreeMap<String, String> {
+        let mut v = BTreeMap::new();
+        for (k, val) in [
+            ("AWS_ENDPOINT_URL", self.stack.moto_url.as_str()),
+            ("MLFLOW_S3_ENDPOINT_URL", self.stack.moto_url.as_str()),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "ferry-local"),
+            ("AWS_SECRET_ACCESS_KEY", "ferry-local-secret"),
+        ] {
+            v.insert(k.to_string(), val.to_string());
+        }
+        if let Some(m) = &self.stack.mlflow_url {
+            v.insert("MLFLOW_TRACKING_URI".into(), m.clone());
+        }
+        v
+    }
+
+    /// Sets the variables in this process too, for in-process SDK clients (tests are serialised by `Env`).
+    pub fn export(&self) {
+        for (k, v) in self.vars() {
+            unsafe { std::env::set_var(k, v) };
+        }
+    }
+
+    pub fn python(&self, args: &[&str]) -> String {
+        let out = Command::new(python())
+            .args(args)
+            .envs(self.vars())
+            .current_dir(workspace())
+            .output()
+            .expect("python");
+        assert!(
+            out.status.success(),
+            "python {:?} failed:\n{}\n{}",
+            args,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Registers `count` versions of a demo model under `name` through MLflow's own client; approves `approve`,
+    /// sets the given registry aliases. Returns (version, artifact_uri) per new version.
+    pub fn register(
+        &self,
+        demo_model: &str,
+        name: &str,
+        count: u32,
+        approve: &[u32],
+        aliases: &[(&str, u32)],
+    ) -> Vec<(String, String)> {
+        let approve = approve
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut args = vec![
+            "tools/registry_fixture.py".to_string(),
+            "register".into(),
+            "--model".into(),
+            demo_model.into(),
+            "--name".into(),
+            name.into(),
+            "--versions".into(),
+            count.to_string(),
+            "--approve".into(),
+            approve,
+        ];
+        for (alias, v) in aliases {
+            args.push("--alias".into());
+            args.push(format!("{alias}={v}"));
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.python(&refs)
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| {
+                let v: serde_json::Value =
+                    serde_json::from_str(l).expect("registry_fixture output");
+                (
+                    v["version"].as_str().unwrap().to_string(),
+                    v["artifact_uri"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    pub fn approve(&self, name: &str, version: u32, extra: &[&str]) {
+        let v = version.to_string();
+        let mut args = vec![
+            "tools/registry_fixture.py",
+            "approve",
+            "--name",
+            name,
+            "--version",
+            &v,
+        ];
+        args.extend_from_slice(extra);
+        self.python(&args);
+    }
+
+    pub fn ferry(&self) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::Command::cargo_bin("ferry").expect("ferry binary");
+        cmd.envs(self.vars())
+            .env_remove("FERRY_CATALOG")
+            .env_remove("FERRY_PLATFORM")
+            .env("NO_COLOR", "1");
+        cmd
+    }
+
+    /// Writes a file under the test's temp folder and returns its path.
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let path = self.tmp.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// A local platform file (same shape as Terraform's output) with the given model → function names.
+    pub fn platform(&self, functions: &[(&str, &str)]) -> PathBuf {
+        let functions: serde_json::Map<String, serde_json::Value> = functions
+            .iter()
+            .map(|(m, f)| (m.to_string(), serde_json::Value::String(f.to_string())))
+            .collect();
+        let efs_root = self.tmp.path().join("efs");
+        std::fs::create_dir_all(&efs_root).unwrap();
+        let platform = serde_json::json!({
+            "schema_version": 1, "environment": "test", "region": "us-east-1", "artifact_bucket": BUCKET,
+            "audit_prefix": "ferry/audit/", "lock_prefix": "ferry/locks/",
+            "efs": {"file_system_id": "fs-test",
+                    "inference_access_point_arn": "arn:aws:elasticfilesystem:us-east-1:123456789012:access-point/fsap-ro",
+                    "sync_access_point_arn": "arn:aws:elasticfilesystem:us-east-1:123456789012:access-point/fsap-rw",
+                    "mount_path": "/mnt/models", "local_root": efs_root},
+            "network": {"subnet_ids": ["subnet-a"], "security_group_ids": ["sg-a"]},
+            "functions": functions, "sync_function": null, "http_api_id": null
+        });
+        self.write(
+            "platform.json",
+            &serde_json::to_string_pretty(&platform).unwrap(),
+        )
+    }
+
+    pub fn efs_root(&self) -> PathBuf {
+        self.tmp.path().join("efs")
+    }
+}
+
+/// A bare HTTP POST through Python's stdlib would be slow; std's TcpStream is enough for moto's admin API.
+pub fn ureq_post(url: &str, body: &str) -> bool {
+    http_request("POST", url, body)
+        .map(|(status, _)| status == 200)
+        .unwrap_or(false)
+}
+
+pub fn http_request(method: &str, url: &str, body: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
+    let mut stream = std::net::TcpStream::connect(host)?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}

@@ -1,0 +1,7 @@
+//! Integration tests against real local servers (moto for AWS, MLflow for the registry).
+//! One binary, so the servers start once per `cargo test` run.
+mod harness;
+
+mod cli;
+mod registry;
+mod render;
