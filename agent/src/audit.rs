@@ -1,1 +1,340 @@
-//! (arrives with its issue)
+//! The audit log: one JSON object per event under the platform's audit prefix, written with `If-None-Match: *`
+//! so that no record is ever overwritten. Keys carry what the plan needs, so one listing per model suffices:
+//!
+//! ```text
+//! <audit_prefix><environment>/<model>/v<N>/<time>-deploy-lv<L>.json      alias v<N> created at Lambda version L
+//! <audit_prefix><environment>/<model>/v<N>/<time>-retire-lv<L>.json      alias v<N> (at L) deleted by `ferry retire`
+//! <audit_prefix><environment>/<model>/stages/<stage>/<time>-lv<L>.json  a stage alias moved
+//! <audit_prefix><environment>/<model>/gc/<time>-lv<L>.json              an unreferenced version deleted
+//! <audit_prefix><environment>/unlock/<time>.json                         a lock removed by force
+//! ```
+use std::collections::BTreeMap;
+
+use aws_sdk_s3::primitives::ByteStream;
+use serde::Serialize;
+
+use crate::approval::Approval;
+use crate::platform::Platform;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("audit s3://{bucket}/{key}: {reason}")]
+    S3 {
+        bucket: String,
+        key: String,
+        reason: String,
+    },
+    #[error(
+        "audit s3://{bucket}/{key}: a record already exists there; audit records are never overwritten"
+    )]
+    Exists { bucket: String, key: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditEvent {
+    Deploy {
+        alias: String,
+        lambda_version: String,
+    },
+    Retire {
+        alias: String,
+        lambda_version: String,
+    },
+}
+
+/// Who ran the deploy: the AWS identity and what CI says about the run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Deployer {
+    pub aws_identity: Option<String>,
+    pub host: String,
+    pub user: Option<String>,
+    pub ci: BTreeMap<String, String>,
+}
+
+impl Deployer {
+    pub async fn identify(sts: &aws_sdk_sts::Client) -> Deployer {
+        let aws_identity = sts
+            .get_caller_identity()
+            .send()
+            .await
+            .ok()
+            .and_then(|r| r.arn().map(str::to_string));
+        let ci = [
+            "GITHUB_REPOSITORY",
+            "GITHUB_RUN_ID",
+            "GITHUB_ACTOR",
+            "GITHUB_SHA",
+            "GITHUB_WORKFLOW",
+            "CI_PROJECT_PATH",
+            "CI_PIPELINE_ID",
+            "CI_JOB_ID",
+            "GITLAB_USER_LOGIN",
+            "CI_COMMIT_SHA",
+        ]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+        .collect();
+        Deployer {
+            aws_identity,
+            host: hostname(),
+            user: std::env::var("USER").ok(),
+            ci,
+        }
+    }
+
+    pub fn name(&self) -> String {
+        let who = self
+            .ci
+            .get("GITHUB_ACTOR")
+            .or(self.ci.get("GITLAB_USER_LOGIN"))
+            .or(self.user.as_ref());
+        format!(
+            "{}@{}",
+            who.map(String::as_str).unwrap_or("unknown"),
+            self.host
+        )
+    }
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown-host".into())
+}
+
+/// The body of one audit record.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditRecord {
+    pub event: &'static str,
+    pub environment: String,
+    pub model: String,
+    pub function: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    pub alias: String,
+    pub lambda_version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code_sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spec_hash: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact_digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing: Option<BTreeMap<String, f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
+    pub deployer: Deployer,
+    pub time: String,
+}
+
+#[derive(Clone)]
+pub struct AuditLog {
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+    /// `<audit_prefix><environment>/`
+    prefix: String,
+}
+
+/// Sortable UTC time with milliseconds, used in keys: `20261126T081500.123Z`.
+pub fn key_time(now: time::OffsetDateTime) -> String {
+    let f = time::macros::format_description!(
+        "[year][month][day]T[hour][minute][second].[subsecond digits:3]Z"
+    );
+    now.to_offset(time::UtcOffset::UTC)
+        .format(&f)
+        .unwrap_or_default()
+}
+
+pub fn rfc3339(now: time::OffsetDateTime) -> String {
+    now.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+impl AuditLog {
+    pub fn new(s3: aws_sdk_s3::Client, platform: &Platform) -> AuditLog {
+        AuditLog {
+            s3,
+            bucket: platform.artifact_bucket.clone(),
+            prefix: format!("{}{}/", platform.audit_prefix, platform.environment),
+        }
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    pub fn deploy_key(
+        &self,
+        model: &str,
+        alias: &str,
+        lambda_version: &str,
+        now: time::OffsetDateTime,
+    ) -> String {
+        format!(
+            "{}{model}/{alias}/{}-deploy-lv{lambda_version}.json",
+            self.prefix,
+            key_time(now)
+        )
+    }
+
+    pub fn retire_key(
+        &self,
+        model: &str,
+        alias: &str,
+        lambda_version: &str,
+        now: time::OffsetDateTime,
+    ) -> String {
+        format!(
+            "{}{model}/{alias}/{}-retire-lv{lambda_version}.json",
+            self.prefix,
+            key_time(now)
+        )
+    }
+
+    pub fn stage_key(
+        &self,
+        model: &str,
+        stage: &str,
+        lambda_version: &str,
+        now: time::OffsetDateTime,
+    ) -> String {
+        format!(
+            "{}{model}/stages/{stage}/{}-lv{lambda_version}.json",
+            self.prefix,
+            key_time(now)
+        )
+    }
+
+    pub fn gc_key(&self, model: &str, lambda_version: &str, now: time::OffsetDateTime) -> String {
+        format!(
+            "{}{model}/gc/{}-lv{lambda_version}.json",
+            self.prefix,
+            key_time(now)
+        )
+    }
+
+    pub fn unlock_key(&self, now: time::OffsetDateTime) -> String {
+        format!("{}unlock/{}.json", self.prefix, key_time(now))
+    }
+
+    /// Writes a record; an existing object at the key is an error, never overwritten.
+    pub async fn write(&self, key: &str, record: &AuditRecord) -> Result<(), AuditError> {
+        let body = serde_json::to_vec_pretty(record).unwrap_or_default();
+        let put = self
+            .s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .if_none_match("*")
+            .content_type("application/json")
+            .body(ByteStream::from(body))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(()),
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => {
+                Err(AuditError::Exists {
+                    bucket: self.bucket.clone(),
+                    key: key.into(),
+                })
+            }
+            Err(e) => Err(AuditError::S3 {
+                bucket: self.bucket.clone(),
+                key: key.into(),
+                reason: crate::aws::describe_sdk_error(&e),
+            }),
+        }
+    }
+
+    /// Deploy and retire events of a model's version aliases, oldest first.
+    pub async fn version_events(&self, model: &str) -> Result<Vec<AuditEvent>, AuditError> {
+        let prefix = format!("{}{model}/v", self.prefix);
+        let mut keys = Vec::new();
+        let mut pages = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AuditError::S3 {
+                bucket: self.bucket.clone(),
+                key: prefix.clone(),
+                reason: crate::aws::describe_sdk_error(&e),
+            })?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key())
+                    .map(|k| k[prefix.len() - 1..].to_string()),
+            );
+        }
+        let mut events: Vec<(String, AuditEvent)> =
+            keys.iter().filter_map(|k| parse_version_key(k)).collect();
+        events.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(events.into_iter().map(|(_, e)| e).collect())
+    }
+}
+
+/// `v<N>/<time>-deploy-lv<L>.json` → (time, event).
+fn parse_version_key(rel: &str) -> Option<(String, AuditEvent)> {
+    let (alias, file) = rel.split_once('/')?;
+    let stem = file.strip_suffix(".json")?;
+    let (time, rest) = stem.split_once('-')?;
+    let (kind, lv) = rest.split_once("-lv")?;
+    let (alias, lambda_version) = (alias.to_string(), lv.to_string());
+    let event = match kind {
+        "deploy" => AuditEvent::Deploy {
+            alias,
+            lambda_version,
+        },
+        "retire" => AuditEvent::Retire {
+            alias,
+            lambda_version,
+        },
+        _ => return None,
+    };
+    Some((time.to_string(), event))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_keys_parse_back() {
+        assert_eq!(
+            parse_version_key("v3/20261126T081500.123Z-deploy-lv7.json"),
+            Some((
+                "20261126T081500.123Z".into(),
+                AuditEvent::Deploy {
+                    alias: "v3".into(),
+                    lambda_version: "7".into()
+                }
+            ))
+        );
+        assert_eq!(
+            parse_version_key("v3/20261126T081500.123Z-retire-lv7.json").map(|e| e.1),
+            Some(AuditEvent::Retire {
+                alias: "v3".into(),
+                lambda_version: "7".into()
+            })
+        );
+        assert_eq!(parse_version_key("v3/notes.txt"), None);
+    }
+
+    #[test]
+    fn key_times_sort_as_times() {
+        let a = key_time(time::macros::datetime!(2026-11-26 08:15:00.5 UTC));
+        let b = key_time(time::macros::datetime!(2026-11-26 10:00:00 UTC));
+        assert_eq!(a, "20261126T081500.500Z");
+        assert!(a < b);
+    }
+}

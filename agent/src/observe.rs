@@ -1,1 +1,162 @@
-//! (arrives with its issue)
+//! Observed state of one model function: published versions (with the spec hash each description carries),
+//! aliases with their routing, and what the audit prefix recorded for each version alias. Three paginated reads.
+use std::collections::BTreeMap;
+
+use aws_sdk_lambda::error::ProvideErrorMetadata;
+use serde::Serialize;
+
+use crate::audit::{AuditEvent, AuditLog};
+use crate::aws::describe_sdk_error;
+use crate::spec::parse_version_description;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObservedVersion {
+    pub number: String,
+    pub description: String,
+    pub code_sha256: String,
+    pub role: Option<String>,
+    /// (spec hash, model, registry version) when Ferry published it.
+    pub ferry: Option<(String, String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObservedAlias {
+    pub name: String,
+    pub function_version: String,
+    /// Extra version → share of traffic (a canary).
+    pub additional: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ObservedFunction {
+    pub function_name: String,
+    pub versions: BTreeMap<String, ObservedVersion>,
+    pub aliases: BTreeMap<String, ObservedAlias>,
+    /// Version alias (`v<N>`) → the Lambda version its newest audit record says it was deployed at
+    /// (absent when there is none, or when the newest record is a retirement).
+    pub recorded: BTreeMap<String, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ObserveError {
+    #[error("{function}: {call} failed: {reason}")]
+    Lambda {
+        function: String,
+        call: &'static str,
+        reason: String,
+    },
+    #[error("{function}: does not exist; create it with the Terraform model-function module first")]
+    NoFunction { function: String },
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
+}
+
+impl ObservedFunction {
+    /// Lambda versions referenced by any alias, main or weighted.
+    pub fn referenced_versions(&self) -> std::collections::BTreeSet<String> {
+        self.aliases
+            .values()
+            .flat_map(|a| {
+                std::iter::once(a.function_version.clone()).chain(a.additional.keys().cloned())
+            })
+            .collect()
+    }
+
+    /// A published version carrying exactly this spec hash, for reuse after an interrupted deploy.
+    pub fn version_with_hash(&self, hash: &str) -> Option<&ObservedVersion> {
+        self.versions
+            .values()
+            .find(|v| v.ferry.as_ref().is_some_and(|(h, _, _)| h == hash))
+    }
+}
+
+pub async fn observe(
+    lambda: &aws_sdk_lambda::Client,
+    audit: &AuditLog,
+    model: &str,
+    function: &str,
+) -> Result<ObservedFunction, ObserveError> {
+    let err = |call: &'static str, reason: String| ObserveError::Lambda {
+        function: function.into(),
+        call,
+        reason,
+    };
+    let mut versions = BTreeMap::new();
+    let mut pages = lambda
+        .list_versions_by_function()
+        .function_name(function)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = match page {
+            Ok(p) => p,
+            Err(e) if e.code() == Some("ResourceNotFoundException") => {
+                return Err(ObserveError::NoFunction {
+                    function: function.into(),
+                });
+            }
+            Err(e) => return Err(err("ListVersionsByFunction", describe_sdk_error(&e))),
+        };
+        for v in page.versions() {
+            let Some(number) = v.version().filter(|n| *n != "$LATEST") else {
+                continue;
+            };
+            let description = v.description().unwrap_or_default().to_string();
+            let ferry = parse_version_description(&description)
+                .map(|(h, m, n)| (h.into(), m.into(), n.into()));
+            versions.insert(
+                number.to_string(),
+                ObservedVersion {
+                    number: number.to_string(),
+                    description,
+                    code_sha256: v.code_sha256().unwrap_or_default().to_string(),
+                    role: v.role().map(str::to_string),
+                    ferry,
+                },
+            );
+        }
+    }
+    let mut aliases = BTreeMap::new();
+    let mut pages = lambda
+        .list_aliases()
+        .function_name(function)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| err("ListAliases", describe_sdk_error(&e)))?;
+        for a in page.aliases() {
+            let (Some(name), Some(fv)) = (a.name(), a.function_version()) else {
+                continue;
+            };
+            let additional = a
+                .routing_config()
+                .and_then(|r| r.additional_version_weights())
+                .map(|w| w.iter().map(|(k, v)| (k.clone(), *v)).collect())
+                .unwrap_or_default();
+            aliases.insert(
+                name.to_string(),
+                ObservedAlias {
+                    name: name.into(),
+                    function_version: fv.into(),
+                    additional,
+                },
+            );
+        }
+    }
+    let mut recorded = BTreeMap::new();
+    for event in audit.version_events(model).await? {
+        match event {
+            AuditEvent::Deploy {
+                alias,
+                lambda_version,
+            } => recorded.insert(alias, lambda_version),
+            AuditEvent::Retire { alias, .. } => recorded.remove(&alias),
+        };
+    }
+    Ok(ObservedFunction {
+        function_name: function.into(),
+        versions,
+        aliases,
+        recorded,
+    })
+}

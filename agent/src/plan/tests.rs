@@ -1,0 +1,302 @@
+//! The plan on its own: desired specs against observed state, no I/O.
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::approval::Approval;
+use crate::observe::{ObservedAlias, ObservedVersion};
+use crate::spec::ArtifactRef;
+
+fn spec(version: &str, memory_mb: u32) -> FunctionSpec {
+    FunctionSpec {
+        model: "risk".into(),
+        registered_model: "risk".into(),
+        version: version.into(),
+        function_name: "f".into(),
+        alias: format!("v{version}"),
+        description: "d".into(),
+        memory_mb,
+        timeout_s: 30,
+        ephemeral_storage_mb: 512,
+        environment: BTreeMap::new(),
+        layers: vec![],
+        efs_path: format!("/mnt/models/risk/{version}"),
+        artifact: ArtifactRef {
+            source: "s3://b/p".into(),
+            expected_digest: None,
+        },
+        approval: Approval {
+            approved_by: "qa@example.org".into(),
+            approved_at: "2026-11-01T10:00:00Z".into(),
+            ticket: "QA-1".into(),
+            artifact_sha256: None,
+        },
+        smoke_payload: None,
+        spec_hash: String::new(),
+    }
+    .seal()
+}
+
+/// Observed state where each given spec is deployed at Lambda version = its registry version, with audit records.
+fn deployed(specs: &[&FunctionSpec]) -> ObservedFunction {
+    let mut o = ObservedFunction {
+        function_name: "f".into(),
+        ..Default::default()
+    };
+    for s in specs {
+        publish(&mut o, &s.version, Some(s));
+        alias(&mut o, &s.alias, &s.version);
+        o.recorded.insert(s.alias.clone(), s.version.clone());
+    }
+    o
+}
+
+fn publish(o: &mut ObservedFunction, lv: &str, s: Option<&FunctionSpec>) {
+    let description = s
+        .map(|s| s.version_description())
+        .unwrap_or_else(|| "by hand".into());
+    let ferry = s.map(|s| (s.spec_hash.clone(), s.model.clone(), s.version.clone()));
+    o.versions.insert(
+        lv.into(),
+        ObservedVersion {
+            number: lv.into(),
+            description,
+            code_sha256: "c".into(),
+            role: None,
+            ferry,
+        },
+    );
+}
+
+fn alias(o: &mut ObservedFunction, name: &str, lv: &str) {
+    o.aliases.insert(
+        name.into(),
+        ObservedAlias {
+            name: name.into(),
+            function_version: lv.into(),
+            additional: BTreeMap::new(),
+        },
+    );
+}
+
+fn run(
+    specs: &[FunctionSpec],
+    stages: &[(&str, &str)],
+    observed: &ObservedFunction,
+    canary: Option<f64>,
+    promote: bool,
+) -> ModelPlan {
+    let approvals = ModelApprovals {
+        stages: stages
+            .iter()
+            .map(|(s, v)| (s.to_string(), v.to_string()))
+            .collect(),
+        ..Default::default()
+    };
+    plan_model(&PlanInput {
+        model: "risk",
+        specs,
+        approvals: &approvals,
+        observed,
+        canary_weight: canary,
+        promote,
+    })
+}
+
+fn kinds(plan: &ModelPlan) -> Vec<String> {
+    plan.actions
+        .iter()
+        .map(|a| {
+            let v = serde_json::to_value(a).unwrap();
+            format!(
+                "{} {}",
+                v["action"].as_str().unwrap(),
+                v.get("alias")
+                    .or(v.get("stage"))
+                    .and_then(|x| x.as_str())
+                    .unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_new_approved_version_is_created_and_deployed_ones_are_unchanged() {
+    let (s1, s2) = (spec("1", 1024), spec("2", 1024));
+    let plan = run(&[s1.clone(), s2], &[], &deployed(&[&s1]), None, false);
+    assert_eq!(kinds(&plan), ["unchanged v1", "create v2"]);
+    assert!(!plan.blocked);
+}
+
+#[test]
+fn a_catalog_change_is_pending_respec_and_never_applied() {
+    let s1 = spec("1", 1024);
+    let plan = run(&[spec("1", 2048)], &[], &deployed(&[&s1]), None, false);
+    assert_eq!(kinds(&plan), ["pending_respec v1"]);
+    assert!(!Plan::new(vec![plan]).has_changes());
+}
+
+#[test]
+fn an_alias_repointed_by_hand_is_drift_and_blocks_the_model() {
+    let (s1, s2, s3) = (spec("1", 1024), spec("2", 1024), spec("3", 1024));
+    let mut o = deployed(&[&s1, &s2]);
+    alias(&mut o, "v2", "1"); // v2 now points at v1's Lambda version
+    let plan = run(&[s1, s2, s3], &[], &o, None, false);
+    assert!(plan.blocked);
+    assert!(
+        kinds(&plan).contains(&"drift v2".to_string()),
+        "{:?}",
+        kinds(&plan)
+    );
+    assert!(kinds(&plan).contains(&"create v3".to_string()));
+    assert!(
+        !Plan::new(vec![plan]).has_changes(),
+        "drift blocks the create too"
+    );
+}
+
+#[test]
+fn an_alias_on_a_hand_published_version_is_drift() {
+    let s1 = spec("1", 1024);
+    let mut o = deployed(&[&s1]);
+    publish(&mut o, "9", None);
+    alias(&mut o, "v1", "9");
+    o.recorded.insert("v1".into(), "9".into());
+    let plan = run(&[s1], &[], &o, None, false);
+    let Action::Drift { reason, .. } = &plan.actions[0] else {
+        panic!("{:?}", plan.actions)
+    };
+    assert!(reason.contains("which Ferry did not publish"), "{reason}");
+}
+
+#[test]
+fn an_alias_elsewhere_than_its_audit_record_is_drift() {
+    let s1 = spec("1", 1024);
+    let mut o = deployed(&[&s1]);
+    o.recorded.insert("v1".into(), "4".into());
+    let plan = run(&[s1], &[], &o, None, false);
+    let Action::Drift { reason, .. } = &plan.actions[0] else {
+        panic!()
+    };
+    assert_eq!(
+        reason,
+        "points at Lambda version 1, the audit record says 4; left alone"
+    );
+}
+
+#[test]
+fn two_aliases_for_one_version_are_drift() {
+    let (s1, s2) = (spec("1", 1024), spec("2", 1024));
+    let mut o = deployed(&[&s1]);
+    alias(&mut o, "v2", "1");
+    let plan = run(&[s1, s2], &[], &o, None, false);
+    assert_eq!(kinds(&plan), ["drift v1", "drift v2"]);
+}
+
+#[test]
+fn a_withdrawn_approval_is_reported_and_nothing_is_removed() {
+    let (s1, s2) = (spec("1", 1024), spec("2", 1024));
+    let plan = run(&[s2.clone()], &[], &deployed(&[&s1, &s2]), None, false);
+    assert_eq!(kinds(&plan), ["unchanged v2", "revoked v1"]);
+    assert!(!Plan::new(vec![plan]).has_changes());
+}
+
+#[test]
+fn an_interrupted_run_is_finished_without_publishing_again() {
+    let (s1, s2) = (spec("1", 1024), spec("2", 1024));
+    // v2 was published (Lambda version 2) but its alias never created.
+    let mut o = deployed(&[&s1]);
+    publish(&mut o, "2", Some(&s2));
+    let plan = run(&[s1.clone(), s2.clone()], &[], &o, None, false);
+    assert!(
+        matches!(&plan.actions[1], Action::Create { reuse_lambda_version: Some(v), .. } if v == "2")
+    );
+    // The alias was created but the audit record was not written.
+    alias(&mut o, "v2", "2");
+    let plan = run(&[s1, s2], &[], &o, None, false);
+    assert_eq!(kinds(&plan), ["unchanged v1", "record_audit v2"]);
+}
+
+#[test]
+fn a_stage_moves_fully_or_as_a_canary_until_promoted() {
+    let (s1, s2) = (spec("1", 1024), spec("2", 1024));
+    let mut o = deployed(&[&s1, &s2]);
+    alias(&mut o, "production", "1");
+    let full = run(
+        &[s1.clone(), s2.clone()],
+        &[("production", "2")],
+        &o,
+        None,
+        false,
+    );
+    assert!(
+        matches!(full.actions.last(), Some(Action::StageMove { canary_weight: None, from_version: Some(f), .. }) if f == "1")
+    );
+
+    let canary = run(
+        &[s1.clone(), s2.clone()],
+        &[("production", "2")],
+        &o,
+        Some(0.1),
+        false,
+    );
+    assert!(
+        matches!(canary.actions.last(), Some(Action::StageMove { canary_weight: Some(w), .. }) if *w == 0.1)
+    );
+    // Once the canary is in place, it stays until --promote.
+    o.aliases
+        .get_mut("production")
+        .unwrap()
+        .additional
+        .insert("2".into(), 0.1);
+    let waiting = run(
+        &[s1.clone(), s2.clone()],
+        &[("production", "2")],
+        &o,
+        Some(0.1),
+        false,
+    );
+    assert!(matches!(
+        waiting.actions.last(),
+        Some(Action::StageUnchanged {
+            canary_weight: Some(_),
+            ..
+        })
+    ));
+    let promoted = run(&[s1, s2], &[("production", "2")], &o, Some(0.1), true);
+    assert!(matches!(
+        promoted.actions.last(),
+        Some(Action::StageMove {
+            canary_weight: None,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_stage_on_an_unapproved_version_is_drift() {
+    let s1 = spec("1", 1024);
+    let plan = run(
+        &[s1.clone()],
+        &[("production", "5")],
+        &deployed(&[&s1]),
+        None,
+        false,
+    );
+    assert!(plan.blocked);
+}
+
+#[test]
+fn the_text_plan_reads_like_the_style_guide() {
+    let (s1, s2) = (spec("1", 1024), spec("2", 1024));
+    let plan = Plan::new(vec![run(
+        &[s1.clone(), s2],
+        &[],
+        &deployed(&[&s1]),
+        None,
+        false,
+    )]);
+    let text = to_text(&plan);
+    assert!(text.starts_with("risk  (function f)\n  + v2           create  registry version 2, approved by qa@example.org (QA-1), spec "), "{text}");
+    assert!(text.contains("  = v1           unchanged\n"), "{text}");
+    assert!(text.ends_with("Plan: 1 to create, 0 stage move(s), 0 audit repair(s), 0 drift, 0 revoked, 0 pending re-spec. Nothing will be deleted.\n"));
+}
