@@ -3,8 +3,10 @@
 
 1. cold load: in a fresh interpreter each time (N repetitions per way, interleaved), the time of the load call
    measured inside that process, for
-     - `mlflow.pyfunc.load_model("<efs>/<model>/<version>")`  the local version folder (Ferry's way),
-     - `ferry_runtime.loader.load(..., verify=True)`          the same plus hashing the folder against its manifest,
+     - `ferry_runtime.loader.load(<efs>/<model>/<version>)`   the runtime's way: load_model on the local folder
+                                                              with MLflow's slow dependency scan replaced,
+     - the same with verify=True                              plus hashing the folder against its manifest,
+     - `mlflow.pyfunc.load_model("<efs>/<model>/<version>")`  plain MLflow on the local folder, default arguments,
      - `mlflow.pyfunc.load_model("models:/<name>/<version>")` through the local MLflow server with S3 artifacts in
        moto (the old way);
    the import of mlflow.pyfunc, the same for all three, is measured and reported apart.
@@ -45,10 +47,10 @@ t0 = time.perf_counter()
 import mlflow.pyfunc
 t1 = time.perf_counter()
 mode, uri = sys.argv[1], sys.argv[2]
-if mode == "ferry":
+if mode in ("ferry", "ferry_verified"):
     from ferry_runtime import loader, logs
     logs.set_stream(open("/dev/null", "w"))
-    model = loader.load(uri, "risk-score", sys.argv[3], verify=True).model
+    model = loader.load(uri, "risk-score", sys.argv[3], verify=mode == "ferry_verified").model
 else:
     model = mlflow.pyfunc.load_model(uri)
 t2 = time.perf_counter()
@@ -69,8 +71,8 @@ def percentile(values: list[float], q: float) -> float:
 def cold_loads(efs_folder: Path, registry_uri: str, version: str, reps: int, env: dict) -> dict:
     child_env = dict(env)
     child_env["PYTHONPATH"] = os.pathsep.join([str(RUNTIME), str(REPO / "examples" / "models")])
-    ways = {"local_folder": ("local", str(efs_folder)), "ferry_loader_verified": ("ferry", str(efs_folder)),
-            "registry_models_uri": ("registry", registry_uri)}
+    ways = {"ferry_loader": ("ferry", str(efs_folder)), "ferry_loader_verified": ("ferry_verified", str(efs_folder)),
+            "mlflow_local_folder": ("local", str(efs_folder)), "registry_models_uri": ("registry", registry_uri)}
     samples = {k: [] for k in ways}
     for rep in range(reps):
         for key, (mode, uri) in ways.items():
@@ -169,9 +171,9 @@ def run(reps: int, iterations: int, workdir: Path) -> dict:
         standins.stop_groups(st.pids)
         print(f"stopped the stand-ins (pids {', '.join(map(str, st.pids))})", flush=True)
 
-    local = cold["local_folder"]["load_ms_median"]
+    local = cold["ferry_loader"]["load_ms_median"]
     remote = cold["registry_models_uri"]["load_ms_median"]
-    imp = cold["local_folder"]["import_ms_median"]
+    imp = cold["ferry_loader"]["import_ms_median"]
     overhead = warm["handler_direct_invoke"]["p50_ms"] - warm["direct_predict"]["p50_ms"]
     overhead_http = warm["handler_http_event"]["p50_ms"] - warm["direct_predict"]["p50_ms"]
     return {
@@ -184,6 +186,7 @@ def run(reps: int, iterations: int, workdir: Path) -> dict:
         "summary": {
             "cold_load_ratio": remote / local,
             "cold_load_ratio_verified": remote / cold["ferry_loader_verified"]["load_ms_median"],
+            "cold_load_ratio_plain_mlflow_local": remote / cold["mlflow_local_folder"]["load_ms_median"],
             "cold_start_ratio_including_import": (remote + imp) / (local + imp),
             "handler_overhead_p50_ms": overhead,
             "handler_overhead_http_p50_ms": overhead_http,
@@ -200,8 +203,9 @@ def print_table(r: dict) -> None:
           f"{r['repetitions']} repetitions (median; min-max)")
     print(f"  {'way':<44} {'load ms':>9} {'min-max':>15} {'import ms':>10} {'vs models:/':>12}")
     remote = c["registry_models_uri"]["load_ms_median"]
-    rows = [("local folder  load_model(<efs>/m/v)", "local_folder"),
+    rows = [("ferry loader  (EFS folder)", "ferry_loader"),
             ("ferry loader  + manifest verified", "ferry_loader_verified"),
+            ("mlflow        load_model(<efs>/m/v), defaults", "mlflow_local_folder"),
             ("registry      load_model(models:/m/v)", "registry_models_uri")]
     for label, key in rows:
         x = c[key]
