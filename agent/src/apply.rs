@@ -1,1 +1,619 @@
-//! (arrives with its issue)
+//! Apply: walks one model's plan through Lambda, strictly one step after another for that function (a Lambda
+//! version is a snapshot of `$LATEST`):
+//!
+//! update `$LATEST` → wait until the update finished → publish the version (spec hash in its description) →
+//! smoke-invoke that version → create alias `v<N>` → write the audit record → move stage aliases.
+//!
+//! Every step is safe to repeat: a published version carrying the right hash is reused, an alias already right is
+//! left alone, an audit record is never overwritten. A failure stops that model only, and names the step.
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use aws_sdk_lambda::error::ProvideErrorMetadata;
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{
+    AliasRoutingConfiguration, Environment, EphemeralStorage, LastUpdateStatus,
+};
+use serde::Serialize;
+
+use crate::audit::{AuditLog, AuditRecord, Deployer, rfc3339};
+use crate::aws::describe_sdk_error;
+use crate::observe::ObservedFunction;
+use crate::plan::{Action, ModelPlan};
+use crate::spec::{FunctionSpec, parse_version_description};
+
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// Between polls of an update in progress, and the first back-off after a conflict.
+    pub poll_interval: Duration,
+    /// How long an update may stay `InProgress`.
+    pub update_timeout: Duration,
+    /// Attempts of a call answered `ResourceConflictException` (another update in progress).
+    pub conflict_attempts: u32,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            poll_interval: Duration::from_secs(1),
+            update_timeout: Duration::from_secs(300),
+            conflict_attempts: 8,
+        }
+    }
+}
+
+pub struct ApplyContext {
+    pub lambda: aws_sdk_lambda::Client,
+    pub audit: AuditLog,
+    pub deployer: Deployer,
+    pub environment: String,
+    pub options: ApplyOptions,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CreatedAlias {
+    pub alias: String,
+    pub version: String,
+    pub lambda_version: String,
+    pub spec_hash: String,
+    pub audit_key: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StageMoved {
+    pub stage: String,
+    pub to_version: String,
+    pub lambda_version: String,
+    pub canary_weight: Option<f64>,
+    pub audit_key: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelOutcome {
+    pub model: String,
+    pub function: String,
+    pub created: Vec<CreatedAlias>,
+    pub audits_repaired: Vec<String>,
+    pub stage_moves: Vec<StageMoved>,
+    /// The step that failed and why; everything before it is done and stays done.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{function}: {step}: {reason}")]
+pub struct StepError {
+    pub function: String,
+    pub step: &'static str,
+    pub reason: String,
+}
+
+/// Artifact digests verified on EFS, per registry version, for the audit record.
+pub type VerifiedArtifacts = BTreeMap<String, String>;
+
+pub async fn apply_model(
+    ctx: &ApplyContext,
+    plan: &ModelPlan,
+    observed: &ObservedFunction,
+    verified: &VerifiedArtifacts,
+) -> ModelOutcome {
+    let mut outcome = ModelOutcome {
+        model: plan.model.clone(),
+        function: plan.function.clone(),
+        created: vec![],
+        audits_repaired: vec![],
+        stage_moves: vec![],
+        error: None,
+    };
+    if plan.blocked {
+        outcome.error = Some("drift: nothing was changed for this model (see the plan)".into());
+        return outcome;
+    }
+    if let Err(e) = apply_actions(ctx, plan, observed, verified, &mut outcome).await {
+        outcome.error = Some(e.to_string());
+    }
+    outcome
+}
+
+async fn apply_actions(
+    ctx: &ApplyContext,
+    plan: &ModelPlan,
+    observed: &ObservedFunction,
+    verified: &VerifiedArtifacts,
+    outcome: &mut ModelOutcome,
+) -> Result<(), StepError> {
+    // Lambda version behind each version alias, as the stage moves will need it.
+    let mut alias_versions: BTreeMap<String, String> = observed
+        .aliases
+        .iter()
+        .map(|(n, a)| (n.clone(), a.function_version.clone()))
+        .collect();
+    for action in &plan.actions {
+        match action {
+            Action::Create {
+                spec,
+                reuse_lambda_version,
+                ..
+            } => {
+                let lv = match reuse_lambda_version {
+                    Some(lv) => lv.clone(),
+                    None => publish(ctx, spec).await?,
+                };
+                smoke_invoke(ctx, spec, &lv).await?;
+                create_alias(ctx, spec, &lv).await?;
+                let audit_key =
+                    write_deploy_record(ctx, spec, &lv, verified.get(&spec.version)).await?;
+                alias_versions.insert(spec.alias.clone(), lv.clone());
+                outcome.created.push(CreatedAlias {
+                    alias: spec.alias.clone(),
+                    version: spec.version.clone(),
+                    lambda_version: lv,
+                    spec_hash: spec.spec_hash.clone(),
+                    audit_key,
+                });
+            }
+            Action::RecordAudit {
+                spec,
+                lambda_version,
+                ..
+            } => {
+                write_deploy_record(ctx, spec, lambda_version, verified.get(&spec.version)).await?;
+                outcome.audits_repaired.push(spec.alias.clone());
+            }
+            Action::StageMove {
+                stage,
+                to_version,
+                canary_weight,
+                ..
+            } => {
+                let moved = move_stage(
+                    ctx,
+                    plan,
+                    observed,
+                    &alias_versions,
+                    stage,
+                    to_version,
+                    *canary_weight,
+                )
+                .await?;
+                outcome.stage_moves.push(moved);
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn step_err(function: &str, step: &'static str, reason: String) -> StepError {
+    StepError {
+        function: function.into(),
+        step,
+        reason,
+    }
+}
+
+/// Retries a call while Lambda answers `ResourceConflictException` (an update is still in progress); the SDK's
+/// retry policy does not cover that error.
+async fn on_conflict_retry<T, E, F, Fut>(
+    ctx: &ApplyContext,
+    mut call: F,
+) -> Result<T, aws_sdk_lambda::error::SdkError<E, aws_smithy_runtime_api::http::Response>>
+where
+    E: ProvideErrorMetadata,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<
+            Output = Result<
+                T,
+                aws_sdk_lambda::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
+            >,
+        >,
+{
+    let mut delay = ctx.options.poll_interval;
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Err(e)
+                if e.code() == Some("ResourceConflictException")
+                    && attempt < ctx.options.conflict_attempts =>
+            {
+                tracing::info!(
+                    attempt,
+                    "update in progress (ResourceConflictException); waiting {delay:?}"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(20));
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// update `$LATEST` → wait → publish. Returns the new Lambda version.
+async fn publish(ctx: &ApplyContext, spec: &FunctionSpec) -> Result<String, StepError> {
+    let f = spec.function_name.as_str();
+    let current = ctx
+        .lambda
+        .get_function_configuration()
+        .function_name(f)
+        .send()
+        .await
+        .map_err(|e| step_err(f, "GetFunctionConfiguration", describe_sdk_error(&e)))?;
+    let updated = on_conflict_retry(ctx, || {
+        let mut req = ctx
+            .lambda
+            .update_function_configuration()
+            .function_name(f)
+            .description(&spec.description)
+            .memory_size(spec.memory_mb as i32)
+            .timeout(spec.timeout_s as i32)
+            .ephemeral_storage(
+                EphemeralStorage::builder()
+                    .size(spec.ephemeral_storage_mb as i32)
+                    .build()
+                    .expect("size is set"),
+            )
+            .environment(
+                Environment::builder()
+                    .set_variables(Some(spec.environment.clone().into_iter().collect()))
+                    .build(),
+            )
+            .set_revision_id(current.revision_id().map(str::to_string));
+        // Layers are left as Terraform set them (the runtime layer) unless the spec names its own.
+        if !spec.layers.is_empty() {
+            req = req.set_layers(Some(spec.layers.clone()));
+        }
+        req.send()
+    })
+    .await
+    .map_err(|e| step_err(f, "UpdateFunctionConfiguration", describe_sdk_error(&e)))?;
+    let (revision_id, code_sha256) = match updated.last_update_status() {
+        Some(LastUpdateStatus::InProgress) => wait_until_updated(ctx, f).await?,
+        Some(LastUpdateStatus::Failed) => {
+            return Err(step_err(
+                f,
+                "UpdateFunctionConfiguration",
+                failed_reason(updated.last_update_status_reason()),
+            ));
+        }
+        _ => (
+            updated.revision_id().map(str::to_string),
+            updated.code_sha256().map(str::to_string),
+        ),
+    };
+    let published = on_conflict_retry(ctx, || {
+        ctx.lambda
+            .publish_version()
+            .function_name(f)
+            .description(spec.version_description())
+            .set_revision_id(revision_id.clone())
+            .set_code_sha256(code_sha256.clone())
+            .send()
+    })
+    .await
+    .map_err(|e| step_err(f, "PublishVersion", describe_sdk_error(&e)))?;
+    let lv = published.version().unwrap_or_default().to_string();
+    // Lambda answers an unchanged $LATEST with the version published from it before: make sure it is this spec.
+    match published.description().and_then(parse_version_description) {
+        Some((hash, _, _)) if hash == spec.spec_hash => Ok(lv),
+        _ => Err(step_err(
+            f,
+            "PublishVersion",
+            format!(
+                "Lambda returned version {lv} with description {:?}, not this spec's {}; was $LATEST changed meanwhile?",
+                published.description().unwrap_or_default(),
+                spec.spec_hash
+            ),
+        )),
+    }
+}
+
+fn failed_reason(reason: Option<&str>) -> String {
+    format!(
+        "the update failed: {}",
+        reason.unwrap_or("Lambda gave no reason")
+    )
+}
+
+/// Polls until `LastUpdateStatus` is `Successful`; `Failed` is an error with Lambda's reason.
+pub async fn wait_until_updated(
+    ctx: &ApplyContext,
+    function: &str,
+) -> Result<(Option<String>, Option<String>), StepError> {
+    let deadline = tokio::time::Instant::now() + ctx.options.update_timeout;
+    loop {
+        let cfg = ctx
+            .lambda
+            .get_function_configuration()
+            .function_name(function)
+            .send()
+            .await
+            .map_err(|e| step_err(function, "GetFunctionConfiguration", describe_sdk_error(&e)))?;
+        match cfg.last_update_status() {
+            Some(LastUpdateStatus::InProgress) => {}
+            Some(LastUpdateStatus::Failed) => {
+                return Err(step_err(
+                    function,
+                    "wait until updated",
+                    failed_reason(cfg.last_update_status_reason()),
+                ));
+            }
+            _ => {
+                return Ok((
+                    cfg.revision_id().map(str::to_string),
+                    cfg.code_sha256().map(str::to_string),
+                ));
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(step_err(
+                function,
+                "wait until updated",
+                format!("still InProgress after {:?}", ctx.options.update_timeout),
+            ));
+        }
+        tokio::time::sleep(ctx.options.poll_interval).await;
+    }
+}
+
+/// Invokes the new version with the model's smoke payload; a `FunctionError` or a bad status stops the model.
+async fn smoke_invoke(ctx: &ApplyContext, spec: &FunctionSpec, lv: &str) -> Result<(), StepError> {
+    let f = spec.function_name.as_str();
+    let Some(payload) = &spec.smoke_payload else {
+        tracing::info!(
+            function = f,
+            version = lv,
+            "no smoke payload in the catalog; smoke test skipped"
+        );
+        return Ok(());
+    };
+    let answer = ctx
+        .lambda
+        .invoke()
+        .function_name(f)
+        .qualifier(lv)
+        .payload(Blob::new(serde_json::to_vec(payload).unwrap_or_default()))
+        .send()
+        .await
+        .map_err(|e| step_err(f, "smoke invoke", describe_sdk_error(&e)))?;
+    let body = answer
+        .payload()
+        .map(|b| String::from_utf8_lossy(b.as_ref()).into_owned())
+        .unwrap_or_default();
+    if let Some(kind) = answer.function_error() {
+        return Err(step_err(
+            f,
+            "smoke invoke",
+            format!(
+                "version {lv} answered FunctionError {kind}: {}; no alias created",
+                body.chars().take(300).collect::<String>()
+            ),
+        ));
+    }
+    if !(200..300).contains(&answer.status_code()) {
+        return Err(step_err(
+            f,
+            "smoke invoke",
+            format!(
+                "version {lv} answered status {}; no alias created",
+                answer.status_code()
+            ),
+        ));
+    }
+    // Ferry's runtime answers errors (never raises them, so no stack trace reaches a caller): a body with
+    // `error_code`, or a `status`/`statusCode` of 400 and above, is a failed smoke test.
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) {
+        let status = ["status", "statusCode"]
+            .iter()
+            .find_map(|k| v.get(*k).and_then(|c| c.as_u64()));
+        if v.get("error_code").is_some() || status.is_some_and(|s| s >= 400) {
+            let shown: String = body.chars().take(300).collect();
+            return Err(step_err(
+                f,
+                "smoke invoke",
+                format!("version {lv} answered an error: {shown}; no alias created"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn create_alias(ctx: &ApplyContext, spec: &FunctionSpec, lv: &str) -> Result<(), StepError> {
+    let f = spec.function_name.as_str();
+    let created = ctx
+        .lambda
+        .create_alias()
+        .function_name(f)
+        .name(&spec.alias)
+        .function_version(lv)
+        .description(format!(
+            "{} v{} spec {}",
+            spec.model, spec.version, spec.spec_hash
+        ))
+        .send()
+        .await;
+    match created {
+        Ok(_) => Ok(()),
+        // Created by a run that stopped right after: fine if it points where this one would.
+        Err(e) if e.code() == Some("ResourceConflictException") => {
+            let existing = ctx
+                .lambda
+                .get_alias()
+                .function_name(f)
+                .name(&spec.alias)
+                .send()
+                .await
+                .map_err(|e| step_err(f, "GetAlias", describe_sdk_error(&e)))?;
+            if existing.function_version() == Some(lv) {
+                Ok(())
+            } else {
+                Err(step_err(
+                    f,
+                    "CreateAlias",
+                    format!(
+                        "{} appeared meanwhile at Lambda version {:?}; left alone",
+                        spec.alias,
+                        existing.function_version()
+                    ),
+                ))
+            }
+        }
+        Err(e) => Err(step_err(f, "CreateAlias", describe_sdk_error(&e))),
+    }
+}
+
+async fn write_deploy_record(
+    ctx: &ApplyContext,
+    spec: &FunctionSpec,
+    lv: &str,
+    artifact_digest: Option<&String>,
+) -> Result<String, StepError> {
+    let now = time::OffsetDateTime::now_utc();
+    let key = ctx.audit.deploy_key(&spec.model, &spec.alias, lv, now);
+    let code_sha256 = ctx
+        .lambda
+        .get_function_configuration()
+        .function_name(&spec.function_name)
+        .qualifier(lv)
+        .send()
+        .await
+        .ok()
+        .and_then(|c| c.code_sha256().map(str::to_string));
+    let record = AuditRecord {
+        event: "deploy",
+        environment: ctx.environment.clone(),
+        model: spec.model.clone(),
+        function: spec.function_name.clone(),
+        version: Some(spec.version.clone()),
+        alias: spec.alias.clone(),
+        lambda_version: lv.into(),
+        code_sha256,
+        spec_hash: Some(spec.spec_hash.clone()),
+        artifact_digest: artifact_digest
+            .cloned()
+            .or(spec.artifact.expected_digest.clone()),
+        approval: Some(spec.approval.clone()),
+        routing: None,
+        reason: None,
+        ticket: Some(spec.approval.ticket.clone()),
+        deployer: ctx.deployer.clone(),
+        time: rfc3339(now),
+    };
+    ctx.audit
+        .write(&key, &record)
+        .await
+        .map_err(|e| step_err(&spec.function_name, "audit record", e.to_string()))?;
+    Ok(key)
+}
+
+async fn move_stage(
+    ctx: &ApplyContext,
+    plan: &ModelPlan,
+    observed: &ObservedFunction,
+    alias_versions: &BTreeMap<String, String>,
+    stage: &str,
+    to_version: &str,
+    canary_weight: Option<f64>,
+) -> Result<StageMoved, StepError> {
+    let f = plan.function.as_str();
+    let target = alias_versions
+        .get(&format!("v{to_version}"))
+        .cloned()
+        .ok_or_else(|| {
+            step_err(
+                f,
+                "stage move",
+                format!("v{to_version} has no Lambda version; it was not created"),
+            )
+        })?;
+    let current = observed.aliases.get(stage);
+    // A canary keeps the old version as the alias's main one and sends a share of traffic to the new one.
+    let (main, routing) = match (canary_weight, current) {
+        (Some(w), Some(cur)) => {
+            check_same_role(observed, f, &cur.function_version, &target)?;
+            (
+                cur.function_version.clone(),
+                HashMap::from([(target.clone(), w)]),
+            )
+        }
+        _ => (target.clone(), HashMap::new()),
+    };
+    let routing_config = AliasRoutingConfiguration::builder()
+        .set_additional_version_weights(Some(routing.clone()))
+        .build();
+    let description = format!("{} stage {stage} -> v{to_version}", plan.model);
+    if current.is_some() {
+        on_conflict_retry(ctx, || {
+            ctx.lambda
+                .update_alias()
+                .function_name(f)
+                .name(stage)
+                .function_version(&main)
+                .description(&description)
+                .routing_config(routing_config.clone())
+                .send()
+        })
+        .await
+        .map_err(|e| step_err(f, "UpdateAlias", describe_sdk_error(&e)))?;
+    } else {
+        ctx.lambda
+            .create_alias()
+            .function_name(f)
+            .name(stage)
+            .function_version(&main)
+            .description(&description)
+            .send()
+            .await
+            .map_err(|e| step_err(f, "CreateAlias", describe_sdk_error(&e)))?;
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let key = ctx.audit.stage_key(&plan.model, stage, &target, now);
+    let record = AuditRecord {
+        event: "stage-move",
+        environment: ctx.environment.clone(),
+        model: plan.model.clone(),
+        function: f.into(),
+        version: Some(to_version.into()),
+        alias: stage.into(),
+        lambda_version: main.clone(),
+        code_sha256: None,
+        spec_hash: None,
+        artifact_digest: None,
+        approval: None,
+        routing: (!routing.is_empty()).then(|| routing.into_iter().collect()),
+        reason: None,
+        ticket: None,
+        deployer: ctx.deployer.clone(),
+        time: rfc3339(now),
+    };
+    ctx.audit
+        .write(&key, &record)
+        .await
+        .map_err(|e| step_err(f, "audit record", e.to_string()))?;
+    Ok(StageMoved {
+        stage: stage.into(),
+        to_version: to_version.into(),
+        lambda_version: target,
+        canary_weight,
+        audit_key: key,
+    })
+}
+
+/// Lambda splits an alias's traffic only between versions with the same execution role.
+fn check_same_role(
+    observed: &ObservedFunction,
+    f: &str,
+    a: &str,
+    b: &str,
+) -> Result<(), StepError> {
+    let role = |v: &str| observed.versions.get(v).and_then(|x| x.role.clone());
+    match (role(a), role(b)) {
+        (Some(x), Some(y)) if x != y => Err(step_err(
+            f,
+            "stage move",
+            format!(
+                "versions {a} and {b} have different execution roles ({x} vs {y}); Lambda cannot split traffic between them"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}

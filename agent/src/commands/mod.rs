@@ -6,25 +6,35 @@ use crate::catalog::{Catalog, Model};
 use crate::cli::{Cli, Command, GlobalArgs, ModelFilter};
 use crate::platform::Platform;
 
+mod deploy;
+mod gc;
 mod manifest;
+mod plan;
 mod render;
+mod retire;
+mod status;
+mod sync;
+mod unlock;
+mod verify;
 
 /// Runs a command; the value is the process exit code.
 pub async fn run(cli: Cli) -> Result<u8> {
     let g = &cli.global;
     match &cli.command {
         Command::Render(args) => render::run(g, args).await,
+        Command::Plan(args) => plan::run(g, args).await,
+        Command::Deploy(args) => deploy::run(g, args).await,
+        Command::Sync(args) => sync::run(g, args).await,
+        Command::Status(args) => status::run(g, args).await,
+        Command::Verify(args) => verify::run(g, args).await,
+        Command::Retire(args) => retire::run(g, args).await,
+        Command::Gc(args) => gc::run(g, args).await,
+        Command::Unlock(args) => unlock::run(g, args).await,
         Command::Manifest(args) => manifest::run(g, args).await,
         Command::Completions(args) => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(args.shell, &mut cmd, "ferry", &mut std::io::stdout());
             Ok(0)
-        }
-        other => {
-            let name = format!("{other:?}");
-            let name = name.split('(').next().unwrap_or("").to_lowercase();
-            eprintln!("ferry {name}: not implemented yet");
-            Ok(2)
         }
     }
 }

@@ -1,0 +1,289 @@
+//! `ferry deploy`: plan, and when there is something to do: lock, sync artifacts (verified), apply per function
+//! (functions concurrently, steps of one function in order), release the lock. A rerun after success makes no
+//! mutating call: with nothing to do, not even the lock is taken.
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use futures::StreamExt;
+use serde::Serialize;
+
+use super::plan::{desired, make_plan, observe_all};
+use super::{Inputs, print_json};
+use crate::apply::{ApplyContext, ApplyOptions, ModelOutcome, VerifiedArtifacts, apply_model};
+use crate::audit::{AuditLog, Deployer};
+use crate::aws::Clients;
+use crate::cli::{DeployArgs, GlobalArgs, OutputFormat};
+use crate::lock::DeployLock;
+use crate::plan::{Action, Plan, to_text};
+use crate::sync::{SyncOptions, SyncRequest, Syncer, invoke_sync_function};
+
+#[derive(Serialize)]
+struct DeployOutput<'a> {
+    format: u32,
+    plan: &'a Plan,
+    results: &'a [ModelOutcome],
+    sync: &'a [SyncRow],
+    ok: bool,
+}
+
+#[derive(Serialize, Clone)]
+struct SyncRow {
+    model: String,
+    version: String,
+    digest: Option<String>,
+    skipped: bool,
+    error: Option<String>,
+}
+
+pub async fn run(g: &GlobalArgs, args: &DeployArgs) -> Result<u8> {
+    let inputs = Inputs::load(g)?;
+    let desired = desired(&inputs, g, &args.filter).await?;
+    let clients = Clients::from_env(Some(&inputs.platform.region)).await;
+    let audit = AuditLog::new(clients.s3.clone(), &inputs.platform);
+    let observed = observe_all(&clients, &audit, &desired, &inputs).await?;
+    let plan = make_plan(&desired, &observed, args.promote);
+    if g.output == OutputFormat::Text {
+        print!("{}", to_text(&plan));
+    }
+    if !plan.has_changes() {
+        if g.output == OutputFormat::Json {
+            print_json(&DeployOutput {
+                format: 1,
+                plan: &plan,
+                results: &[],
+                sync: &[],
+                ok: !plan.has_drift(),
+            })?;
+        } else {
+            println!("No changes.");
+        }
+        return Ok(if plan.has_drift() { 1 } else { 0 });
+    }
+
+    let deployer = Deployer::identify(&clients.sts).await;
+    let lock = DeployLock::new(clients.s3.clone(), &inputs.platform);
+    let held = lock
+        .acquire(
+            &deployer.name(),
+            "ferry deploy",
+            Duration::from_secs(args.lock_timeout),
+        )
+        .await?;
+    // Another run may have deployed while this one waited: plan again under the lock.
+    let result = deploy_locked(g, args, &inputs, &desired, &clients, &audit, deployer).await;
+    let released = held.release().await;
+    let (plan, results, sync_rows) = result?;
+    released.context("releasing the deploy lock")?;
+
+    let ok =
+        results.iter().all(|r| r.error.is_none()) && sync_rows.iter().all(|s| s.error.is_none());
+    match g.output {
+        OutputFormat::Json => print_json(&DeployOutput {
+            format: 1,
+            plan: &plan,
+            results: &results,
+            sync: &sync_rows,
+            ok,
+        })?,
+        OutputFormat::Text => print!("{}", summary_table(&results, &sync_rows)),
+    }
+    if !ok {
+        for r in results.iter().filter(|r| r.error.is_some()) {
+            eprintln!(
+                "error: {}: {}",
+                r.model,
+                r.error.as_deref().unwrap_or_default()
+            );
+        }
+        for s in sync_rows.iter().filter(|s| s.error.is_some()) {
+            eprintln!(
+                "error: {} v{}: {}",
+                s.model,
+                s.version,
+                s.error.as_deref().unwrap_or_default()
+            );
+        }
+    }
+    Ok(if ok { 0 } else { 1 })
+}
+
+async fn deploy_locked(
+    g: &GlobalArgs,
+    args: &DeployArgs,
+    inputs: &Inputs,
+    desired: &[super::plan::Desired<'_>],
+    clients: &Clients,
+    audit: &AuditLog,
+    deployer: Deployer,
+) -> Result<(Plan, Vec<ModelOutcome>, Vec<SyncRow>)> {
+    let observed = observe_all(clients, audit, desired, inputs).await?;
+    let plan = make_plan(desired, &observed, args.promote);
+    let (verified, sync_rows) = sync_new_versions(g, args, inputs, clients, &plan).await?;
+    let ctx = ApplyContext {
+        lambda: clients.lambda.clone(),
+        audit: audit.clone(),
+        deployer,
+        environment: inputs.platform.environment.clone(),
+        options: ApplyOptions::default(),
+    };
+    let results: Vec<ModelOutcome> = futures::stream::iter(plan.models.iter().zip(&observed))
+        .map(|(model_plan, obs)| {
+            let ctx = &ctx;
+            let verified = verified.get(&model_plan.model).cloned().unwrap_or_default();
+            let failed_sync = sync_rows
+                .iter()
+                .find(|s| s.model == model_plan.model && s.error.is_some())
+                .cloned();
+            async move {
+                // A version whose artifacts are not verified on EFS is never published.
+                if let Some(s) = failed_sync {
+                    return ModelOutcome {
+                        model: model_plan.model.clone(),
+                        function: model_plan.function.clone(),
+                        created: vec![],
+                        audits_repaired: vec![],
+                        stage_moves: vec![],
+                        error: Some(format!(
+                            "sync of v{} failed; nothing was published",
+                            s.version
+                        )),
+                    };
+                }
+                if g.output == OutputFormat::Text {
+                    eprintln!("deploying {} ...", model_plan.model);
+                }
+                apply_model(ctx, model_plan, obs, &verified).await
+            }
+        })
+        .buffered(args.jobs as usize)
+        .collect()
+        .await;
+    Ok((plan, results, sync_rows))
+}
+
+/// Copies and verifies the artifacts of every version about to be created. Per model: version → digest.
+async fn sync_new_versions(
+    g: &GlobalArgs,
+    args: &DeployArgs,
+    inputs: &Inputs,
+    clients: &Clients,
+    plan: &Plan,
+) -> Result<(BTreeMap<String, VerifiedArtifacts>, Vec<SyncRow>)> {
+    let requests: Vec<SyncRequest> = plan
+        .models
+        .iter()
+        .filter(|m| !m.blocked)
+        .flat_map(|m| m.actions.iter())
+        .filter_map(|a| match a {
+            Action::Create { spec, .. } => Some(SyncRequest {
+                model: spec.model.clone(),
+                version: spec.version.clone(),
+                source: spec.artifact.source.clone(),
+                expected_digest: spec.artifact.expected_digest.clone(),
+            }),
+            _ => None,
+        })
+        .collect();
+    let efs_root = args
+        .efs_root
+        .clone()
+        .or_else(|| inputs.platform.efs.local_root.clone());
+    let syncer = efs_root.map(|root| {
+        let options = SyncOptions {
+            progress: g.output == OutputFormat::Text && !g.quiet,
+            ..SyncOptions::default()
+        };
+        Syncer::new(clients.s3.clone(), root, options)
+    });
+    let sync_function = inputs.platform.sync_function.clone();
+    if syncer.is_none() && sync_function.is_none() && !requests.is_empty() {
+        return Err(anyhow!(
+            "nowhere to sync artifacts to: pass --efs-root DIR (a host that mounts the file system), or give the platform a sync_function"
+        ));
+    }
+    let mut verified: BTreeMap<String, VerifiedArtifacts> = BTreeMap::new();
+    let mut rows = Vec::new();
+    let outcomes: Vec<_> = futures::stream::iter(requests)
+        .map(|req| {
+            let syncer = syncer.clone();
+            let sync_function = sync_function.clone();
+            async move {
+                let outcome = match (&syncer, &sync_function) {
+                    (Some(s), _) => s.sync(&req).await,
+                    (None, Some(f)) => invoke_sync_function(&clients.lambda, f, &req).await,
+                    (None, None) => unreachable!("checked above"),
+                };
+                (req, outcome)
+            }
+        })
+        .buffer_unordered(4)
+        .collect()
+        .await;
+    for (req, outcome) in outcomes {
+        match outcome {
+            Ok(o) => {
+                verified
+                    .entry(req.model.clone())
+                    .or_default()
+                    .insert(req.version.clone(), o.digest.clone());
+                rows.push(SyncRow {
+                    model: req.model,
+                    version: req.version,
+                    digest: Some(o.digest),
+                    skipped: o.skipped,
+                    error: None,
+                });
+            }
+            Err(e) => rows.push(SyncRow {
+                model: req.model,
+                version: req.version,
+                digest: None,
+                skipped: false,
+                error: Some(e.to_string()),
+            }),
+        }
+    }
+    rows.sort_by(|a, b| (&a.model, &a.version).cmp(&(&b.model, &b.version)));
+    Ok((verified, rows))
+}
+
+fn summary_table(results: &[ModelOutcome], sync: &[SyncRow]) -> String {
+    let mut out = String::from("\nMODEL            RESULT   CREATED                 STAGES\n");
+    for r in results {
+        let created = r
+            .created
+            .iter()
+            .map(|c| format!("{}→{}", c.alias, c.lambda_version))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let stages = r
+            .stage_moves
+            .iter()
+            .map(|s| format!("{}→v{}", s.stage, s.to_version))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let status = if r.error.is_some() { "FAILED" } else { "ok" };
+        out.push_str(&format!(
+            "{:<16} {:<8} {:<23} {}\n",
+            r.model,
+            status,
+            if created.is_empty() {
+                "-".into()
+            } else {
+                created
+            },
+            if stages.is_empty() {
+                "-".into()
+            } else {
+                stages
+            }
+        ));
+    }
+    let synced = sync.iter().filter(|s| s.error.is_none()).count();
+    let skipped = sync.iter().filter(|s| s.skipped).count();
+    out.push_str(&format!(
+        "Artifacts: {synced} version(s) verified on EFS ({skipped} already there).\n"
+    ));
+    out
+}

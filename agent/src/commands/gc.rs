@@ -1,0 +1,139 @@
+//! `ferry gc`: published versions that no alias references take code storage (75 GB per region). Lists them,
+//! and with `--apply` deletes them under the deploy lock, audited. An aliased version is never touched.
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use serde::Serialize;
+
+use super::{Inputs, print_json};
+use crate::audit::{AuditLog, AuditRecord, Deployer, rfc3339};
+use crate::aws::{Clients, describe_sdk_error};
+use crate::cli::{GcArgs, GlobalArgs, OutputFormat};
+use crate::lock::DeployLock;
+use crate::observe::observe;
+
+#[derive(Serialize)]
+struct Unreferenced {
+    model: String,
+    function: String,
+    lambda_versions: Vec<String>,
+    deleted: bool,
+}
+
+pub async fn run(g: &GlobalArgs, args: &GcArgs) -> Result<u8> {
+    let inputs = Inputs::load(g)?;
+    let models = inputs.catalog.select(&args.filter.models)?;
+    let clients = Clients::from_env(Some(&inputs.platform.region)).await;
+    let audit = AuditLog::new(clients.s3.clone(), &inputs.platform);
+    let mut held = None;
+    let mut deployer = Deployer::default();
+    if args.apply {
+        deployer = Deployer::identify(&clients.sts).await;
+        let lock = DeployLock::new(clients.s3.clone(), &inputs.platform);
+        held = Some(
+            lock.acquire(
+                &deployer.name(),
+                "ferry gc --apply",
+                Duration::from_secs(60),
+            )
+            .await?,
+        );
+    }
+    let result = async {
+        let mut rows = Vec::new();
+        for m in models {
+            let function = inputs
+                .platform
+                .function_name(&m.function)
+                .map_err(anyhow::Error::msg)?
+                .to_string();
+            let o = observe(&clients.lambda, &audit, &m.key, &function)
+                .await
+                .with_context(|| format!("gc of {}", m.key))?;
+            let referenced = o.referenced_versions();
+            let unreferenced: Vec<String> = o
+                .versions
+                .keys()
+                .filter(|v| !referenced.contains(*v))
+                .cloned()
+                .collect();
+            if args.apply {
+                for lv in &unreferenced {
+                    clients
+                        .lambda
+                        .delete_function()
+                        .function_name(&function)
+                        .qualifier(lv)
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            anyhow!(
+                                "{function}: DeleteFunction version {lv}: {}",
+                                describe_sdk_error(&e)
+                            )
+                        })?;
+                    let now = time::OffsetDateTime::now_utc();
+                    let record = AuditRecord {
+                        event: "gc",
+                        environment: inputs.platform.environment.clone(),
+                        model: m.key.clone(),
+                        function: function.clone(),
+                        version: o
+                            .versions
+                            .get(lv)
+                            .and_then(|v| v.ferry.as_ref())
+                            .map(|f| f.2.clone()),
+                        alias: String::new(),
+                        lambda_version: lv.clone(),
+                        code_sha256: o.versions.get(lv).map(|v| v.code_sha256.clone()),
+                        spec_hash: o
+                            .versions
+                            .get(lv)
+                            .and_then(|v| v.ferry.as_ref())
+                            .map(|f| f.0.clone()),
+                        artifact_digest: None,
+                        approval: None,
+                        routing: None,
+                        reason: Some("no alias references this version".into()),
+                        ticket: None,
+                        deployer: deployer.clone(),
+                        time: rfc3339(now),
+                    };
+                    audit.write(&audit.gc_key(&m.key, lv, now), &record).await?;
+                }
+            }
+            rows.push(Unreferenced {
+                model: m.key.clone(),
+                function,
+                lambda_versions: unreferenced,
+                deleted: args.apply,
+            });
+        }
+        Ok::<_, anyhow::Error>(rows)
+    }
+    .await;
+    if let Some(h) = held {
+        h.release().await?;
+    }
+    let rows = result?;
+    match g.output {
+        OutputFormat::Json => print_json(&rows)?,
+        OutputFormat::Text => {
+            for r in &rows {
+                let verb = if r.deleted { "deleted" } else { "unreferenced" };
+                let list = if r.lambda_versions.is_empty() {
+                    "none".into()
+                } else {
+                    r.lambda_versions.join(" ")
+                };
+                println!("{}  (function {})  {verb}: {list}", r.model, r.function);
+            }
+            if !args.apply && rows.iter().any(|r| !r.lambda_versions.is_empty()) {
+                println!(
+                    "Run `ferry gc --apply` to delete them. Aliased versions are never touched."
+                );
+            }
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,86 @@
+//! `ferry retire`: the one explicit, audited way to remove a deployed version's alias. Refused while a stage
+//! alias sends it traffic. The version itself stays published (gc removes it once nothing references it).
+use std::time::Duration;
+
+use anyhow::{Result, anyhow, bail};
+
+use super::Inputs;
+use crate::audit::{AuditLog, AuditRecord, Deployer, rfc3339};
+use crate::aws::{Clients, describe_sdk_error};
+use crate::cli::{GlobalArgs, RetireArgs};
+use crate::lock::DeployLock;
+use crate::observe::observe;
+
+pub async fn run(g: &GlobalArgs, args: &RetireArgs) -> Result<u8> {
+    if args.reason.trim().is_empty() || args.ticket.trim().is_empty() {
+        bail!("retire needs a non-empty --reason and --ticket: they go into the audit record");
+    }
+    let inputs = Inputs::load(g)?;
+    let model = inputs.catalog.select(std::slice::from_ref(&args.model))?[0];
+    let function = inputs
+        .platform
+        .function_name(&model.function)
+        .map_err(anyhow::Error::msg)?
+        .to_string();
+    let clients = Clients::from_env(Some(&inputs.platform.region)).await;
+    let audit = AuditLog::new(clients.s3.clone(), &inputs.platform);
+    let alias = format!("v{}", args.version);
+
+    let deployer = Deployer::identify(&clients.sts).await;
+    let lock = DeployLock::new(clients.s3.clone(), &inputs.platform);
+    let held = lock
+        .acquire(&deployer.name(), "ferry retire", Duration::from_secs(60))
+        .await?;
+    let result = async {
+        let observed = observe(&clients.lambda, &audit, &model.key, &function).await?;
+        let target = observed
+            .aliases
+            .get(&alias)
+            .ok_or_else(|| anyhow!("{function}: has no alias {alias}; nothing to retire"))?
+            .function_version
+            .clone();
+        for other in observed.aliases.values().filter(|a| a.name != alias) {
+            if other.function_version == target || other.additional.contains_key(&target) {
+                bail!(
+                    "{function}: stage alias {} sends traffic to {alias} (Lambda version {target}); move the stage first",
+                    other.name
+                );
+            }
+        }
+        clients
+            .lambda
+            .delete_alias()
+            .function_name(&function)
+            .name(&alias)
+            .send()
+            .await
+            .map_err(|e| anyhow!("{function}: DeleteAlias {alias}: {}", describe_sdk_error(&e)))?;
+        let now = time::OffsetDateTime::now_utc();
+        let key = audit.retire_key(&model.key, &alias, &target, now);
+        let record = AuditRecord {
+            event: "retire",
+            environment: inputs.platform.environment.clone(),
+            model: model.key.clone(),
+            function: function.clone(),
+            version: Some(args.version.clone()),
+            alias: alias.clone(),
+            lambda_version: target.clone(),
+            code_sha256: None,
+            spec_hash: None,
+            artifact_digest: None,
+            approval: None,
+            routing: None,
+            reason: Some(args.reason.clone()),
+            ticket: Some(args.ticket.clone()),
+            deployer: deployer.clone(),
+            time: rfc3339(now),
+        };
+        audit.write(&key, &record).await?;
+        println!("retired {} {alias} (was Lambda version {target}); audit s3://{}/{key}", model.key, audit.bucket());
+        println!("note: while the registry still approves version {}, the next deploy creates {alias} again", args.version);
+        Ok(0)
+    }
+    .await;
+    held.release().await?;
+    result
+}

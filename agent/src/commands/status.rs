@@ -1,0 +1,127 @@
+//! `ferry status`: what is live per model function: version aliases, the Lambda version and spec behind each,
+//! stage aliases with their traffic split.
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use super::{Inputs, print_json};
+use crate::audit::AuditLog;
+use crate::aws::Clients;
+use crate::cli::{GlobalArgs, ModelFilter, OutputFormat};
+use crate::observe::{ObservedFunction, observe};
+
+#[derive(Serialize)]
+struct ModelStatus {
+    model: String,
+    function: String,
+    aliases: Vec<AliasStatus>,
+    unreferenced_versions: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct AliasStatus {
+    alias: String,
+    lambda_version: String,
+    registry_version: Option<String>,
+    spec_hash: Option<String>,
+    additional_weights: std::collections::BTreeMap<String, f64>,
+    audited: bool,
+}
+
+pub async fn run(g: &GlobalArgs, filter: &ModelFilter) -> Result<u8> {
+    let inputs = Inputs::load(g)?;
+    let models = inputs.catalog.select(&filter.models)?;
+    let clients = Clients::from_env(Some(&inputs.platform.region)).await;
+    let audit = AuditLog::new(clients.s3.clone(), &inputs.platform);
+    let mut out = Vec::new();
+    for m in models {
+        let function = inputs
+            .platform
+            .function_name(&m.function)
+            .map_err(anyhow::Error::msg)?;
+        let o = observe(&clients.lambda, &audit, &m.key, function)
+            .await
+            .with_context(|| format!("status of {}", m.key))?;
+        out.push(model_status(&m.key, &o));
+    }
+    match g.output {
+        OutputFormat::Json => print_json(&out)?,
+        OutputFormat::Text => print!("{}", to_text(&out)),
+    }
+    Ok(0)
+}
+
+fn model_status(model: &str, o: &ObservedFunction) -> ModelStatus {
+    let referenced = o.referenced_versions();
+    let aliases = o
+        .aliases
+        .values()
+        .map(|a| {
+            let ferry = o
+                .versions
+                .get(&a.function_version)
+                .and_then(|v| v.ferry.clone());
+            AliasStatus {
+                alias: a.name.clone(),
+                lambda_version: a.function_version.clone(),
+                registry_version: ferry.as_ref().map(|f| f.2.clone()),
+                spec_hash: ferry.map(|f| f.0),
+                additional_weights: a.additional.clone(),
+                audited: o.recorded.get(&a.name) == Some(&a.function_version),
+            }
+        })
+        .collect();
+    ModelStatus {
+        model: model.into(),
+        function: o.function_name.clone(),
+        aliases,
+        unreferenced_versions: o
+            .versions
+            .keys()
+            .filter(|v| !referenced.contains(*v))
+            .cloned()
+            .collect(),
+    }
+}
+
+fn to_text(models: &[ModelStatus]) -> String {
+    let mut out = String::new();
+    for m in models {
+        out.push_str(&format!("{}  (function {})\n", m.model, m.function));
+        if m.aliases.is_empty() {
+            out.push_str("  nothing deployed\n");
+        }
+        for a in &m.aliases {
+            let target = a
+                .registry_version
+                .as_ref()
+                .map(|v| format!("registry v{v}"))
+                .unwrap_or_else(|| "not published by Ferry".into());
+            let split = a
+                .additional_weights
+                .iter()
+                .map(|(v, w)| format!(", {:.0}% on Lambda version {v}", w * 100.0))
+                .collect::<String>();
+            let spec = a
+                .spec_hash
+                .as_ref()
+                .map(|h| format!("  spec {}…", &h[..12]))
+                .unwrap_or_default();
+            let audited = if a.alias.starts_with('v') && !a.audited {
+                "  (no audit record)"
+            } else {
+                ""
+            };
+            out.push_str(&format!(
+                "  {:<12} -> Lambda version {:<4} {target}{split}{spec}{audited}\n",
+                a.alias, a.lambda_version
+            ));
+        }
+        if !m.unreferenced_versions.is_empty() {
+            out.push_str(&format!(
+                "  unreferenced versions: {} (`ferry gc` lists them)\n",
+                m.unreferenced_versions.join(" ")
+            ));
+        }
+    }
+    out
+}

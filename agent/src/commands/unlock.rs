@@ -1,0 +1,51 @@
+//! `ferry unlock --force --reason`: removes a stale deploy lock (its run is gone) and records who did it and why.
+use anyhow::{Result, bail};
+
+use crate::audit::{AuditLog, AuditRecord, Deployer, rfc3339};
+use crate::aws::Clients;
+use crate::cli::{GlobalArgs, UnlockArgs};
+use crate::lock::DeployLock;
+
+pub async fn run(g: &GlobalArgs, args: &UnlockArgs) -> Result<u8> {
+    if args.reason.trim().is_empty() {
+        bail!("unlock needs a non-empty --reason: it goes into the audit record");
+    }
+    let platform = crate::platform::Platform::load(g.platform.as_deref())?;
+    let clients = Clients::from_env(Some(&platform.region)).await;
+    let lock = DeployLock::new(clients.s3.clone(), &platform);
+    let removed = lock.force_remove().await?;
+    let deployer = Deployer::identify(&clients.sts).await;
+    let audit = AuditLog::new(clients.s3.clone(), &platform);
+    let now = time::OffsetDateTime::now_utc();
+    let key = audit.unlock_key(now);
+    let record = AuditRecord {
+        event: "unlock",
+        environment: platform.environment.clone(),
+        model: String::new(),
+        function: String::new(),
+        version: None,
+        alias: String::new(),
+        lambda_version: String::new(),
+        code_sha256: None,
+        spec_hash: None,
+        artifact_digest: None,
+        approval: None,
+        routing: None,
+        reason: Some(format!(
+            "{} (removed lock of {}, run {}, since {})",
+            args.reason, removed.holder, removed.run_id, removed.started_at
+        )),
+        ticket: None,
+        deployer,
+        time: rfc3339(now),
+    };
+    audit.write(&key, &record).await?;
+    println!(
+        "removed lock {} held by {} since {}; audit s3://{}/{key}",
+        lock.location(),
+        removed.holder,
+        removed.started_at,
+        audit.bucket()
+    );
+    Ok(0)
+}

@@ -1,0 +1,155 @@
+//! `ferry verify`: proves that what is live is what was approved and recorded. For every version alias: it points
+//! at a version Ferry published for that model version, the audit record says the same Lambda version, and (with
+//! `--efs-root`) the version's EFS folder still matches its manifest, file by file.
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use super::{Inputs, print_json};
+use crate::audit::AuditLog;
+use crate::aws::Clients;
+use crate::cli::{GlobalArgs, OutputFormat, VerifyArgs};
+use crate::manifest::{ArtifactManifest, MANIFEST_FILE, scan_dir};
+use crate::observe::{ObservedFunction, observe};
+
+#[derive(Serialize)]
+struct Finding {
+    model: String,
+    alias: String,
+    ok: bool,
+    detail: String,
+}
+
+pub async fn run(g: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
+    let inputs = Inputs::load(g)?;
+    let models = inputs.catalog.select(&args.filter.models)?;
+    let clients = Clients::from_env(Some(&inputs.platform.region)).await;
+    let audit = AuditLog::new(clients.s3.clone(), &inputs.platform);
+    let efs_root = args
+        .efs_root
+        .clone()
+        .or_else(|| inputs.platform.efs.local_root.clone());
+    let mut findings = Vec::new();
+    for m in models {
+        let function = inputs
+            .platform
+            .function_name(&m.function)
+            .map_err(anyhow::Error::msg)?;
+        let o = observe(&clients.lambda, &audit, &m.key, function)
+            .await
+            .with_context(|| format!("verify of {}", m.key))?;
+        findings.extend(check_model(&m.key, &o, efs_root.as_deref()));
+    }
+    let ok = findings.iter().all(|f| f.ok);
+    match g.output {
+        OutputFormat::Json => print_json(&findings)?,
+        OutputFormat::Text => {
+            for f in &findings {
+                println!(
+                    "{} {:<14} {:<6} {}",
+                    if f.ok { "ok  " } else { "FAIL" },
+                    f.model,
+                    f.alias,
+                    f.detail
+                );
+            }
+            println!(
+                "{} alias(es) checked, {} problem(s).",
+                findings.len(),
+                findings.iter().filter(|f| !f.ok).count()
+            );
+        }
+    }
+    Ok(if ok { 0 } else { 1 })
+}
+
+fn check_model(model: &str, o: &ObservedFunction, efs_root: Option<&Path>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for a in o
+        .aliases
+        .values()
+        .filter(|a| a.name.starts_with('v') && a.name[1..].parse::<u64>().is_ok())
+    {
+        let finding = |ok: bool, detail: String| Finding {
+            model: model.into(),
+            alias: a.name.clone(),
+            ok,
+            detail,
+        };
+        let version = &a.name[1..];
+        let Some((hash, m, v)) = o
+            .versions
+            .get(&a.function_version)
+            .and_then(|x| x.ferry.clone())
+        else {
+            out.push(finding(
+                false,
+                format!(
+                    "Lambda version {} was not published by Ferry",
+                    a.function_version
+                ),
+            ));
+            continue;
+        };
+        if m != model || v != version {
+            out.push(finding(
+                false,
+                format!(
+                    "Lambda version {} was published for {m} v{v}",
+                    a.function_version
+                ),
+            ));
+            continue;
+        }
+        if o.recorded.get(&a.name) != Some(&a.function_version) {
+            out.push(finding(
+                false,
+                format!(
+                    "points at Lambda version {}, the audit record says {}",
+                    a.function_version,
+                    o.recorded
+                        .get(&a.name)
+                        .map(String::as_str)
+                        .unwrap_or("nothing")
+                ),
+            ));
+            continue;
+        }
+        let efs = match efs_root {
+            Some(root) => match check_folder(&root.join(model).join(version)) {
+                Ok(digest) => format!(", EFS folder verified (digest {}…)", &digest[..12]),
+                Err(e) => {
+                    out.push(finding(false, e));
+                    continue;
+                }
+            },
+            None => String::new(),
+        };
+        out.push(finding(
+            true,
+            format!(
+                "Lambda version {}, spec {}…, audited{efs}",
+                a.function_version,
+                &hash[..12]
+            ),
+        ));
+    }
+    out
+}
+
+/// Re-hashes a version folder against its manifest.
+fn check_folder(dir: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(dir.join(MANIFEST_FILE))
+        .map_err(|e| format!("{}: no readable manifest: {e}", dir.display()))?;
+    let manifest = ArtifactManifest::parse(&text)
+        .map_err(|e| format!("{}/{MANIFEST_FILE} {e}", dir.display()))?;
+    let files = scan_dir(dir)?;
+    if files != manifest.files {
+        return Err(format!(
+            "{}: files differ from the manifest (changed, added or removed)",
+            dir.display()
+        ));
+    }
+    Ok(manifest.digest)
+}
