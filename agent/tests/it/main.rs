@@ -3,5 +3,7 @@
 mod harness;
 
 mod cli;
+mod deploy;
 mod registry;
 mod render;
+mod sync;

@@ -1,0 +1,477 @@
+//! `ferry plan` / `ferry deploy` against moto and a real MLflow registry: every approved version behind its own
+//! alias, nothing live ever changed, reruns make no mutating call, drift and failures stop before any change.
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use predicates::prelude::*;
+
+use crate::harness::{BUCKET, Env, http_request};
+
+const RISK_FN: &str = "ferry-test-risk-score";
+const READM_FN: &str = "ferry-test-readmission";
+
+struct Fixture {
+    env: Env,
+    catalog: PathBuf,
+    platform: PathBuf,
+    risk: String,
+}
+
+impl Fixture {
+    /// Two models; `risk` gets 3 versions (1 and 2 approved, `production` on 2), readmission 2 (1 approved).
+    fn new(tag: &str, catalog_extra: &str) -> Fixture {
+        let env = Env::new();
+        env.export();
+        let risk = format!("{tag}-risk");
+        let readm = format!("{tag}-readm");
+        env.register("risk-score", &risk, 3, &[1, 2], &[("production", 2)]);
+        env.register("readmission", &readm, 2, &[1], &[]);
+        env.write("smoke/risk-score.json", r#"{"dataframe_split": {"columns": ["age", "systolic_bp", "cholesterol", "bmi"], "data": [[63, 148, 240, 31.5]]}}"#);
+        let catalog = env.write(
+            "ferry.toml",
+            &format!(
+                "[registry]\nsource = \"mlflow\"\n[defaults]\nstages = [\"production\"]\n\
+                 [models.risk-score]\nregistered_model = \"{risk}\"\nsmoke = {{ payload = \"smoke/risk-score.json\" }}\n{catalog_extra}\n\
+                 [models.readmission]\nregistered_model = \"{readm}\"\n"
+            ),
+        );
+        let platform = env.platform(&[("risk-score", RISK_FN), ("readmission", READM_FN)]);
+        env.python(&[
+            "tools/local_platform.py",
+            "--platform",
+            platform.to_str().unwrap(),
+        ]);
+        Fixture {
+            env,
+            catalog,
+            platform,
+            risk,
+        }
+    }
+
+    fn ferry(&self, args: &[&str]) -> assert_cmd::Command {
+        let mut cmd = self.env.ferry();
+        cmd.arg("--catalog")
+            .arg(&self.catalog)
+            .arg("--platform")
+            .arg(&self.platform)
+            .args(args);
+        cmd
+    }
+}
+
+async fn lambda() -> aws_sdk_lambda::Client {
+    ferry::aws::Clients::from_env(Some("us-east-1"))
+        .await
+        .lambda
+}
+
+async fn aliases(function: &str) -> BTreeMap<String, (String, BTreeMap<String, f64>)> {
+    let out = lambda()
+        .await
+        .list_aliases()
+        .function_name(function)
+        .send()
+        .await
+        .unwrap();
+    out.aliases()
+        .iter()
+        .map(|a| {
+            let weights = a
+                .routing_config()
+                .and_then(|r| r.additional_version_weights())
+                .map(|w| w.iter().map(|(k, v)| (k.clone(), *v)).collect())
+                .unwrap_or_default();
+            (
+                a.name().unwrap().to_string(),
+                (a.function_version().unwrap().to_string(), weights),
+            )
+        })
+        .collect()
+}
+
+async fn audit_keys() -> Vec<String> {
+    let s3 = ferry::aws::s3_client(&ferry::aws::sdk_config(Some("us-east-1")).await);
+    let out = s3
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix("ferry/")
+        .send()
+        .await
+        .unwrap();
+    out.contents()
+        .iter()
+        .filter_map(|o| o.key())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Runs `f` with moto's request recorder on; returns the mutating requests (anything but GET/HEAD) it saw.
+fn mutating_calls(env: &Env, f: impl FnOnce()) -> Vec<String> {
+    let moto = &env.stack.moto_url;
+    http_request(
+        "POST",
+        &format!("{moto}/moto-api/recorder/reset-recording"),
+        "",
+    )
+    .unwrap();
+    http_request(
+        "POST",
+        &format!("{moto}/moto-api/recorder/start-recording"),
+        "",
+    )
+    .unwrap();
+    f();
+    http_request(
+        "POST",
+        &format!("{moto}/moto-api/recorder/stop-recording"),
+        "",
+    )
+    .unwrap();
+    let (_, body) = http_request(
+        "GET",
+        &format!("{moto}/moto-api/recorder/download-recording"),
+        "",
+    )
+    .unwrap();
+    body.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| !matches!(r["method"].as_str(), Some("GET") | Some("HEAD")))
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["method"].as_str().unwrap_or(""),
+                r["path"].as_str().unwrap_or("")
+            )
+        })
+        .filter(|l| !l.contains("/moto-api/"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_approved_version_gets_its_own_alias_and_nothing_live_ever_changes() {
+    let fx = Fixture::new("deploy-main", "");
+
+    // Given a plan with three new aliases and a stage, when deployed:
+    fx.ferry(&["plan", "--detailed-exitcode"])
+        .assert()
+        .code(2)
+        .stdout(predicate::str::contains("+ v2"));
+    fx.ferry(&["deploy"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "Artifacts: 3 version(s) verified on EFS",
+        ));
+
+    // Then every approved version is live behind its own alias, stage aliases mirror the registry.
+    let risk = aliases(RISK_FN).await;
+    assert_eq!(risk.keys().collect::<Vec<_>>(), ["production", "v1", "v2"]);
+    assert_eq!(
+        risk["production"].0, risk["v2"].0,
+        "production follows the registry alias"
+    );
+    assert_ne!(risk["v1"].0, risk["v2"].0);
+    assert_eq!(aliases(READM_FN).await.keys().collect::<Vec<_>>(), ["v1"]);
+    let v2 = lambda()
+        .await
+        .get_function_configuration()
+        .function_name(RISK_FN)
+        .qualifier(&risk["v2"].0)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        v2.description().unwrap().starts_with("ferry:"),
+        "{:?}",
+        v2.description()
+    );
+    assert!(v2.description().unwrap().ends_with(" risk-score/v2"));
+    assert_eq!(
+        v2.environment().unwrap().variables().unwrap()["FERRY_MODEL_PATH"],
+        "/mnt/models/risk-score/2"
+    );
+    let keys = audit_keys().await;
+    assert_eq!(
+        keys.iter().filter(|k| k.contains("-deploy-lv")).count(),
+        3,
+        "{keys:#?}"
+    );
+    assert_eq!(
+        keys.iter()
+            .filter(|k| k.contains("/stages/production/"))
+            .count(),
+        1
+    );
+    assert!(
+        !keys.iter().any(|k| k.starts_with("ferry/locks/")),
+        "the lock is released: {keys:#?}"
+    );
+    assert!(
+        fx.env
+            .efs_root()
+            .join("risk-score/2/.ferry-manifest.json")
+            .is_file()
+    );
+    assert!(fx.env.efs_root().join("readmission/1/MLmodel").is_file());
+
+    // When one more version is approved and deployed: exactly one new alias, everything else untouched.
+    fx.env.approve(&fx.risk, 3, &[]);
+    fx.ferry(&["plan"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("+ v3").and(predicate::str::contains("= v1 v2")));
+    fx.ferry(&["deploy"]).assert().success();
+    let after = aliases(RISK_FN).await;
+    assert_eq!(after.len(), 4);
+    for name in ["v1", "v2", "production"] {
+        assert_eq!(after[name], risk[name], "{name} was left as it was");
+    }
+
+    // A rerun after success makes no mutating call, and plan says there is nothing to do.
+    let calls = mutating_calls(&fx.env, || {
+        fx.ferry(&["deploy"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("No changes."));
+    });
+    assert!(
+        calls.is_empty(),
+        "a no-op deploy made mutating calls: {calls:#?}"
+    );
+    fx.ferry(&["plan", "--detailed-exitcode"]).assert().code(0);
+    fx.ferry(&["verify"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "4 alias(es) checked, 0 problem(s).",
+        ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alias_repointed_by_hand_is_drift_and_nothing_is_changed() {
+    let fx = Fixture::new("deploy-drift", "");
+    fx.ferry(&["deploy"]).assert().success();
+    let before = aliases(RISK_FN).await;
+    lambda()
+        .await
+        .update_alias()
+        .function_name(RISK_FN)
+        .name("v1")
+        .function_version(&before["v2"].0)
+        .send()
+        .await
+        .unwrap();
+    fx.env.approve(&fx.risk, 3, &[]);
+
+    fx.ferry(&["plan"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("! v1").and(predicate::str::contains("drift")));
+    let calls = mutating_calls(&fx.env, || {
+        fx.ferry(&["deploy"]).assert().code(1);
+    });
+    // readmission has nothing to do; risk-score is blocked by drift: no call at all.
+    assert!(calls.is_empty(), "{calls:#?}");
+    assert!(
+        !aliases(RISK_FN).await.contains_key("v3"),
+        "drift blocks the model's new version too"
+    );
+    fx.ferry(&["verify"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("FAIL"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_smoke_invoke_creates_no_alias() {
+    let fx = Fixture::new("deploy-smoke", "");
+    // moto's simple Lambda answers each invoke with the next queued response.
+    let queued = serde_json::json!({
+        "account_id": "123456789012", "region": "us-east-1",
+        "results": [r#"{"error_code": "INTERNAL_ERROR", "message": "model failed", "status": 500}"#]
+    });
+    let (status, body) = http_request(
+        "POST",
+        &format!(
+            "{}/moto-api/static/lambda-simple/response",
+            fx.env.stack.moto_url
+        ),
+        &queued.to_string(),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{body}");
+    fx.ferry(&["deploy"]).assert().code(1).stderr(
+        predicate::str::contains("smoke invoke").and(predicate::str::contains("no alias created")),
+    );
+    let risk = aliases(RISK_FN).await;
+    assert!(
+        !risk.contains_key("v1"),
+        "the first version failed its smoke test: {risk:?}"
+    );
+    assert!(
+        aliases(READM_FN).await.contains_key("v1"),
+        "the other model is deployed all the same"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stage_move_with_a_canary_weight_splits_traffic_until_promoted() {
+    let fx = Fixture::new("deploy-canary", "canary_weight = 0.1");
+    fx.ferry(&["deploy"]).assert().success();
+    let first = aliases(RISK_FN).await;
+    fx.env.approve(&fx.risk, 3, &[]);
+    fx.env.python(&["-c", &format!("from mlflow import MlflowClient; MlflowClient().set_registered_model_alias('{}', 'production', '3')", fx.risk)]);
+
+    fx.ferry(&["deploy"]).assert().success();
+    let canary = aliases(RISK_FN).await;
+    assert_eq!(
+        canary["production"].0, first["v2"].0,
+        "the old version keeps the main share"
+    );
+    assert_eq!(
+        canary["production"].1,
+        BTreeMap::from([(canary["v3"].0.clone(), 0.1)])
+    );
+    fx.ferry(&["plan", "--detailed-exitcode"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("canary  10% on v3"));
+
+    fx.ferry(&["deploy", "--promote"]).assert().success();
+    let promoted = aliases(RISK_FN).await;
+    assert_eq!(
+        promoted["production"],
+        (canary["v3"].0.clone(), BTreeMap::new())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retire_is_refused_under_a_stage_and_gc_never_touches_an_aliased_version() {
+    let fx = Fixture::new("deploy-retire", "");
+    fx.ferry(&["deploy"]).assert().success();
+    let live = aliases(RISK_FN).await;
+
+    fx.ferry(&[
+        "retire",
+        "--model",
+        "risk-score",
+        "--version",
+        "2",
+        "--reason",
+        "superseded",
+        "--ticket",
+        "QA-9",
+    ])
+    .assert()
+    .code(1)
+    .stderr(predicate::str::contains(
+        "stage alias production sends traffic to v2",
+    ));
+    fx.ferry(&[
+        "retire",
+        "--model",
+        "risk-score",
+        "--version",
+        "1",
+        "--reason",
+        "superseded",
+        "--ticket",
+        "QA-9",
+    ])
+    .assert()
+    .success();
+    assert!(!aliases(RISK_FN).await.contains_key("v1"));
+    assert!(
+        audit_keys()
+            .await
+            .iter()
+            .any(|k| k.contains("risk-score/v1/") && k.contains("-retire-lv"))
+    );
+
+    // v1's Lambda version is now unreferenced: gc lists it, and --apply deletes only it.
+    fx.ferry(&["gc"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "unreferenced: {}",
+            live["v1"].0
+        )));
+    fx.ferry(&["gc", "--apply"]).assert().success();
+    let versions = lambda()
+        .await
+        .list_versions_by_function()
+        .function_name(RISK_FN)
+        .send()
+        .await
+        .unwrap();
+    let numbers: Vec<&str> = versions
+        .versions()
+        .iter()
+        .filter_map(|v| v.version())
+        .collect();
+    assert!(!numbers.contains(&live["v1"].0.as_str()));
+    assert!(numbers.contains(&live["v2"].0.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_held_lock_makes_a_second_deploy_wait_then_fail_naming_the_holder() {
+    let fx = Fixture::new("deploy-lock", "");
+    let s3 = ferry::aws::s3_client(&ferry::aws::sdk_config(Some("us-east-1")).await);
+    let holder = r#"{"holder": "ci-runner-12", "host": "runner", "pid": 4411, "run_id": "r1", "command": "ferry deploy",
+                     "started_at": "2026-11-26T09:12:03Z", "expires_at": "2026-11-26T09:42:03Z"}"#;
+    s3.put_object()
+        .bucket(BUCKET)
+        .key("ferry/locks/test.lock")
+        .body(holder.as_bytes().to_vec().into())
+        .send()
+        .await
+        .unwrap();
+
+    fx.ferry(&["deploy", "--lock-timeout", "1"])
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains(
+                "held by ci-runner-12 (pid 4411, run r1) since 2026-11-26T09:12:03Z",
+            )
+            .and(predicate::str::contains("ferry unlock --force")),
+        );
+    assert!(
+        aliases(RISK_FN).await.is_empty(),
+        "nothing deployed without the lock"
+    );
+    fx.ferry(&["unlock", "--force", "--reason", "runner gone"])
+        .assert()
+        .success();
+    assert!(
+        audit_keys()
+            .await
+            .iter()
+            .any(|k| k.starts_with("ferry/audit/test/unlock/"))
+    );
+    fx.ferry(&["deploy"]).assert().success();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_approval_is_reported_and_its_alias_left_live() {
+    let fx = Fixture::new("deploy-revoke", "");
+    fx.ferry(&["deploy"]).assert().success();
+    fx.env.python(&[
+        "tools/registry_fixture.py",
+        "revoke",
+        "--name",
+        &fx.risk,
+        "--version",
+        "1",
+    ]);
+    let calls = mutating_calls(&fx.env, || {
+        fx.ferry(&["plan"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("! v1").and(predicate::str::contains("revoked")));
+        fx.ferry(&["deploy"]).assert().success();
+    });
+    assert!(calls.is_empty(), "{calls:#?}");
+    assert!(aliases(RISK_FN).await.contains_key("v1"));
+}
