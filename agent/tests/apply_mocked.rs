@@ -1,0 +1,423 @@
+//! What moto cannot show, with `aws-smithy-mocks`: updates still in progress, failed updates, conflicts,
+//! precondition failures, paginated answers, throttling, and a smoke invoke that answers a `FunctionError`.
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_sdk_lambda::operation::create_alias::CreateAliasOutput;
+use aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput;
+use aws_sdk_lambda::operation::invoke::InvokeOutput;
+use aws_sdk_lambda::operation::list_aliases::{ListAliasesError, ListAliasesOutput};
+use aws_sdk_lambda::operation::list_versions_by_function::ListVersionsByFunctionOutput;
+use aws_sdk_lambda::operation::publish_version::{PublishVersionError, PublishVersionOutput};
+use aws_sdk_lambda::operation::update_function_configuration::{
+    UpdateFunctionConfigurationError, UpdateFunctionConfigurationOutput,
+};
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::error::{
+    PreconditionFailedException, ResourceConflictException, TooManyRequestsException,
+};
+use aws_sdk_lambda::types::{AliasConfiguration, FunctionConfiguration, LastUpdateStatus};
+use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
+use aws_sdk_s3::operation::put_object::PutObjectOutput;
+use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use aws_smithy_types::error::ErrorMetadata;
+use ferry::apply::{ApplyContext, ApplyOptions, ModelOutcome, apply_model};
+use ferry::approval::Approval;
+use ferry::audit::{AuditLog, Deployer};
+use ferry::observe::{ObservedFunction, observe};
+use ferry::plan::{Action, ModelPlan};
+use ferry::platform::Platform;
+use ferry::spec::{ArtifactRef, FunctionSpec};
+
+const FUNCTION: &str = "ferry-prod-risk-score";
+
+fn platform() -> Platform {
+    let text = r#"{"schema_version": 1, "environment": "prod", "region": "eu-west-1", "artifact_bucket": "b",
+        "audit_prefix": "ferry/audit/", "lock_prefix": "ferry/locks/",
+        "efs": {"file_system_id": "fs-1", "inference_access_point_arn": "arn:ro", "sync_access_point_arn": "arn:rw",
+                "mount_path": "/mnt/models"},
+        "network": {"subnet_ids": ["subnet-1"], "security_group_ids": ["sg-1"]},
+        "functions": {"risk-score": "ferry-prod-risk-score"}, "sync_function": null, "http_api_id": null}"#;
+    Platform::parse(std::path::Path::new("platform.json"), text).unwrap()
+}
+
+fn spec() -> FunctionSpec {
+    FunctionSpec {
+        model: "risk-score".into(),
+        registered_model: "risk-score".into(),
+        version: "4".into(),
+        function_name: FUNCTION.into(),
+        alias: "v4".into(),
+        description: "risk-score v4".into(),
+        memory_mb: 1024,
+        timeout_s: 30,
+        ephemeral_storage_mb: 512,
+        environment: BTreeMap::from([(
+            "FERRY_MODEL_PATH".into(),
+            "/mnt/models/risk-score/4".into(),
+        )]),
+        layers: vec![],
+        efs_path: "/mnt/models/risk-score/4".into(),
+        artifact: ArtifactRef {
+            source: "s3://b/m4".into(),
+            expected_digest: None,
+        },
+        approval: Approval {
+            approved_by: "qa@example.org".into(),
+            approved_at: "2026-11-01T10:00:00Z".into(),
+            ticket: "QA-812".into(),
+            artifact_sha256: None,
+        },
+        smoke_payload: Some(serde_json::json!({"inputs": [[1, 2, 3, 4]]})),
+        spec_hash: String::new(),
+    }
+    .seal()
+}
+
+fn create_plan(spec: &FunctionSpec) -> ModelPlan {
+    ModelPlan {
+        model: "risk-score".into(),
+        function: FUNCTION.into(),
+        blocked: false,
+        actions: vec![Action::Create {
+            alias: spec.alias.clone(),
+            version: spec.version.clone(),
+            spec_hash: spec.spec_hash.clone(),
+            reuse_lambda_version: None,
+            spec: Box::new(spec.clone()),
+        }],
+    }
+}
+
+fn config(status: LastUpdateStatus, revision: &str) -> GetFunctionConfigurationOutput {
+    GetFunctionConfigurationOutput::builder()
+        .last_update_status(status)
+        .last_update_status_reason("EFS mount target not reachable")
+        .revision_id(revision)
+        .code_sha256("code-sha")
+        .build()
+}
+
+fn s3_rules() -> Vec<Rule> {
+    vec![
+        mock!(aws_sdk_s3::Client::put_object).then_output(|| PutObjectOutput::builder().build()),
+        mock!(aws_sdk_s3::Client::list_objects_v2)
+            .then_output(|| ListObjectsV2Output::builder().build()),
+    ]
+}
+
+fn context(lambda: aws_sdk_lambda::Client) -> ApplyContext {
+    let rules = s3_rules();
+    let s3 = mock_client!(aws_sdk_s3, RuleMode::MatchAny, &rules);
+    ApplyContext {
+        lambda,
+        audit: AuditLog::new(s3, &platform()),
+        deployer: Deployer::default(),
+        environment: "prod".into(),
+        options: ApplyOptions {
+            poll_interval: Duration::from_millis(1),
+            update_timeout: Duration::from_secs(5),
+            conflict_attempts: 5,
+        },
+    }
+}
+
+async fn deploy(rules: &[&Rule]) -> ModelOutcome {
+    let lambda = mock_client!(aws_sdk_lambda, RuleMode::MatchAny, rules.iter().copied());
+    let spec = spec();
+    apply_model(
+        &context(lambda),
+        &create_plan(&spec),
+        &ObservedFunction::default(),
+        &BTreeMap::new(),
+    )
+    .await
+}
+
+fn publish_ok() -> Rule {
+    let description = spec().version_description();
+    mock!(aws_sdk_lambda::Client::publish_version).then_output(move || {
+        PublishVersionOutput::builder()
+            .version("7")
+            .description(description.clone())
+            .build()
+    })
+}
+
+fn invoke_ok() -> Rule {
+    mock!(aws_sdk_lambda::Client::invoke).then_output(|| {
+        InvokeOutput::builder()
+            .status_code(200)
+            .payload(Blob::new(r#"{"predictions": [0.4]}"#))
+            .build()
+    })
+}
+
+fn alias_ok() -> Rule {
+    mock!(aws_sdk_lambda::Client::create_alias).then_output(|| {
+        CreateAliasOutput::builder()
+            .name("v4")
+            .function_version("7")
+            .build()
+    })
+}
+
+fn get_config_successful() -> Rule {
+    mock!(aws_sdk_lambda::Client::get_function_configuration)
+        .then_output(|| config(LastUpdateStatus::Successful, "r1"))
+}
+
+fn update_output(status: LastUpdateStatus) -> UpdateFunctionConfigurationOutput {
+    UpdateFunctionConfigurationOutput::builder()
+        .last_update_status(status)
+        .revision_id("r2")
+        .code_sha256("code-sha")
+        .build()
+}
+
+#[tokio::test]
+async fn an_update_in_progress_conflict_is_waited_out_then_the_version_is_published() {
+    let update = mock!(aws_sdk_lambda::Client::update_function_configuration)
+        .sequence()
+        .error(|| {
+            UpdateFunctionConfigurationError::ResourceConflictException(
+                ResourceConflictException::builder()
+                    .message("update in progress")
+                    .meta(
+                        ErrorMetadata::builder()
+                            .code("ResourceConflictException")
+                            .message("update in progress")
+                            .build(),
+                    )
+                    .build(),
+            )
+        })
+        .times(2)
+        .output(|| update_output(LastUpdateStatus::Successful))
+        .build();
+    let (get, publish, invoke, alias) = (
+        get_config_successful(),
+        publish_ok(),
+        invoke_ok(),
+        alias_ok(),
+    );
+    let outcome = deploy(&[&update, &get, &publish, &invoke, &alias]).await;
+    assert_eq!(outcome.error, None);
+    assert_eq!(outcome.created[0].lambda_version, "7");
+    assert_eq!(update.num_calls(), 3, "two conflicts, then the update");
+    assert_eq!(alias.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn publishing_waits_for_an_update_in_progress_and_uses_its_revision() {
+    let update = mock!(aws_sdk_lambda::Client::update_function_configuration)
+        .then_output(|| update_output(LastUpdateStatus::InProgress));
+    let get = mock!(aws_sdk_lambda::Client::get_function_configuration)
+        .sequence()
+        .output(|| config(LastUpdateStatus::Successful, "r1")) // before the update
+        .output(|| config(LastUpdateStatus::InProgress, "r2"))
+        .times(2)
+        .output(|| config(LastUpdateStatus::Successful, "r3"))
+        .repeatedly()
+        .build();
+    let description = spec().version_description();
+    let publish = mock!(aws_sdk_lambda::Client::publish_version)
+        .match_requests(|req| {
+            req.revision_id() == Some("r3") && req.code_sha256() == Some("code-sha")
+        })
+        .then_output(move || {
+            PublishVersionOutput::builder()
+                .version("7")
+                .description(description.clone())
+                .build()
+        });
+    let (invoke, alias) = (invoke_ok(), alias_ok());
+    let outcome = deploy(&[&update, &get, &publish, &invoke, &alias]).await;
+    assert_eq!(outcome.error, None);
+    assert_eq!(
+        publish.num_calls(),
+        1,
+        "published with the revision of the finished update"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_update_stops_the_model_with_lambdas_reason() {
+    let update = mock!(aws_sdk_lambda::Client::update_function_configuration)
+        .then_output(|| update_output(LastUpdateStatus::InProgress));
+    let get = mock!(aws_sdk_lambda::Client::get_function_configuration)
+        .sequence()
+        .output(|| config(LastUpdateStatus::Successful, "r1"))
+        .output(|| config(LastUpdateStatus::Failed, "r2"))
+        .build();
+    let (publish, invoke, alias) = (publish_ok(), invoke_ok(), alias_ok());
+    let outcome = deploy(&[&update, &get, &publish, &invoke, &alias]).await;
+    assert_eq!(
+        outcome.error.as_deref(),
+        Some(
+            "ferry-prod-risk-score: wait until updated: the update failed: EFS mount target not reachable"
+        )
+    );
+    assert_eq!(publish.num_calls(), 0);
+    assert_eq!(alias.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn a_precondition_failure_on_publish_creates_no_alias() {
+    let update = mock!(aws_sdk_lambda::Client::update_function_configuration)
+        .then_output(|| update_output(LastUpdateStatus::Successful));
+    let publish = mock!(aws_sdk_lambda::Client::publish_version).then_error(|| {
+        PublishVersionError::PreconditionFailedException(
+            PreconditionFailedException::builder()
+                .message("The Revision Id provided does not match the latest Revision Id")
+                .meta(
+                    ErrorMetadata::builder()
+                        .code("PreconditionFailedException")
+                        .message("The Revision Id provided does not match")
+                        .build(),
+                )
+                .build(),
+        )
+    });
+    let (get, invoke, alias) = (get_config_successful(), invoke_ok(), alias_ok());
+    let outcome = deploy(&[&update, &get, &publish, &invoke, &alias]).await;
+    let error = outcome.error.unwrap();
+    assert!(
+        error.starts_with("ferry-prod-risk-score: PublishVersion: PreconditionFailedException"),
+        "{error}"
+    );
+    assert_eq!(alias.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn a_smoke_invoke_answering_a_function_error_creates_no_alias() {
+    let update = mock!(aws_sdk_lambda::Client::update_function_configuration)
+        .then_output(|| update_output(LastUpdateStatus::Successful));
+    let invoke = mock!(aws_sdk_lambda::Client::invoke).then_output(|| {
+        InvokeOutput::builder()
+            .status_code(200)
+            .function_error("Unhandled")
+            .payload(Blob::new(r#"{"errorType": "ModuleNotFoundError"}"#))
+            .build()
+    });
+    let (get, publish, alias) = (get_config_successful(), publish_ok(), alias_ok());
+    let outcome = deploy(&[&update, &get, &publish, &invoke, &alias]).await;
+    let error = outcome.error.unwrap();
+    assert!(
+        error.contains("smoke invoke: version 7 answered FunctionError Unhandled"),
+        "{error}"
+    );
+    assert!(error.ends_with("no alias created"), "{error}");
+    assert_eq!(alias.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn observing_follows_every_page_and_waits_out_throttling() {
+    let s = spec();
+    let description = s.version_description();
+    let versions_page1 = mock!(aws_sdk_lambda::Client::list_versions_by_function)
+        .match_requests(|r| r.marker().is_none())
+        .then_output(|| {
+            ListVersionsByFunctionOutput::builder()
+                .versions(FunctionConfiguration::builder().version("$LATEST").build())
+                .versions(
+                    FunctionConfiguration::builder()
+                        .version("1")
+                        .description("hand-made")
+                        .build(),
+                )
+                .next_marker("page-2")
+                .build()
+        });
+    let versions_page2 = mock!(aws_sdk_lambda::Client::list_versions_by_function)
+        .match_requests(|r| r.marker() == Some("page-2"))
+        .then_output(move || {
+            ListVersionsByFunctionOutput::builder()
+                .versions(
+                    FunctionConfiguration::builder()
+                        .version("7")
+                        .description(description.clone())
+                        .build(),
+                )
+                .build()
+        });
+    let throttled = || {
+        ListAliasesError::TooManyRequestsException(
+            TooManyRequestsException::builder()
+                .message("Rate exceeded")
+                .meta(
+                    ErrorMetadata::builder()
+                        .code("TooManyRequestsException")
+                        .message("Rate exceeded")
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    let aliases_page1 = mock!(aws_sdk_lambda::Client::list_aliases)
+        .match_requests(|r| r.marker().is_none())
+        .sequence()
+        .error(throttled)
+        .times(2)
+        .output(|| {
+            ListAliasesOutput::builder()
+                .aliases(
+                    AliasConfiguration::builder()
+                        .name("v4")
+                        .function_version("7")
+                        .build(),
+                )
+                .next_marker("a2")
+                .build()
+        })
+        .build();
+    let aliases_page2 = mock!(aws_sdk_lambda::Client::list_aliases)
+        .match_requests(|r| r.marker() == Some("a2"))
+        .then_output(|| {
+            ListAliasesOutput::builder()
+                .aliases(
+                    AliasConfiguration::builder()
+                        .name("production")
+                        .function_version("7")
+                        .build(),
+                )
+                .build()
+        });
+    let lambda = mock_client!(
+        aws_sdk_lambda,
+        RuleMode::MatchAny,
+        [
+            &versions_page1,
+            &versions_page2,
+            &aliases_page1,
+            &aliases_page2
+        ],
+        |c| c.retry_config(
+            aws_sdk_lambda::config::retry::RetryConfig::standard()
+                .with_max_attempts(4)
+                .with_initial_backoff(Duration::from_millis(1))
+        )
+    );
+    let ctx = context(lambda.clone());
+    let observed = observe(&lambda, &ctx.audit, "risk-score", FUNCTION)
+        .await
+        .unwrap();
+    assert_eq!(
+        observed.versions.keys().collect::<Vec<_>>(),
+        ["1", "7"],
+        "$LATEST is not a published version"
+    );
+    assert_eq!(
+        observed.versions["7"].ferry.as_ref().map(|f| f.0.as_str()),
+        Some(s.spec_hash.as_str())
+    );
+    assert_eq!(
+        observed.aliases.keys().collect::<Vec<_>>(),
+        ["production", "v4"]
+    );
+    assert_eq!(
+        aliases_page1.num_calls(),
+        3,
+        "two throttled answers retried by the SDK, then the page"
+    );
+}
