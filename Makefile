@@ -53,8 +53,10 @@ lint-rust:
 test-rust: $(VENV)/.stamp
 	FERRY_TEST_PYTHON=$(abspath $(PY)) $(CARGO) test --locked --workspace
 
+# The demo test drives the ferry binary; the runtime tests are pure Python.
 test-python: $(VENV)/.stamp
-	$(PY) -m pytest -q tests/python runtime/tests
+	$(CARGO) build --locked -p ferry
+	$(PY) -m pytest -q -p no:cacheprovider tests/python runtime/tests
 
 # ---- local stand-ins --------------------------------------------------------------------------------------
 local-up: $(VENV)/.stamp ## start moto and MLflow on free ports; writes .ferry-local/env

@@ -14,11 +14,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
 import mlflow
 from mlflow import MlflowClient
+
+# The demo models take pandas frames on purpose (no type hints); MLflow's advice about hints is noise here.
+warnings.filterwarnings("ignore", message="Add type hints to the `predict` method")
 
 MODELS_FILE = Path(__file__).resolve().parent.parent / "examples" / "models" / "demo_models.py"
 sys.path.insert(0, str(MODELS_FILE.parent))
