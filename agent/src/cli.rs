@@ -34,7 +34,13 @@ pub struct GlobalArgs {
     )]
     pub catalog: PathBuf,
     /// The platform: `terraform output -json` of a Ferry stack, or its `ferry_platform` object
-    #[arg(long, global = true, env = "FERRY_PLATFORM", value_name = "PATH")]
+    #[arg(
+        long,
+        global = true,
+        env = "FERRY_PLATFORM",
+        hide_env_values = true,
+        value_name = "PATH"
+    )]
     pub platform: Option<PathBuf>,
     /// What to print on stdout
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
@@ -69,6 +75,11 @@ pub enum Command {
     /// Show what `deploy` would do: new aliases, stage moves, drift, revoked approvals
     Plan(PlanArgs),
     /// Sync artifacts, publish each approved version and create its alias; never touches a deployed alias
+    ///
+    /// Takes the deploy lock only when there is something to do, so a rerun after success makes no mutating
+    /// call. Models are deployed concurrently (--jobs); the steps of one function run in order: update $LATEST,
+    /// wait until updated, publish (spec hash in the description), smoke-invoke the new version, create the
+    /// alias v<N>, write the audit record, move stage aliases. Drift in a model stops that model.
     Deploy(DeployArgs),
     /// Copy approved versions' artifacts from S3 to EFS, verified and atomic
     Sync(SyncArgs),
@@ -77,6 +88,10 @@ pub enum Command {
     /// Check deployed aliases against their audit records and EFS folders against their manifests
     Verify(VerifyArgs),
     /// Delete the alias of one deployed version (explicit and audited; refused while a stage points at it)
+    ///
+    /// The only way to change a deployed alias is to retire it and deploy again. While the approval source still
+    /// approves the version, the next deploy creates the alias again (from the spec the catalog renders then):
+    /// withdraw the approval first to take a version out of service for good.
     Retire(RetireArgs),
     /// List (and with --apply delete) published Lambda versions that no alias references
     Gc(GcArgs),
