@@ -76,4 +76,4 @@ demo-down: local-down ## stop everything the demo started
 clean:
 	rm -rf $(LOCAL_DIR) target
 
--include terraform/terraform.mk runtime/runtime.mk examples/ci/ci.mk bench/bench.mk
+-include terraform/terraform.mk runtime/runtime.mk examples/ci/ci.mk bench/bench.mk bench/deploy.mk

@@ -99,7 +99,9 @@ def bin_path(name: str) -> str:
 def start_moto(workdir: Path) -> tuple[str, subprocess.Popen]:
     port = free_port()
     log = workdir / "moto.log"
-    proc = spawn([bin_path("moto_server"), "-H", "127.0.0.1", "-p", str(port)], log)
+    # Each server records into its own folder (moto's default is a file in the working directory, shared by all).
+    env = dict(os.environ, MOTO_RECORDER_FILEPATH=str(workdir / "moto_recording"))
+    proc = spawn([bin_path("moto_server"), "-H", "127.0.0.1", "-p", str(port)], log, env)
     url = f"http://127.0.0.1:{port}"
     wait_until_up(f"{url}/moto-api/", MOTO_READY_TIMEOUT_S, proc, log, "moto")
     return url, proc

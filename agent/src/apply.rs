@@ -134,14 +134,18 @@ async fn apply_actions(
                 reuse_lambda_version,
                 ..
             } => {
-                let lv = match reuse_lambda_version {
-                    Some(lv) => lv.clone(),
+                let published = match reuse_lambda_version {
+                    Some(lv) => Published {
+                        lambda_version: lv.clone(),
+                        code_sha256: observed.versions.get(lv).map(|v| v.code_sha256.clone()),
+                    },
                     None => publish(ctx, spec).await?,
                 };
+                let lv = published.lambda_version.clone();
                 smoke_invoke(ctx, spec, &lv).await?;
                 create_alias(ctx, spec, &lv).await?;
                 let audit_key =
-                    write_deploy_record(ctx, spec, &lv, verified.get(&spec.version)).await?;
+                    write_deploy_record(ctx, spec, &published, verified.get(&spec.version)).await?;
                 alias_versions.insert(spec.alias.clone(), lv.clone());
                 outcome.created.push(CreatedAlias {
                     alias: spec.alias.clone(),
@@ -156,7 +160,14 @@ async fn apply_actions(
                 lambda_version,
                 ..
             } => {
-                write_deploy_record(ctx, spec, lambda_version, verified.get(&spec.version)).await?;
+                let published = Published {
+                    lambda_version: lambda_version.clone(),
+                    code_sha256: observed
+                        .versions
+                        .get(lambda_version)
+                        .map(|v| v.code_sha256.clone()),
+                };
+                write_deploy_record(ctx, spec, &published, verified.get(&spec.version)).await?;
                 outcome.audits_repaired.push(spec.alias.clone());
             }
             Action::StageMove {
@@ -229,7 +240,13 @@ where
 }
 
 /// update `$LATEST` → wait → publish. Returns the new Lambda version.
-async fn publish(ctx: &ApplyContext, spec: &FunctionSpec) -> Result<String, StepError> {
+/// A published Lambda version, and the code it snapshots.
+struct Published {
+    lambda_version: String,
+    code_sha256: Option<String>,
+}
+
+async fn publish(ctx: &ApplyContext, spec: &FunctionSpec) -> Result<Published, StepError> {
     let f = spec.function_name.as_str();
     let current = ctx
         .lambda
@@ -294,7 +311,10 @@ async fn publish(ctx: &ApplyContext, spec: &FunctionSpec) -> Result<String, Step
     let lv = published.version().unwrap_or_default().to_string();
     // Lambda answers an unchanged $LATEST with the version published from it before: make sure it is this spec.
     match published.description().and_then(parse_version_description) {
-        Some((hash, _, _)) if hash == spec.spec_hash => Ok(lv),
+        Some((hash, _, _)) if hash == spec.spec_hash => Ok(Published {
+            lambda_version: lv,
+            code_sha256: published.code_sha256().map(str::to_string),
+        }),
         _ => Err(step_err(
             f,
             "PublishVersion",
@@ -464,20 +484,13 @@ async fn create_alias(ctx: &ApplyContext, spec: &FunctionSpec, lv: &str) -> Resu
 async fn write_deploy_record(
     ctx: &ApplyContext,
     spec: &FunctionSpec,
-    lv: &str,
+    published: &Published,
     artifact_digest: Option<&String>,
 ) -> Result<String, StepError> {
     let now = time::OffsetDateTime::now_utc();
+    let lv = published.lambda_version.as_str();
     let key = ctx.audit.deploy_key(&spec.model, &spec.alias, lv, now);
-    let code_sha256 = ctx
-        .lambda
-        .get_function_configuration()
-        .function_name(&spec.function_name)
-        .qualifier(lv)
-        .send()
-        .await
-        .ok()
-        .and_then(|c| c.code_sha256().map(str::to_string));
+    let code_sha256 = published.code_sha256.clone();
     let record = AuditRecord {
         event: "deploy",
         environment: ctx.environment.clone(),

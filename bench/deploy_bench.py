@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""`make bench-deploy`: `ferry deploy` against what a user would write instead, in one run, on one moto server.
+
+Scenario: MODELS models x VERSIONS approved versions each (default 20 x 10), approvals from a release manifest,
+tiny artifacts in moto's S3. Three contenders, each on its own set of functions in the same moto:
+  ferry   the whole `ferry deploy` process, start to exit (lock, observe, sync + verify to a temp EFS folder,
+          update, wait, publish, alias, audit record, unlock);
+  boto3   a serial script in one process: update-function-configuration, wait (get-function-configuration until
+          LastUpdateStatus=Successful), publish-version, create-alias per version;
+  awscli  a shell loop of the AWS CLI doing the same four steps per version (`aws lambda wait function-updated-v2`).
+          One CLI process per call is slow, so it runs on CLI_SAMPLE versions and the per-version time is scaled to
+          the whole set (printed as such).
+Reported: wall times and ratios, mutating calls per new version (moto's recorder), calls on a no-op rerun.
+Results: bench/results/deploy.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import boto3
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import local_platform  # noqa: E402
+import standins  # noqa: E402
+
+
+def moto_api(url: str, path: str, method: str = "POST") -> bytes:
+    req = urllib.request.Request(f"{url}/moto-api/{path}", method=method, data=b"" if method == "POST" else None)
+    with urllib.request.urlopen(req, timeout=30) as answer:
+        return answer.read()
+
+
+def recorded(url: str) -> list[dict]:
+    """moto's recording: one JSON object per request (method, url, headers, body); `path` added here."""
+    calls = [json.loads(line) for line in moto_api(url, "recorder/download-recording", "GET").decode().splitlines() if line]
+    for c in calls:
+        c["path"] = urllib.parse.urlparse(c["url"]).path
+    return calls
+
+
+def record(url: str):
+    moto_api(url, "recorder/reset-recording")
+    moto_api(url, "recorder/start-recording")
+
+
+def platform_for(prefix: str, models: int, workdir: Path) -> dict:
+    p = standins.local_platform(workdir, tuple(f"m{i:02d}" for i in range(models)))
+    p["functions"] = {m: f"{prefix}-{m}" for m in p["functions"]}
+    p["environment"] = prefix
+    return p
+
+
+def setup(workdir: Path, models: int, versions: int) -> tuple[Path, Path]:
+    """Functions for each contender, artifacts in S3, a catalog and a release manifest for ferry."""
+    s3 = boto3.client("s3")
+    for contender in ("ferry", "boto3", "awscli"):
+        local_platform.create(platform_for(f"bench-{contender}", models, workdir), os.environ["AWS_ENDPOINT_URL"])
+    lines = []
+    for i in range(models):
+        model = f"m{i:02d}"
+        lines.append(f"[models.{model}]\n")
+        for v in range(1, versions + 1):
+            prefix = f"bench/{model}/{v}/artifacts"
+            s3.put_object(Bucket=standins.BUCKET, Key=f"{prefix}/MLmodel", Body=f"model {model} v{v}\n".encode())
+            s3.put_object(Bucket=standins.BUCKET, Key=f"{prefix}/python_model.pkl", Body=os.urandom(2048))
+            lines.append(f'[[models.{model}.versions]]\nversion = "{v}"\napproved_by = "qa@example.org"\n'
+                         f'approved_at = "2026-11-01T10:00:00Z"\nticket = "QA-{v}"\n'
+                         f'artifact_uri = "s3://{standins.BUCKET}/{prefix}"\n')
+    (workdir / "releases.toml").write_text("\n".join(lines))
+    catalog = workdir / "ferry.toml"
+    catalog.write_text('[registry]\nsource = "manifest"\npath = "releases.toml"\n'
+                       + "".join(f"[models.m{i:02d}]\n" for i in range(models)))
+    (workdir / "efs").mkdir(exist_ok=True)
+    platform = workdir / "platform-ferry.json"
+    platform.write_text(json.dumps(platform_for("bench-ferry", models, workdir)))
+    return catalog, platform
+
+
+def run_ferry(ferry: Path, catalog: Path, platform: Path) -> float:
+    started = time.perf_counter()
+    proc = subprocess.run([str(ferry), "--catalog", str(catalog), "--platform", str(platform), "-q", "deploy",
+                           "--output", "json"], capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"ferry deploy failed:\n{proc.stderr[-3000:]}")
+    return elapsed
+
+
+def run_boto3(models: int, versions: int) -> float:
+    lam = boto3.client("lambda")
+    started = time.perf_counter()
+    for i in range(models):
+        fn = f"bench-boto3-m{i:02d}"
+        for v in range(1, versions + 1):
+            lam.update_function_configuration(FunctionName=fn, MemorySize=1024, Timeout=30,
+                                              Environment={"Variables": {"FERRY_MODEL_PATH": f"/mnt/models/m{i:02d}/{v}"}})
+            while lam.get_function_configuration(FunctionName=fn).get("LastUpdateStatus") == "InProgress":
+                time.sleep(0.5)
+            out = lam.publish_version(FunctionName=fn, Description=f"m{i:02d} v{v}")
+            lam.create_alias(FunctionName=fn, Name=f"v{v}", FunctionVersion=out["Version"])
+    return time.perf_counter() - started
+
+
+def run_awscli(sample: int, versions: int) -> float:
+    aws = str(Path(sys.executable).parent / "aws")
+    script = ["set -e"]
+    for k in range(sample):
+        fn, v = f"bench-awscli-m{k // versions:02d}", k % versions + 1
+        script += [
+            f"{aws} lambda update-function-configuration --function-name {fn} --memory-size 1024 --timeout 30 "
+            f"--environment 'Variables={{FERRY_MODEL_PATH=/mnt/models/m/{v}}}' >/dev/null",
+            f"{aws} lambda wait function-updated-v2 --function-name {fn}",
+            f"lv=$({aws} lambda publish-version --function-name {fn} --description v{v} --query Version --output text)",
+            f"{aws} lambda create-alias --function-name {fn} --name v{v} --function-version $lv >/dev/null",
+        ]
+    started = time.perf_counter()
+    subprocess.run(["bash", "-c", "\n".join(script)], check=True)
+    return time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ferry", type=Path, default=ROOT / "target" / "release" / "ferry")
+    parser.add_argument("--models", type=int, default=20)
+    parser.add_argument("--versions", type=int, default=10)
+    parser.add_argument("--cli-sample", type=int, default=20)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "deploy.json")
+    args = parser.parse_args(argv)
+    n = args.models * args.versions
+    with tempfile.TemporaryDirectory(prefix="ferry-bench-deploy-") as tmp:
+        workdir = Path(tmp)
+        st = standins.up(workdir / "standins", with_mlflow=False, parent_pid=os.getpid())
+        try:
+            os.environ.update(st.env())
+            catalog, platform = setup(workdir, args.models, args.versions)
+
+            record(st.moto_url)
+            t_ferry = run_ferry(args.ferry, catalog, platform)
+            moto_api(st.moto_url, "recorder/stop-recording")
+            calls = recorded(st.moto_url)
+            mutating = [c for c in calls if c["method"] not in ("GET", "HEAD")]
+            lambda_mut = [c for c in mutating if c["path"].startswith("/2015-03-31/functions")]
+            audit_puts = [c for c in mutating if "/ferry/audit/" in c["path"]]
+
+            record(st.moto_url)
+            t_noop = run_ferry(args.ferry, catalog, platform)
+            moto_api(st.moto_url, "recorder/stop-recording")
+            noop = recorded(st.moto_url)
+            noop_mutating = [c for c in noop if c["method"] not in ("GET", "HEAD")]
+
+            t_boto3 = run_boto3(args.models, args.versions)
+            t_cli_sample = run_awscli(args.cli_sample, args.versions)
+            t_cli = t_cli_sample / args.cli_sample * n
+        finally:
+            standins.stop_groups(st.pids)
+
+    result = {
+        "scenario": f"{args.models} models x {args.versions} versions = {n} new versions, one moto server",
+        "ferry_deploy_s": round(t_ferry, 2),
+        "boto3_serial_s": round(t_boto3, 2),
+        "awscli_loop_s_scaled": round(t_cli, 1),
+        "awscli_sample": {"versions": args.cli_sample, "seconds": round(t_cli_sample, 2)},
+        "ratio_vs_awscli": round(t_ferry / t_cli, 4),
+        "ratio_vs_boto3": round(t_ferry / t_boto3, 3),
+        "lambda_mutations_per_version": round(len(lambda_mut) / n, 3),
+        "audit_puts_per_version": round(len(audit_puts) / n, 3),
+        "other_mutations": len(mutating) - len(lambda_mut) - len(audit_puts),
+        "noop_rerun_s": round(t_noop, 2),
+        "noop_mutating_calls": len(noop_mutating),
+        "noop_calls_per_function": round(len(noop) / args.models, 2),
+        "targets": {"ratio_vs_awscli": "<= 0.01", "ratio_vs_boto3": "<= 0.5", "lambda_mutations_per_version": 3,
+                    "audit_puts_per_version": 1, "noop_mutating_calls": 0, "noop_calls_per_function": "<= 3"},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"""
+bench-deploy: {result['scenario']}
+  ferry deploy (whole process)     {t_ferry:8.2f} s
+  boto3, serial, one process       {t_boto3:8.2f} s    ferry / boto3  = {result['ratio_vs_boto3']}   (target <= 0.5)
+  AWS CLI loop (scaled from {args.cli_sample:>3})   {t_cli:8.1f} s    ferry / awscli = {result['ratio_vs_awscli']}  (target <= 0.01)
+  per new version: {result['lambda_mutations_per_version']} Lambda mutations, {result['audit_puts_per_version']} audit puts (targets 3 and 1); other mutations in the run: {result['other_mutations']} (lock put and delete, sts:GetCallerIdentity)
+  no-op rerun: {t_noop:.2f} s, {len(noop_mutating)} mutating calls, {result['noop_calls_per_function']} calls per function (targets 0 and <= 3)
+  results: {args.out}""")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
