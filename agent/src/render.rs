@@ -146,9 +146,11 @@ pub fn render_model(
         .as_deref()
         .map(read_smoke_payload)
         .transpose()?;
-    approvals
-        .approved
-        .iter()
+    // Sources sort their answers, but the output must not depend on it: render in version order regardless.
+    let mut approved: Vec<&ApprovedVersion> = approvals.approved.iter().collect();
+    approved.sort_by(|a, b| crate::approval::version_order(&a.version, &b.version));
+    approved
+        .into_iter()
         .map(|approved| {
             render_version(
                 templates,
@@ -334,4 +336,92 @@ fn edit_distance(a: &str, b: &str) -> usize {
 pub fn spec_file(dir: &Path, spec: &FunctionSpec) -> PathBuf {
     dir.join(&spec.model)
         .join(format!("v{}.json", spec.version))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::catalog::Catalog;
+
+    const PLATFORM: &str = r#"{"schema_version": 1, "environment": "prod", "region": "eu-west-1",
+        "artifact_bucket": "b", "audit_prefix": "ferry/audit/", "lock_prefix": "ferry/locks/",
+        "efs": {"file_system_id": "fs-1", "inference_access_point_arn": "arn:ro", "sync_access_point_arn": "arn:rw",
+                "mount_path": "/mnt/models"},
+        "network": {"subnet_ids": ["subnet-1"], "security_group_ids": ["sg-1"]},
+        "functions": {"risk-score": "ferry-prod-risk-score"}, "sync_function": null, "http_api_id": null}"#;
+
+    fn approved(version: u32) -> ApprovedVersion {
+        ApprovedVersion {
+            version: version.to_string(),
+            approval: Approval {
+                approved_by: format!("qa{version}@example.org"),
+                approved_at: "2026-11-01T10:00:00Z".into(),
+                ticket: format!("QA-{version}"),
+                artifact_sha256: None,
+            },
+            artifact_uri: format!("s3://b/m{version}"),
+        }
+    }
+
+    fn render_json(env_pairs: &[(String, String)], versions: &[u32]) -> String {
+        let mut env = String::new();
+        for (k, v) in env_pairs {
+            env.push_str(&format!("{k} = \"{v}\"\n"));
+        }
+        let catalog = Catalog::parse(
+            Path::new("ferry.toml"),
+            &format!("[registry]\nsource = \"mlflow\"\n[models.risk-score]\n[models.risk-score.environment]\n{env}"),
+        )
+        .unwrap();
+        let platform = Platform::parse(Path::new("p.json"), PLATFORM).unwrap();
+        let approvals = ModelApprovals {
+            approved: versions.iter().map(|v| approved(*v)).collect(),
+            revoked: vec![],
+            stages: BTreeMap::new(),
+        };
+        let specs = render_model(
+            &mut Templates::new(),
+            &catalog.models["risk-score"],
+            &approvals,
+            &platform,
+            Path::new("p.json"),
+        )
+        .unwrap();
+        serde_json::to_string(&specs).unwrap()
+    }
+
+    proptest! {
+        /// Whatever order the registry answers in, and whatever order the catalog lists environment variables in,
+        /// the rendered specs are byte-identical.
+        #[test]
+        fn rendering_does_not_depend_on_input_order(
+            versions in proptest::sample::subsequence((1u32..40).collect::<Vec<_>>(), 1..12),
+            env in proptest::collection::btree_map("[A-Z][A-Z0-9_]{0,8}", "[ -~]{0,12}", 0..6),
+            seed in any::<u64>(),
+        ) {
+            let env: Vec<(String, String)> = env.into_iter()
+                .filter(|(k, _)| !k.starts_with("AWS_") && !k.starts_with("FERRY_") && k != "TZ")
+                .map(|(k, v)| (k, v.replace(['\\', '"'], "")))
+                .collect();
+            let mut shuffled_versions = versions.clone();
+            let mut shuffled_env = env.clone();
+            // A cheap deterministic shuffle from the seed.
+            let n = shuffled_versions.len();
+            for i in 0..n { shuffled_versions.swap(i, (seed as usize).wrapping_mul(i + 7) % n); }
+            let m = shuffled_env.len();
+            for i in 0..m { shuffled_env.swap(i, (seed as usize).wrapping_add(i * 13) % m); }
+            prop_assert_eq!(render_json(&env, &versions), render_json(&shuffled_env, &shuffled_versions));
+        }
+    }
+
+    #[test]
+    fn values_are_json_escaped() {
+        let json = render_json(&[("GREETING".into(), "say \\\"hi\\\"\\n".into())], &[1]);
+        let specs: Vec<FunctionSpec> = serde_json::from_str(&json).unwrap();
+        assert_eq!(specs[0].environment["GREETING"], "say \"hi\"\n");
+    }
 }
