@@ -174,18 +174,16 @@ async fn apply_actions(
                 stage,
                 to_version,
                 canary_weight,
+                provisioned_concurrency,
                 ..
             } => {
-                let moved = move_stage(
-                    ctx,
-                    plan,
-                    observed,
-                    &alias_versions,
+                let step = StageMoveStep {
                     stage,
                     to_version,
-                    *canary_weight,
-                )
-                .await?;
+                    canary_weight: *canary_weight,
+                    provisioned_concurrency: *provisioned_concurrency,
+                };
+                let moved = move_stage(ctx, plan, observed, &alias_versions, &step).await?;
                 outcome.stage_moves.push(moved);
             }
             _ => {}
@@ -518,15 +516,27 @@ async fn write_deploy_record(
     Ok(key)
 }
 
+/// One stage alias to point at a version.
+struct StageMoveStep<'a> {
+    stage: &'a str,
+    to_version: &'a str,
+    canary_weight: Option<f64>,
+    provisioned_concurrency: Option<u32>,
+}
+
 async fn move_stage(
     ctx: &ApplyContext,
     plan: &ModelPlan,
     observed: &ObservedFunction,
     alias_versions: &BTreeMap<String, String>,
-    stage: &str,
-    to_version: &str,
-    canary_weight: Option<f64>,
+    step: &StageMoveStep<'_>,
 ) -> Result<StageMoved, StepError> {
+    let StageMoveStep {
+        stage,
+        to_version,
+        canary_weight,
+        provisioned_concurrency,
+    } = *step;
     let f = plan.function.as_str();
     let target = alias_versions
         .get(&format!("v{to_version}"))
@@ -602,12 +612,41 @@ async fn move_stage(
         .write(&key, &record)
         .await
         .map_err(|e| step_err(f, "audit record", e.to_string()))?;
+    if let Some(count) = provisioned_concurrency {
+        set_provisioned_concurrency(ctx, f, stage, count).await?;
+    }
     Ok(StageMoved {
         stage: stage.into(),
         to_version: to_version.into(),
         lambda_version: target,
         canary_weight,
         audit_key: key,
+    })
+}
+
+/// Provisioned concurrency on a stage alias (never on a version alias: they serve on demand).
+async fn set_provisioned_concurrency(
+    ctx: &ApplyContext,
+    function: &str,
+    stage: &str,
+    count: u32,
+) -> Result<(), StepError> {
+    on_conflict_retry(ctx, || {
+        ctx.lambda
+            .put_provisioned_concurrency_config()
+            .function_name(function)
+            .qualifier(stage)
+            .provisioned_concurrent_executions(count as i32)
+            .send()
+    })
+    .await
+    .map(|_| ())
+    .map_err(|e| {
+        step_err(
+            function,
+            "PutProvisionedConcurrencyConfig",
+            describe_sdk_error(&e),
+        )
     })
 }
 

@@ -85,6 +85,9 @@ pub struct ModelConfig {
     pub smoke: Option<Smoke>,
     /// Share of traffic a stage alias sends to its new version before `--promote` completes the move.
     pub canary_weight: Option<f64>,
+    /// Provisioned concurrency per stage alias (`{ production = 2 }`); version aliases never get any.
+    #[serde(default)]
+    pub provisioned_concurrency: BTreeMap<String, u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -130,6 +133,7 @@ pub struct Model {
     pub verify_manifest: bool,
     pub smoke_payload: Option<PathBuf>,
     pub canary_weight: Option<f64>,
+    pub provisioned_concurrency: BTreeMap<String, u32>,
 }
 
 pub const DEFAULT_MEMORY_MB: u32 = 1024;
@@ -240,6 +244,22 @@ impl Catalog {
                     format!("= {w} must be between 0 and 1 (exclusive)"),
                 ));
             }
+            for (stage, count) in &m.provisioned_concurrency {
+                if !stages.contains(stage) {
+                    return Err(invalid(
+                        field("provisioned_concurrency"),
+                        format!(
+                            "names {stage:?}, which is not one of the model's stages; only stage aliases get provisioned concurrency"
+                        ),
+                    ));
+                }
+                if *count == 0 {
+                    return Err(invalid(
+                        field("provisioned_concurrency"),
+                        format!("{stage} = 0: leave the stage out instead"),
+                    ));
+                }
+            }
             let mut environment = d.environment.clone();
             environment.extend(m.environment.clone());
             models.insert(
@@ -261,6 +281,7 @@ impl Catalog {
                     verify_manifest: m.verify_manifest.or(d.verify_manifest).unwrap_or(true),
                     smoke_payload: m.smoke.as_ref().map(|s| base.join(&s.payload)),
                     canary_weight: m.canary_weight,
+                    provisioned_concurrency: m.provisioned_concurrency.clone(),
                     key,
                 },
             );
@@ -402,6 +423,19 @@ mod tests {
             err.to_string().contains("collide with a version alias"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn provisioned_concurrency_is_for_stage_aliases_only() {
+        let ok = "[registry]\nsource = \"mlflow\"\n[models.m]\nstages = [\"production\"]\nprovisioned_concurrency = { production = 2 }\n";
+        assert_eq!(
+            parse(ok).unwrap().models["m"].provisioned_concurrency["production"],
+            2
+        );
+        let err = parse(&ok.replace("{ production = 2 }", "{ v3 = 2 }"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("models.m.provisioned_concurrency names \"v3\", which is not one of the model's stages"), "{err}");
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub enum Action {
         to_version: String,
         /// Share of traffic on the new version while the old one keeps the rest; `None` for a full move.
         canary_weight: Option<f64>,
+        /// Provisioned concurrency the catalog asks for on this stage alias.
+        provisioned_concurrency: Option<u32>,
     },
     StageUnchanged {
         stage: String,
@@ -134,6 +136,7 @@ pub struct PlanInput<'a> {
     pub approvals: &'a ModelApprovals,
     pub observed: &'a ObservedFunction,
     pub canary_weight: Option<f64>,
+    pub provisioned_concurrency: &'a BTreeMap<String, u32>,
     pub promote: bool,
 }
 
@@ -339,6 +342,7 @@ fn plan_stages(input: &PlanInput) -> Vec<Action> {
             from_version,
             to_version: to_version.clone(),
             canary_weight: canary,
+            provisioned_concurrency: input.provisioned_concurrency.get(stage).copied(),
         });
     }
     actions
@@ -380,8 +384,9 @@ pub fn to_text(plan: &Plan) -> String {
                     from_version,
                     to_version,
                     canary_weight,
+                    provisioned_concurrency,
                 } => Some(format!(
-                    "  ~ {stage:<12} move    {} -> v{to_version}{}",
+                    "  ~ {stage:<12} move    {} -> v{to_version}{}{}",
                     from_version
                         .as_ref()
                         .map(|v| format!("v{v}"))
@@ -391,6 +396,9 @@ pub fn to_text(plan: &Plan) -> String {
                             " (canary {:.0}% on v{to_version}; --promote completes the move)",
                             w * 100.0
                         ))
+                        .unwrap_or_default(),
+                    provisioned_concurrency
+                        .map(|n| format!(", provisioned concurrency {n}"))
                         .unwrap_or_default()
                 )),
                 Action::Drift { alias, reason } => {

@@ -312,6 +312,47 @@ async fn a_smoke_invoke_answering_a_function_error_creates_no_alias() {
 }
 
 #[tokio::test]
+async fn a_new_stage_alias_gets_the_provisioned_concurrency_the_catalog_asks_for() {
+    let alias = mock!(aws_sdk_lambda::Client::create_alias)
+        .match_requests(|r| r.name() == Some("production") && r.function_version() == Some("7"))
+        .then_output(|| {
+            CreateAliasOutput::builder()
+                .name("production")
+                .function_version("7")
+                .build()
+        });
+    let provisioned = mock!(aws_sdk_lambda::Client::put_provisioned_concurrency_config)
+        .match_requests(|r| r.qualifier() == Some("production") && r.provisioned_concurrent_executions() == Some(2))
+        .then_output(|| aws_sdk_lambda::operation::put_provisioned_concurrency_config::PutProvisionedConcurrencyConfigOutput::builder().build());
+    let lambda = mock_client!(aws_sdk_lambda, RuleMode::MatchAny, [&alias, &provisioned]);
+    let plan = ModelPlan {
+        model: "risk-score".into(),
+        function: FUNCTION.into(),
+        blocked: false,
+        actions: vec![Action::StageMove {
+            stage: "production".into(),
+            from_version: None,
+            to_version: "4".into(),
+            canary_weight: None,
+            provisioned_concurrency: Some(2),
+        }],
+    };
+    let mut observed = ObservedFunction::default();
+    observed.aliases.insert(
+        "v4".into(),
+        ferry::observe::ObservedAlias {
+            name: "v4".into(),
+            function_version: "7".into(),
+            additional: BTreeMap::new(),
+        },
+    );
+    let outcome = apply_model(&context(lambda), &plan, &observed, &BTreeMap::new()).await;
+    assert_eq!(outcome.error, None);
+    assert_eq!(outcome.stage_moves[0].lambda_version, "7");
+    assert_eq!((alias.num_calls(), provisioned.num_calls()), (1, 1));
+}
+
+#[tokio::test]
 async fn observing_follows_every_page_and_waits_out_throttling() {
     let s = spec();
     let description = s.version_description();

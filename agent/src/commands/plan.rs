@@ -75,6 +75,7 @@ pub fn make_plan(desired: &[Desired<'_>], observed: &[ObservedFunction], promote
                 approvals: &d.approvals,
                 observed: o,
                 canary_weight: d.model.canary_weight,
+                provisioned_concurrency: &d.model.provisioned_concurrency,
                 promote,
             })
         })

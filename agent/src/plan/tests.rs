@@ -92,12 +92,14 @@ fn run(
             .collect(),
         ..Default::default()
     };
+    let provisioned = BTreeMap::from([("production".to_string(), 2)]);
     plan_model(&PlanInput {
         model: "risk",
         specs,
         approvals: &approvals,
         observed,
         canary_weight: canary,
+        provisioned_concurrency: &provisioned,
         promote,
     })
 }
@@ -230,6 +232,16 @@ fn a_stage_moves_fully_or_as_a_canary_until_promoted() {
     );
     assert!(
         matches!(full.actions.last(), Some(Action::StageMove { canary_weight: None, from_version: Some(f), .. }) if f == "1")
+    );
+    assert!(
+        matches!(
+            full.actions.last(),
+            Some(Action::StageMove {
+                provisioned_concurrency: Some(2),
+                ..
+            })
+        ),
+        "the catalog's provisioned concurrency for production goes with the move"
     );
 
     let canary = run(
