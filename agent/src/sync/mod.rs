@@ -269,7 +269,8 @@ async fn copy_all(
                 sha256,
             })
         })
-        .buffer_unordered(concurrency.max(1));
+        // Files in progress may outnumber requests in flight: a file being fsynced holds no request.
+        .buffer_unordered(concurrency.max(1) * 2);
     while let Some(entry) = copies.next().await {
         entries.push(entry?);
     }

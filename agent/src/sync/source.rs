@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::ChecksumMode;
+use aws_sdk_s3::types::{ChecksumMode, EncodingType};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
@@ -94,6 +94,8 @@ impl Source {
             .list_objects_v2()
             .bucket(&self.bucket)
             .prefix(&key_prefix)
+            // Keys travel URL-encoded: XML cannot carry every character a key may hold.
+            .encoding_type(EncodingType::Url)
             .into_paginator()
             .send();
         let mut objects = Vec::new();
@@ -102,8 +104,20 @@ impl Source {
                 uri: self.uri.clone(),
                 reason: format!("cannot list: {}", describe_sdk_error(&e)),
             })?;
+            // A server that ignores encoding-type answers plain keys and says so by not echoing it.
+            let encoded = page.encoding_type() == Some(&EncodingType::Url);
             for o in page.contents() {
-                let Some(key) = o.key() else { continue };
+                let Some(listed) = o.key() else { continue };
+                let decoded;
+                let key = if encoded {
+                    decoded = url_decode(listed).map_err(|reason| SyncError::Source {
+                        uri: self.uri.clone(),
+                        reason: format!("listing: key {listed:?} {reason}"),
+                    })?;
+                    decoded.as_str()
+                } else {
+                    listed
+                };
                 let size = u64::try_from(o.size().unwrap_or(0)).unwrap_or(0);
                 let rel = key.strip_prefix(&key_prefix).unwrap_or(key);
                 if rel.ends_with('/') && size == 0 {
@@ -150,6 +164,35 @@ impl Source {
         }
         Ok(objects)
     }
+}
+
+/// Decodes a key of a listing asked with `encoding-type=url` (`%XX` escapes, `+` for a space).
+fn url_decode(text: &str) -> Result<String, String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or("has a broken %-escape")?;
+                out.push(hex);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| "is not UTF-8 once decoded".to_string())
 }
 
 /// A path the version folder can hold on Linux/EFS: relative, no `..`, names of at most 255 bytes, no control
@@ -334,7 +377,14 @@ impl<'a> Transfer<'a> {
                 head.checksum_type().map(|t| t.as_str()),
             )
         };
-        let part = self.options.part_size.max(1 << 20);
+        // At least `part_size`, and no more parts than requests in flight: every ranged request costs the server
+        // a seek (and some servers a whole read), and more parts do not make a stream faster.
+        let slots = self.options.concurrency.max(1) as u64;
+        let part = self
+            .options
+            .part_size
+            .max(object.size.div_ceil(slots))
+            .next_multiple_of(1 << 20);
         let parts: Vec<(u64, u64)> = (0..object.size.div_ceil(part))
             .map(|i| (i * part, ((i + 1) * part).min(object.size) - 1))
             .collect();
@@ -364,10 +414,15 @@ impl<'a> Transfer<'a> {
         while let Some(result) = done.next().await {
             let (first, last) = result.map_err(|e| fail(e.to_string()))?.map_err(&fail)?;
             let f = file.clone();
-            hasher = tokio::task::spawn_blocking(move || hash_range(&f, first, last, hasher))
-                .await
-                .map_err(|e| fail(e.to_string()))?
-                .map_err(|e| fail(format!("cannot read back: {e}")))?;
+            // Hash the finished part, and start its write-back now rather than all at the final fsync.
+            hasher = tokio::task::spawn_blocking(move || {
+                let hasher = hash_range(&f, first, last, hasher)?;
+                f.sync_data()?;
+                Ok::<_, std::io::Error>(hasher)
+            })
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .map_err(|e| fail(format!("cannot read back: {e}")))?;
         }
         let sha = hex::encode(hasher.finalize());
         compare_checksum(s3_sha.as_deref(), &sha).map_err(&fail)?;
@@ -445,7 +500,9 @@ async fn stream_to_file(
     mut hasher: Option<Sha256>,
     progress: &Progress,
 ) -> Result<(u64, Option<Sha256>), String> {
-    let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BLOCK);
+    // The network's own buffers are written as they are (no copy), a block's worth at a time.
+    let mut chunks = Vec::new();
+    let mut pending = 0usize;
     let mut total = 0u64;
     loop {
         let chunk = body.next().await.transpose().map_err(|e| {
@@ -458,29 +515,33 @@ async fn stream_to_file(
             format!("reading the body: {text}")
         })?;
         let end = chunk.is_none();
-        if let Some(c) = &chunk {
-            buf.extend_from_slice(c);
+        if let Some(c) = chunk {
+            pending += c.len();
+            chunks.push(c);
         }
-        if buf.len() >= WRITE_BLOCK || (end && !buf.is_empty()) {
-            let n = buf.len() as u64;
+        if pending >= WRITE_BLOCK || (end && pending > 0) {
+            let n = pending as u64;
             let f = file.clone();
-            let (b, h) = tokio::task::spawn_blocking(move || {
-                if let Some(f) = f {
-                    f.write_all_at(&buf, offset)
-                        .map_err(|e| format!("cannot write: {e}"))?;
+            let block = std::mem::take(&mut chunks);
+            hasher = tokio::task::spawn_blocking(move || {
+                let mut at = offset;
+                for c in &block {
+                    if let Some(f) = &f {
+                        f.write_all_at(c, at)
+                            .map_err(|e| format!("cannot write: {e}"))?;
+                    }
+                    if let Some(h) = hasher.as_mut() {
+                        h.update(c);
+                    }
+                    at += c.len() as u64;
                 }
-                if let Some(h) = hasher.as_mut() {
-                    h.update(&buf);
-                }
-                buf.clear();
-                Ok::<_, String>((buf, hasher))
+                Ok::<_, String>(hasher)
             })
             .await
             .map_err(|e| e.to_string())??;
-            buf = b;
-            hasher = h;
             offset += n;
             total += n;
+            pending = 0;
             progress.add_bytes(n);
         }
         if end {
@@ -545,6 +606,13 @@ mod tests {
         }
         assert!(check_target_path("artifacts/weights.bin").is_ok());
         assert!(check_target_path("MLmodel").is_ok());
+    }
+
+    #[test]
+    fn listed_keys_are_url_decoded() {
+        assert_eq!(url_decode("a%2Fb+c%01%C3%A9").unwrap(), "a/b c\u{1}é");
+        assert!(url_decode("bad%2").is_err());
+        assert!(url_decode("%FF").is_err());
     }
 
     #[test]

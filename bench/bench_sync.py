@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+"""`make bench-sync`: `ferry sync` versus `aws s3 sync` and `s5cmd sync`, against the same local S3 server.
+
+The server is s3s-fs (a fast Rust S3 server over a folder), so the clients and not the server are measured. The
+data set is 1 GiB: 200 small-to-medium files (4 KiB to ~16 MiB, 512 MiB in all) plus one 512 MiB file. Each client
+copies the whole prefix into an empty folder once; then `ferry sync` runs again on the synced folder and the GETs
+it sends are counted by a counting TCP relay in front of the server. Peak RSS of ferry comes from
+`/usr/bin/time -v`. Prints a table and writes bench/results/sync.json; stops the server by its PID.
+
+    python bench/bench_sync.py --ferry target/release/ferry --s3s-fs bench/.tools/bin/s3s-fs
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BUCKET = "bench"
+PREFIX = "models/bench-model/artifacts"
+KEY, SECRET = "ferrybench", "ferrybench-secret"
+MIB = 1 << 20
+TARGETS = {"vs_s5cmd": 1.0, "vs_aws": 3.0, "rss_mib": 64, "resync_gets": 0}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"bench: nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+def generate(src: Path) -> tuple[int, int]:
+    """The data set as local files under src/ (deterministic)."""
+    shutil.rmtree(src, ignore_errors=True)
+    src.mkdir(parents=True)
+    rng = random.Random(5)
+    # 200 sizes spread log-uniformly from 4 KiB to 16 MiB, scaled so that they add up to 512 MiB.
+    raw = [2 ** rng.uniform(12, 24) for _ in range(200)]
+    scale = (512 * MIB) / sum(raw)
+    sizes = [max(1, int(s * scale)) for s in raw]
+    sizes[-1] += 512 * MIB - sum(sizes)
+    block = os.urandom(4 * MIB)
+
+    def write(path: Path, size: int, salt: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:
+            left, i = size, 0
+            while left > 0:
+                n = min(left, len(block))
+                head = salt.to_bytes(8, "little") + i.to_bytes(8, "little")
+                f.write((head + block[16:n]) if n > 16 else block[:n])
+                left -= n
+                i += 1
+
+    for i, size in enumerate(sizes):
+        write(src / f"part-{i // 50}" / f"file-{i:03d}.bin", size, i)
+    write(src / "weights.bin", 512 * MIB, 10_000)
+    return 201, sum(sizes) + 512 * MIB
+
+
+def upload_once(work: Path, data: Path, s5cmd: Path, env: dict[str, str], endpoint: str) -> tuple[int, int]:
+    """Puts the data set into the server through S3 (so that the server keeps each object's ETag and does not
+    re-hash files on every request), once; a stamp remembers it."""
+    stamp = work / "uploaded.json"
+    if stamp.exists():
+        info = json.loads(stamp.read_text())
+        return info["files"], info["bytes"]
+    src = work / "src"
+    files, total = generate(src)
+    run([str(s5cmd), "--endpoint-url", endpoint, "cp", f"{src}/*", f"s3://{BUCKET}/{PREFIX}/"], env)
+    shutil.rmtree(src)
+    stamp.write_text(json.dumps({"files": files, "bytes": total}))
+    return files, total
+
+
+class CountingRelay:
+    """A TCP relay that counts the object GETs (not listings) in the requests passing through."""
+
+    def __init__(self, upstream: int):
+        self.upstream = upstream
+        self.gets = 0
+        self.requests = 0
+        self.lock = threading.Lock()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.upstream))
+            threading.Thread(target=self._pipe, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client, False), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, requests: bool) -> None:
+        pending = b""
+        try:
+            while data := src.recv(65536):
+                if requests:
+                    pending += data
+                    *lines, pending = pending.split(b"\r\n")
+                    for line in lines:
+                        m = re.match(rb"^(GET|HEAD|PUT|POST|DELETE) (\S+) HTTP/1\.[01]$", line)
+                        if m:
+                            with self.lock:
+                                self.requests += 1
+                                if m.group(1) == b"GET" and b"list-type" not in m.group(2):
+                                    self.gets += 1
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def run(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
+    started = time.perf_counter()
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    secs = time.perf_counter() - started
+    if out.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(cmd)} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+    return secs, out.stderr
+
+
+def tree_size(folder: Path) -> tuple[int, int]:
+    files = [p for p in folder.rglob("*") if p.is_file() and p.name != ".ferry-manifest.json"]
+    return len(files), sum(p.stat().st_size for p in files)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ferry", default=str(ROOT / "target/release/ferry"))
+    ap.add_argument("--s3s-fs", default=str(ROOT / "bench/.tools/bin/s3s-fs"))
+    ap.add_argument("--venv", default=str(ROOT / ".venv"))
+    ap.add_argument("--work", default=str(ROOT / "bench/.data"))
+    ap.add_argument("--out", default=str(ROOT / "bench/results/sync.json"))
+    args = ap.parse_args()
+
+    venv_bin = Path(args.venv) / "bin"
+    for tool in [args.ferry, args.s3s_fs, venv_bin / "aws", venv_bin / "s5cmd", "/usr/bin/time"]:
+        if not Path(tool).exists():
+            raise SystemExit(f"bench: {tool} is missing (make bench-sync installs what it needs)")
+    work = Path(args.work)
+    data = work / "s3"
+    if not (work / "uploaded.json").exists():
+        shutil.rmtree(data, ignore_errors=True)
+    (data / BUCKET).mkdir(parents=True, exist_ok=True)
+    out_root = work / "out"
+    shutil.rmtree(out_root, ignore_errors=True)
+    out_root.mkdir(parents=True)
+
+    port = free_port()
+    server = subprocess.Popen(
+        [args.s3s_fs, "--host", "127.0.0.1", "--port", str(port), "--access-key", KEY, "--secret-key", SECRET,
+         str(data)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    relay = None
+    try:
+        wait_port(port)
+        endpoint = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": KEY, "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_REGION": "us-east-1",
+               "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint, "NO_COLOR": "1"}
+        env.pop("AWS_PROFILE", None)
+        files, total = upload_once(work, data, venv_bin / "s5cmd", env, endpoint)
+        source = f"s3://{BUCKET}/{PREFIX}"
+        (work / "releases.toml").write_text(
+            '[[models.bench.versions]]\nversion = "1"\napproved_by = "bench@example.org"\n'
+            f'approved_at = "2026-01-01T00:00:00Z"\nticket = "BENCH-1"\nartifact_uri = "{source}"\n')
+        catalog = work / "ferry.toml"
+        catalog.write_text(f'[registry]\nsource = "manifest"\npath = "{work / "releases.toml"}"\n'
+                           '[models.bench]\nregistered_model = "bench"\n')
+
+        results: dict[str, dict] = {}
+        ferry_root = out_root / "ferry"
+        ferry_root.mkdir()
+        ferry_cmd = [args.ferry, "sync", "--quiet", "--catalog", str(catalog), "--efs-root", str(ferry_root),
+                     "--output", "json"]
+        secs, stderr = run(["/usr/bin/time", "-v", *ferry_cmd], env)
+        rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", stderr)
+        results["ferry sync"] = {"seconds": secs, "peak_rss_kib": int(rss.group(1)) if rss else None}
+        secs, _ = run([str(venv_bin / "s5cmd"), "--endpoint-url", endpoint, "sync", f"{source}/*",
+                       f"{out_root / 's5cmd'}/"], env)
+        results["s5cmd sync"] = {"seconds": secs}
+        secs, _ = run([str(venv_bin / "aws"), "s3", "sync", "--only-show-errors", "--endpoint-url", endpoint,
+                       source, str(out_root / "aws")], env)
+        results["aws s3 sync"] = {"seconds": secs}
+        for name, folder in [("ferry sync", ferry_root / "bench" / "1"), ("s5cmd sync", out_root / "s5cmd"),
+                             ("aws s3 sync", out_root / "aws")]:
+            got = tree_size(folder)
+            if got != (files, total):
+                raise SystemExit(f"bench: {name} copied {got[0]} files, {got[1]} bytes; expected {files}, {total}")
+            results[name]["mib_per_s"] = total / MIB / results[name]["seconds"]
+
+        # Resync through the counting relay: the version is present, so ferry must send no object GET.
+        relay = CountingRelay(port)
+        env_relay = {**env, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{relay.port}"}
+        secs, _ = run(ferry_cmd, env_relay)
+        resync = {"seconds": secs, "gets": relay.gets, "requests": relay.requests}
+
+        ferry = results["ferry sync"]
+        summary = {
+            "data": {"files": files, "bytes": total, "largest_file_bytes": 512 * MIB},
+            "server": "s3s-fs 0.14.1 on 127.0.0.1",
+            "clients": results,
+            "ratios": {"vs_s5cmd": results["s5cmd sync"]["seconds"] / ferry["seconds"],
+                       "vs_aws": results["aws s3 sync"]["seconds"] / ferry["seconds"]},
+            "ferry_peak_rss_mib": (ferry["peak_rss_kib"] or 0) / 1024,
+            "resync": resync,
+            "targets": TARGETS,
+        }
+        checks = {
+            "vs_s5cmd": summary["ratios"]["vs_s5cmd"] >= TARGETS["vs_s5cmd"],
+            "vs_aws": summary["ratios"]["vs_aws"] >= TARGETS["vs_aws"],
+            "rss_mib": summary["ferry_peak_rss_mib"] <= TARGETS["rss_mib"],
+            "resync_gets": resync["gets"] <= TARGETS["resync_gets"],
+        }
+        summary["met"] = checks
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
+
+        print(f"sync of {files} files, {total / MIB:.0f} MiB (largest 512 MiB) from s3s-fs on 127.0.0.1")
+        print(f"{'client':<12} {'seconds':>8} {'MiB/s':>8} {'ferry is':>10}")
+        for name, r in results.items():
+            ratio = r["seconds"] / ferry["seconds"]
+            print(f"{name:<12} {r['seconds']:>8.2f} {r['mib_per_s']:>8.0f} {'' if name == 'ferry sync' else f'{ratio:.2f}x':>10}")
+        print(f"ferry peak RSS {summary['ferry_peak_rss_mib']:.1f} MiB (target <= {TARGETS['rss_mib']})")
+        print(f"ferry resync: {resync['gets']} GETs of objects, {resync['requests']} requests in all, {secs:.2f} s")
+        print("targets: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in checks.items()))
+        print(f"wrote {args.out}")
+        return 0
+    finally:
+        if relay:
+            relay.close()
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        shutil.rmtree(out_root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
