@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Creates, in the local AWS stand-in (moto), what `terraform apply` creates in AWS for the agent to deploy into:
-the model functions of a platform file (one per model, the runtime's handler, an execution role) and the bucket.
+the model functions of a platform file (one per model, the runtime's handler, an execution role), the bucket, and
+the encrypted file system with its two access points (their ids are written back into the platform file).
 
     python tools/local_platform.py --platform .ferry-local/platform.json
 
@@ -43,8 +44,31 @@ def simple_lambda_mode(endpoint: str) -> None:
     urllib.request.urlopen(req, timeout=10).read()
 
 
+def create_model_storage(platform: dict) -> None:
+    """An encrypted file system with the two access points the Terraform module makes (same root directory:
+    read-write for the sync function, read-only use by the model functions); their ids go into `platform`."""
+    efs = boto3.client("efs")
+    token = f"ferry-{platform['environment']}"
+    found = efs.describe_file_systems(CreationToken=token)["FileSystems"]
+    fs_id = found[0]["FileSystemId"] if found else efs.create_file_system(
+        CreationToken=token, Encrypted=True, PerformanceMode="generalPurpose")["FileSystemId"]
+    existing = {ap.get("Name"): ap for ap in efs.describe_access_points(FileSystemId=fs_id)["AccessPoints"]}
+    arns = {}
+    for role in ("inference", "sync"):
+        name = f"ferry-{platform['environment']}-{role}"
+        ap = existing.get(name) or efs.create_access_point(
+            ClientToken=name, FileSystemId=fs_id, Tags=[{"Key": "Name", "Value": name}],
+            PosixUser={"Uid": 1000, "Gid": 1000},
+            RootDirectory={"Path": "/ferry/models",
+                           "CreationInfo": {"OwnerUid": 1000, "OwnerGid": 1000, "Permissions": "0755"}})
+        arns[role] = ap["AccessPointArn"]
+    platform["efs"].update(file_system_id=fs_id, inference_access_point_arn=arns["inference"],
+                           sync_access_point_arn=arns["sync"])
+
+
 def create(platform: dict, endpoint: str) -> list[str]:
     simple_lambda_mode(endpoint)
+    create_model_storage(platform)
     iam = boto3.client("iam")
     try:
         role_arn = iam.get_role(RoleName=ROLE)["Role"]["Arn"]
@@ -88,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     platform = doc.get("ferry_platform", {}).get("value", doc)
     for name in create(platform, endpoint):
         print(f"created function {name}")
+    # The file system and access point ids exist now: write them back, as `terraform output` would show them.
+    args.platform.write_text(json.dumps(doc, indent=2) + "\n")
     return 0
 
 

@@ -11,6 +11,7 @@ pub struct Clients {
     pub lambda: aws_sdk_lambda::Client,
     pub s3: aws_sdk_s3::Client,
     pub sts: aws_sdk_sts::Client,
+    pub efs: aws_sdk_efs::Client,
 }
 
 /// Shared SDK configuration. `region` (the platform's) is used when the environment names none.
@@ -47,6 +48,7 @@ impl Clients {
             lambda: aws_sdk_lambda::Client::new(&config),
             s3: s3_client(&config),
             sts: aws_sdk_sts::Client::new(&config),
+            efs: aws_sdk_efs::Client::new(&config),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod aws;
 pub mod catalog;
 pub mod cli;
 pub mod commands;
+pub mod efs;
 pub mod lock;
 pub mod logging;
 pub mod manifest;

@@ -1,6 +1,7 @@
 //! `ferry verify`: proves that what is live is what was approved and recorded. For every version alias: it points
 //! at a version Ferry published for that model version, the audit record says the same Lambda version, and (with
-//! `--efs-root`) the version's EFS folder still matches its manifest, file by file.
+//! `--efs-root`) the version's EFS folder still matches its manifest, file by file. And the model storage itself:
+//! the file system is encrypted, and both access points exist on it with one shared root directory.
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -30,6 +31,7 @@ pub async fn run(g: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
         .efs_root
         .clone()
         .or_else(|| inputs.platform.efs.local_root.clone());
+    let storage = crate::efs::check_model_storage(&clients.efs, &inputs.platform).await;
     let mut findings = Vec::new();
     for m in models {
         let function = inputs
@@ -41,10 +43,20 @@ pub async fn run(g: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
             .with_context(|| format!("verify of {}", m.key))?;
         findings.extend(check_model(&m.key, &o, efs_root.as_deref()));
     }
-    let ok = findings.iter().all(|f| f.ok);
+    let ok = findings.iter().all(|f| f.ok) && storage.iter().all(|f| f.ok);
     match g.output {
-        OutputFormat::Json => print_json(&findings)?,
+        OutputFormat::Json => {
+            print_json(&serde_json::json!({"aliases": findings, "storage": storage}))?
+        }
         OutputFormat::Text => {
+            for f in &storage {
+                println!(
+                    "{} {:<27} {}",
+                    if f.ok { "ok  " } else { "FAIL" },
+                    f.subject,
+                    f.detail
+                );
+            }
             for f in &findings {
                 println!(
                     "{} {:<14} {:<6} {}",
@@ -58,6 +70,7 @@ pub async fn run(g: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
                 "{} alias(es) checked, {} problem(s).",
                 findings.len(),
                 findings.iter().filter(|f| !f.ok).count()
+                    + storage.iter().filter(|f| !f.ok).count()
             );
         }
     }

@@ -197,7 +197,13 @@ fn two_aliases_for_one_version_are_drift() {
 #[test]
 fn a_withdrawn_approval_is_reported_and_nothing_is_removed() {
     let (s1, s2) = (spec("1", 1024), spec("2", 1024));
-    let plan = run(&[s2.clone()], &[], &deployed(&[&s1, &s2]), None, false);
+    let plan = run(
+        std::slice::from_ref(&s2),
+        &[],
+        &deployed(&[&s1, &s2]),
+        None,
+        false,
+    );
     assert_eq!(kinds(&plan), ["unchanged v2", "revoked v1"]);
     assert!(!Plan::new(vec![plan]).has_changes());
 }
@@ -288,7 +294,7 @@ fn a_stage_moves_fully_or_as_a_canary_until_promoted() {
 fn a_stage_on_an_unapproved_version_is_drift() {
     let s1 = spec("1", 1024);
     let plan = run(
-        &[s1.clone()],
+        std::slice::from_ref(&s1),
         &[("production", "5")],
         &deployed(&[&s1]),
         None,

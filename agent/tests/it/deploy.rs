@@ -240,12 +240,41 @@ async fn each_approved_version_gets_its_own_alias_and_nothing_live_ever_changes(
         "a no-op deploy made mutating calls: {calls:#?}"
     );
     fx.ferry(&["plan", "--detailed-exitcode"]).assert().code(0);
-    fx.ferry(&["verify"])
+    fx.ferry(&["verify"]).assert().success().stdout(
+        predicate::str::contains("4 alias(es) checked, 0 problem(s).")
+            .and(predicate::str::contains("is encrypted at rest"))
+            .and(predicate::str::contains(
+                "root /ferry/models, POSIX uid 1000",
+            )),
+    );
+
+    // The model storage as AWS reports it is part of what verify proves.
+    let text = std::fs::read_to_string(&fx.platform).unwrap();
+    let arn =
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()["efs"]["sync_access_point_arn"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let broken = fx.env.write(
+        "broken-platform.json",
+        &text.replace(
+            &arn,
+            "arn:aws:elasticfilesystem:us-east-1:123456789012:access-point/fsap-missing",
+        ),
+    );
+    fx.env
+        .ferry()
+        .arg("--catalog")
+        .arg(&fx.catalog)
+        .arg("--platform")
+        .arg(&broken)
+        .arg("verify")
         .assert()
-        .success()
-        .stdout(predicate::str::contains(
-            "4 alias(es) checked, 0 problem(s).",
-        ));
+        .code(1)
+        .stdout(
+            predicate::str::contains("FAIL efs sync access point")
+                .and(predicate::str::contains("fsap-missing")),
+        );
 }
 
 #[tokio::test(flavor = "multi_thread")]
