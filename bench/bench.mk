@@ -1,0 +1,26 @@
+# Ferry's sync benchmark and the sync function's package (included by the top-level Makefile).
+#   make bench-sync              ferry sync vs aws s3 sync vs s5cmd sync against s3s-fs; bench/results/sync.json
+#   make package-sync-function   dist/lambda/ferry-sync-lambda/bootstrap.zip for provided.al2023 (needs network)
+BENCH_TOOLS := bench/.tools
+S3S_FS := $(BENCH_TOOLS)/bin/s3s-fs
+CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
+
+.PHONY: package-sync-function
+
+$(S3S_FS):
+	$(CARGO) install s3s-fs@0.14.1 --locked --features binary --root $(BENCH_TOOLS)
+
+/usr/bin/time:
+	@echo "installing GNU time (peak RSS via /usr/bin/time -v)"
+	apt-get install -y -qq time >/dev/null || sudo apt-get install -y -qq time >/dev/null
+
+bench-sync: $(VENV)/.stamp $(S3S_FS) /usr/bin/time ## ferry sync vs aws s3 sync vs s5cmd sync (1 GiB, local s3s-fs)
+	$(CARGO) build --release --locked -p ferry
+	$(PY) bench/bench_sync.py --ferry target/release/ferry --s3s-fs $(S3S_FS) --venv $(VENV)
+
+$(CARGO_LAMBDA): $(VENV)/.stamp
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check cargo-lambda
+
+package-sync-function: $(CARGO_LAMBDA) ## build the sync function's zip for provided.al2023 with cargo-lambda (needs network)
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(CARGO_LAMBDA) lambda build --release --output-format zip -p ferry-sync-lambda
+	@ls -l target/lambda/ferry-sync-lambda/bootstrap.zip
