@@ -418,6 +418,14 @@ mod tests {
         }
     }
 
+    /// What the default template renders, field by field: a change to it shows up in review as a snapshot diff.
+    #[test]
+    fn the_default_template_renders_this_spec() {
+        let json = render_json(&[("LOG_LEVEL".into(), "info".into())], &[3]);
+        let specs: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+        insta::assert_json_snapshot!(specs[0]);
+    }
+
     #[test]
     fn values_are_json_escaped() {
         let json = render_json(&[("GREETING".into(), "say \\\"hi\\\"\\n".into())], &[1]);

@@ -2,12 +2,14 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import boto3
 import pytest
 
-from conftest import ROOT
-import standins
+import standins  # on sys.path through this folder's conftest.py
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
