@@ -165,6 +165,11 @@ async fn deploy_locked(
     Ok((plan, results, sync_rows))
 }
 
+enum SyncVia {
+    Mounted(Syncer),
+    Function(String),
+}
+
 /// Copies and verifies the artifacts of every version about to be created. Per model: version → digest.
 async fn sync_new_versions(
     g: &GlobalArgs,
@@ -188,34 +193,38 @@ async fn sync_new_versions(
             _ => None,
         })
         .collect();
+    let mut verified: BTreeMap<String, VerifiedArtifacts> = BTreeMap::new();
+    let mut rows = Vec::new();
+    if requests.is_empty() {
+        return Ok((verified, rows));
+    }
     let efs_root = args
         .efs_root
         .clone()
         .or_else(|| inputs.platform.efs.local_root.clone());
-    let syncer = efs_root.map(|root| {
-        let options = SyncOptions {
-            progress: g.output == OutputFormat::Text && !g.quiet,
-            ..SyncOptions::default()
-        };
-        Syncer::new(clients.s3.clone(), root, options)
-    });
-    let sync_function = inputs.platform.sync_function.clone();
-    if syncer.is_none() && sync_function.is_none() && !requests.is_empty() {
-        return Err(anyhow!(
-            "nowhere to sync artifacts to: pass --efs-root DIR (a host that mounts the file system), or give the platform a sync_function"
-        ));
-    }
-    let mut verified: BTreeMap<String, VerifiedArtifacts> = BTreeMap::new();
-    let mut rows = Vec::new();
+    // Where the file system is mounted here, copy directly; otherwise the in-VPC sync function does it.
+    let via = match (efs_root, inputs.platform.sync_function.clone()) {
+        (Some(root), _) => {
+            let options = SyncOptions {
+                progress: g.output == OutputFormat::Text && !g.quiet,
+                ..SyncOptions::default()
+            };
+            SyncVia::Mounted(Syncer::new(clients.s3.clone(), root, options))
+        }
+        (None, Some(function)) => SyncVia::Function(function),
+        (None, None) => {
+            return Err(anyhow!(
+                "nowhere to sync artifacts to: pass --efs-root DIR (a host that mounts the file system), or give the platform a sync_function"
+            ));
+        }
+    };
     let outcomes: Vec<_> = futures::stream::iter(requests)
         .map(|req| {
-            let syncer = syncer.clone();
-            let sync_function = sync_function.clone();
+            let via = &via;
             async move {
-                let outcome = match (&syncer, &sync_function) {
-                    (Some(s), _) => s.sync(&req).await,
-                    (None, Some(f)) => invoke_sync_function(&clients.lambda, f, &req).await,
-                    (None, None) => unreachable!("checked above"),
+                let outcome = match via {
+                    SyncVia::Mounted(syncer) => syncer.sync(&req).await,
+                    SyncVia::Function(f) => invoke_sync_function(&clients.lambda, f, &req).await,
                 };
                 (req, outcome)
             }
