@@ -503,11 +503,10 @@ async fn write_deploy_record(
             .cloned()
             .or(spec.artifact.expected_digest.clone()),
         approval: Some(spec.approval.clone()),
-        routing: None,
-        reason: None,
         ticket: Some(spec.approval.ticket.clone()),
         deployer: ctx.deployer.clone(),
         time: rfc3339(now),
+        ..AuditRecord::default()
     };
     ctx.audit
         .write(&key, &record)
@@ -598,15 +597,10 @@ async fn move_stage(
         version: Some(to_version.into()),
         alias: stage.into(),
         lambda_version: main.clone(),
-        code_sha256: None,
-        spec_hash: None,
-        artifact_digest: None,
-        approval: None,
         routing: (!routing.is_empty()).then(|| routing.into_iter().collect()),
-        reason: None,
-        ticket: None,
         deployer: ctx.deployer.clone(),
         time: rfc3339(now),
+        ..AuditRecord::default()
     };
     ctx.audit
         .write(&key, &record)

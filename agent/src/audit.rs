@@ -104,8 +104,9 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "unknown-host".into())
 }
 
-/// The body of one audit record.
-#[derive(Debug, Clone, Serialize)]
+/// The body of one audit record. Fields that do not apply to an event are left out of the JSON; build one with
+/// struct-update syntax from `AuditRecord::default()`.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct AuditRecord {
     pub event: &'static str,
     pub environment: String,

@@ -83,7 +83,6 @@ pub async fn run(g: &GlobalArgs, args: &GcArgs) -> Result<u8> {
                             .get(lv)
                             .and_then(|v| v.ferry.as_ref())
                             .map(|f| f.2.clone()),
-                        alias: String::new(),
                         lambda_version: lv.clone(),
                         code_sha256: o.versions.get(lv).map(|v| v.code_sha256.clone()),
                         spec_hash: o
@@ -91,13 +90,10 @@ pub async fn run(g: &GlobalArgs, args: &GcArgs) -> Result<u8> {
                             .get(lv)
                             .and_then(|v| v.ferry.as_ref())
                             .map(|f| f.0.clone()),
-                        artifact_digest: None,
-                        approval: None,
-                        routing: None,
                         reason: Some("no alias references this version".into()),
-                        ticket: None,
                         deployer: deployer.clone(),
                         time: rfc3339(now),
+                        ..AuditRecord::default()
                     };
                     audit.write(&audit.gc_key(&m.key, lv, now), &record).await?;
                 }

@@ -65,15 +65,11 @@ pub async fn run(g: &GlobalArgs, args: &RetireArgs) -> Result<u8> {
             version: Some(args.version.clone()),
             alias: alias.clone(),
             lambda_version: target.clone(),
-            code_sha256: None,
-            spec_hash: None,
-            artifact_digest: None,
-            approval: None,
-            routing: None,
             reason: Some(args.reason.clone()),
             ticket: Some(args.ticket.clone()),
             deployer: deployer.clone(),
             time: rfc3339(now),
+            ..AuditRecord::default()
         };
         audit.write(&key, &record).await?;
         println!("retired {} {alias} (was Lambda version {target}); audit s3://{}/{key}", model.key, audit.bucket());

@@ -21,23 +21,13 @@ pub async fn run(g: &GlobalArgs, args: &UnlockArgs) -> Result<u8> {
     let record = AuditRecord {
         event: "unlock",
         environment: platform.environment.clone(),
-        model: String::new(),
-        function: String::new(),
-        version: None,
-        alias: String::new(),
-        lambda_version: String::new(),
-        code_sha256: None,
-        spec_hash: None,
-        artifact_digest: None,
-        approval: None,
-        routing: None,
         reason: Some(format!(
             "{} (removed lock of {}, run {}, since {})",
             args.reason, removed.holder, removed.run_id, removed.started_at
         )),
-        ticket: None,
         deployer,
         time: rfc3339(now),
+        ..AuditRecord::default()
     };
     audit.write(&key, &record).await?;
     println!(
