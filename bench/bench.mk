@@ -1,6 +1,6 @@
 # Ferry's sync benchmark and the sync function's package (included by the top-level Makefile).
 #   make bench-sync              ferry sync vs aws s3 sync vs s5cmd sync against s3s-fs; bench/results/sync.json
-#   make package-sync-function   dist/lambda/ferry-sync-lambda/bootstrap.zip for provided.al2023 (needs network)
+#   make package-sync-function   target/lambda/ferry-sync-lambda/bootstrap.zip for provided.al2023 (needs network)
 BENCH_TOOLS := bench/.tools
 S3S_FS := $(BENCH_TOOLS)/bin/s3s-fs
 CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
