@@ -17,7 +17,7 @@ export CARGO_TERM_COLOR ?= never
         bench-sync bench-deploy bench-runtime clean
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort | column -t -s$$'\t'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{ printf "  %-22s %s\n", $$1, $$2 }'
 
 # ---- environments -----------------------------------------------------------------------------------------
 $(VENV)/.stamp: requirements/dev.txt
