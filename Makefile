@@ -53,9 +53,10 @@ lint-rust:
 test-rust: $(VENV)/.stamp
 	FERRY_TEST_PYTHON=$(abspath $(PY)) $(CARGO) test --locked --workspace
 
-# The demo test drives the ferry binary; the runtime tests are pure Python.
+# The demo test drives target/debug/ferry. It is built the way `cargo test` builds it (with the dev-dependencies'
+# features), so after test-rust this compiles nothing; a plain `cargo build` would recompile the AWS SDK crates.
 test-python: $(VENV)/.stamp
-	$(CARGO) build --locked -p ferry
+	$(CARGO) test --locked -p ferry --no-run --quiet
 	$(PY) -m pytest -q -p no:cacheprovider tests/python runtime/tests
 
 # ---- local stand-ins --------------------------------------------------------------------------------------
