@@ -53,10 +53,10 @@ lint-rust:
 test-rust: $(VENV)/.stamp
 	FERRY_TEST_PYTHON=$(abspath $(PY)) $(CARGO) test --locked --workspace
 
-# The demo test drives target/debug/ferry. It is built the way `cargo test` builds it (with the dev-dependencies'
-# features), so after test-rust this compiles nothing; a plain `cargo build` would recompile the AWS SDK crates.
+# The demo test drives target/debug/ferry; after test-rust this build compiles nothing (agent/Cargo.toml keeps one
+# feature set for build and test).
 test-python: $(VENV)/.stamp
-	$(CARGO) test --locked -p ferry --no-run --quiet
+	$(CARGO) build --locked -p ferry
 	$(PY) -m pytest -q -p no:cacheprovider tests/python runtime/tests
 
 # ---- local stand-ins --------------------------------------------------------------------------------------
