@@ -53,10 +53,10 @@ lint-rust:
 test-rust: $(VENV)/.stamp
 	FERRY_TEST_PYTHON=$(abspath $(PY)) $(CARGO) test --locked --workspace
 
-# The demo test drives target/debug/ferry; after test-rust this build compiles nothing (agent/Cargo.toml keeps one
-# feature set for build and test).
+# The demo test drives target/debug/ferry as `cargo test --workspace` builds it (test-rust): `--no-run` compiles
+# nothing after test-rust, where a plain `cargo build` would recompile the AWS SDK with other features (~5 min).
 test-python: $(VENV)/.stamp
-	$(CARGO) build --locked -p ferry
+	$(CARGO) test --locked --workspace --no-run --quiet
 	$(PY) -m pytest -q -p no:cacheprovider tests/python runtime/tests
 
 # ---- local stand-ins --------------------------------------------------------------------------------------
@@ -69,7 +69,7 @@ local-down: ## stop what local-up started
 
 # ---- the demo ---------------------------------------------------------------------------------------------
 demo: $(VENV)/.stamp ## run the whole thread locally
-	$(CARGO) build --locked -p ferry
+	$(CARGO) build --locked --workspace
 	$(PY) tools/demo.py --dir $(LOCAL_DIR) --ferry target/debug/ferry
 
 demo-down: local-down ## stop everything the demo started

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, anyhow};
 use futures::StreamExt;
 use serde::Serialize;
 
-use super::plan::{desired, make_plan, observe_all};
+use super::plan::{desired, observe_and_plan};
 use super::{Inputs, print_json};
 use crate::apply::{ApplyContext, ApplyOptions, ModelOutcome, VerifiedArtifacts, apply_model};
 use crate::audit::{AuditLog, Deployer};
@@ -42,10 +42,8 @@ struct SyncRow {
 pub async fn run(g: &GlobalArgs, args: &DeployArgs) -> Result<u8> {
     let inputs = Inputs::load(g)?;
     let desired = desired(&inputs, g, &args.filter).await?;
-    let clients = Clients::from_env(Some(&inputs.platform.region)).await;
-    let audit = AuditLog::new(clients.s3.clone(), &inputs.platform);
-    let observed = observe_all(&clients, &audit, &desired, &inputs).await?;
-    let plan = make_plan(&desired, &observed, args.promote);
+    let (clients, audit) = super::connect(&inputs.platform).await;
+    let (_, plan) = observe_and_plan(&clients, &audit, &desired, &inputs, args.promote).await?;
     if g.output == OutputFormat::Text {
         print!("{}", to_text(&plan));
     }
@@ -120,8 +118,7 @@ async fn deploy_locked(
     audit: &AuditLog,
     deployer: Deployer,
 ) -> Result<(Plan, Vec<ModelOutcome>, Vec<SyncRow>)> {
-    let observed = observe_all(clients, audit, desired, inputs).await?;
-    let plan = make_plan(desired, &observed, args.promote);
+    let (observed, plan) = observe_and_plan(clients, audit, desired, inputs, args.promote).await?;
     let (verified, sync_rows) = sync_new_versions(g, args, inputs, clients, &plan).await?;
     let ctx = ApplyContext {
         lambda: clients.lambda.clone(),

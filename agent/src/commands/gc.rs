@@ -6,8 +6,8 @@ use anyhow::{Context, Result, anyhow};
 use serde::Serialize;
 
 use super::{Inputs, print_json};
-use crate::audit::{AuditLog, AuditRecord, Deployer, rfc3339};
-use crate::aws::{Clients, describe_sdk_error};
+use crate::audit::{AuditRecord, Deployer, rfc3339};
+use crate::aws::describe_sdk_error;
 use crate::cli::{GcArgs, GlobalArgs, OutputFormat};
 use crate::lock::DeployLock;
 use crate::observe::observe;
@@ -23,8 +23,7 @@ struct Unreferenced {
 pub async fn run(g: &GlobalArgs, args: &GcArgs) -> Result<u8> {
     let inputs = Inputs::load(g)?;
     let models = inputs.catalog.select(&args.filter.models)?;
-    let clients = Clients::from_env(Some(&inputs.platform.region)).await;
-    let audit = AuditLog::new(clients.s3.clone(), &inputs.platform);
+    let (clients, audit) = super::connect(&inputs.platform).await;
     let mut held = None;
     let mut deployer = Deployer::default();
     if args.apply {

@@ -2,6 +2,8 @@
 use anyhow::Result;
 
 use crate::approval::{self, ModelApprovals};
+use crate::audit::AuditLog;
+use crate::aws::Clients;
 use crate::catalog::{Catalog, Model};
 use crate::cli::{Cli, Command, GlobalArgs, ModelFilter};
 use crate::platform::Platform;
@@ -59,6 +61,13 @@ impl Inputs {
         let approvals = approval::read_all(&source, &models).await?;
         Ok(models.into_iter().zip(approvals).collect())
     }
+}
+
+/// The AWS clients of the platform's region, and its audit log.
+pub async fn connect(platform: &Platform) -> (Clients, AuditLog) {
+    let clients = Clients::from_env(Some(&platform.region)).await;
+    let audit = AuditLog::new(clients.s3.clone(), platform);
+    (clients, audit)
 }
 
 /// Prints a value as pretty JSON on stdout.

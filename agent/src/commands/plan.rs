@@ -64,6 +64,19 @@ pub async fn observe_all(
     futures::future::try_join_all(calls).await
 }
 
+/// Observes every model's function and diffs the desired specs against it.
+pub async fn observe_and_plan(
+    clients: &Clients,
+    audit: &AuditLog,
+    desired: &[Desired<'_>],
+    inputs: &Inputs,
+    promote: bool,
+) -> Result<(Vec<ObservedFunction>, Plan)> {
+    let observed = observe_all(clients, audit, desired, inputs).await?;
+    let plan = make_plan(desired, &observed, promote);
+    Ok((observed, plan))
+}
+
 pub fn make_plan(desired: &[Desired<'_>], observed: &[ObservedFunction], promote: bool) -> Plan {
     let models: Vec<ModelPlan> = desired
         .iter()
@@ -86,10 +99,8 @@ pub fn make_plan(desired: &[Desired<'_>], observed: &[ObservedFunction], promote
 pub async fn run(g: &GlobalArgs, args: &PlanArgs) -> Result<u8> {
     let inputs = Inputs::load(g)?;
     let desired = desired(&inputs, g, &args.filter).await?;
-    let clients = Clients::from_env(Some(&inputs.platform.region)).await;
-    let audit = AuditLog::new(clients.s3.clone(), &inputs.platform);
-    let observed = observe_all(&clients, &audit, &desired, &inputs).await?;
-    let plan = make_plan(&desired, &observed, args.promote);
+    let (clients, audit) = super::connect(&inputs.platform).await;
+    let (_, plan) = observe_and_plan(&clients, &audit, &desired, &inputs, args.promote).await?;
     match g.output {
         OutputFormat::Json => print_json(&plan)?,
         OutputFormat::Text => print!("{}", to_text(&plan)),

@@ -5,8 +5,8 @@ use std::time::Duration;
 use anyhow::{Result, anyhow, bail};
 
 use super::Inputs;
-use crate::audit::{AuditLog, AuditRecord, Deployer, rfc3339};
-use crate::aws::{Clients, describe_sdk_error};
+use crate::audit::{AuditRecord, Deployer, rfc3339};
+use crate::aws::describe_sdk_error;
 use crate::cli::{GlobalArgs, RetireArgs};
 use crate::lock::DeployLock;
 use crate::observe::observe;
@@ -22,8 +22,7 @@ pub async fn run(g: &GlobalArgs, args: &RetireArgs) -> Result<u8> {
         .function_name(&model.function)
         .map_err(anyhow::Error::msg)?
         .to_string();
-    let clients = Clients::from_env(Some(&inputs.platform.region)).await;
-    let audit = AuditLog::new(clients.s3.clone(), &inputs.platform);
+    let (clients, audit) = super::connect(&inputs.platform).await;
     let alias = format!("v{}", args.version);
 
     let deployer = Deployer::identify(&clients.sts).await;

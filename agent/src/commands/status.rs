@@ -4,8 +4,6 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::{Inputs, print_json};
-use crate::audit::AuditLog;
-use crate::aws::Clients;
 use crate::cli::{GlobalArgs, ModelFilter, OutputFormat};
 use crate::observe::{ObservedFunction, observe};
 
@@ -30,8 +28,7 @@ struct AliasStatus {
 pub async fn run(g: &GlobalArgs, filter: &ModelFilter) -> Result<u8> {
     let inputs = Inputs::load(g)?;
     let models = inputs.catalog.select(&filter.models)?;
-    let clients = Clients::from_env(Some(&inputs.platform.region)).await;
-    let audit = AuditLog::new(clients.s3.clone(), &inputs.platform);
+    let (clients, audit) = super::connect(&inputs.platform).await;
     let mut out = Vec::new();
     for m in models {
         let function = inputs

@@ -1,8 +1,7 @@
 //! `ferry unlock --force --reason`: removes a stale deploy lock (its run is gone) and records who did it and why.
 use anyhow::{Result, bail};
 
-use crate::audit::{AuditLog, AuditRecord, Deployer, rfc3339};
-use crate::aws::Clients;
+use crate::audit::{AuditRecord, Deployer, rfc3339};
 use crate::cli::{GlobalArgs, UnlockArgs};
 use crate::lock::DeployLock;
 
@@ -11,11 +10,10 @@ pub async fn run(g: &GlobalArgs, args: &UnlockArgs) -> Result<u8> {
         bail!("unlock needs a non-empty --reason: it goes into the audit record");
     }
     let platform = crate::platform::Platform::load(g.platform.as_deref())?;
-    let clients = Clients::from_env(Some(&platform.region)).await;
+    let (clients, audit) = super::connect(&platform).await;
     let lock = DeployLock::new(clients.s3.clone(), &platform);
     let removed = lock.force_remove().await?;
     let deployer = Deployer::identify(&clients.sts).await;
-    let audit = AuditLog::new(clients.s3.clone(), &platform);
     let now = time::OffsetDateTime::now_utc();
     let key = audit.unlock_key(now);
     let record = AuditRecord {

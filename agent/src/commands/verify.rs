@@ -8,8 +8,6 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::{Inputs, print_json};
-use crate::audit::AuditLog;
-use crate::aws::Clients;
 use crate::cli::{GlobalArgs, OutputFormat, VerifyArgs};
 use crate::manifest::{ArtifactManifest, MANIFEST_FILE, scan_dir};
 use crate::observe::{ObservedFunction, observe};
@@ -25,8 +23,7 @@ struct Finding {
 pub async fn run(g: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
     let inputs = Inputs::load(g)?;
     let models = inputs.catalog.select(&args.filter.models)?;
-    let clients = Clients::from_env(Some(&inputs.platform.region)).await;
-    let audit = AuditLog::new(clients.s3.clone(), &inputs.platform);
+    let (clients, audit) = super::connect(&inputs.platform).await;
     let efs_root = args
         .efs_root
         .clone()
