@@ -101,10 +101,26 @@ def start_moto(workdir: Path) -> tuple[str, subprocess.Popen]:
     log = workdir / "moto.log"
     # Each server records into its own folder (moto's default is a file in the working directory, shared by all).
     env = dict(os.environ, MOTO_RECORDER_FILEPATH=str(workdir / "moto_recording"))
-    proc = spawn([bin_path("moto_server"), "-H", "127.0.0.1", "-p", str(port)], log, env)
+    proc = spawn([sys.executable, os.path.abspath(__file__), "moto", "-H", "127.0.0.1", "-p", str(port)], log, env)
     url = f"http://127.0.0.1:{port}"
     wait_until_up(f"{url}/moto-api/", MOTO_READY_TIMEOUT_S, proc, log, "moto")
     return url, proc
+
+
+def run_moto(argv: list[str]) -> int:
+    """moto's own server, less two costs it pays on every request that nothing here needs: a directory listing to
+    match the request to a service (cached once) and werkzeug's access log line (FERRY_MOTO_ACCESS_LOG=1 keeps it).
+    Together they were about 40% of moto's CPU time; moto is the bottleneck of the tests and of `make bench-deploy`."""
+    import logging
+
+    import moto.backends
+    from moto.server import main as moto_main
+
+    modules = tuple(moto.backends.list_of_moto_modules())
+    moto.backends.list_of_moto_modules = lambda: modules
+    if not os.environ.get("FERRY_MOTO_ACCESS_LOG"):
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # errors and tracebacks are still logged
+    return moto_main(argv) or 0
 
 
 def create_bucket(moto_url: str, bucket: str) -> None:
@@ -252,6 +268,9 @@ def down(workdir: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["moto"]:  # internal: the server process `up` starts; moto parses its own arguments
+        return run_moto(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p_up = sub.add_parser("up", help="start moto and MLflow")

@@ -10,6 +10,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use aws_sdk_lambda::error::ProvideErrorMetadata;
+use aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput;
+use aws_sdk_lambda::operation::update_function_configuration::{
+    UpdateFunctionConfigurationError, UpdateFunctionConfigurationOutput,
+};
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{
     AliasRoutingConfiguration, Environment, EphemeralStorage, LastUpdateStatus,
@@ -122,6 +126,8 @@ async fn apply_actions(
     outcome: &mut ModelOutcome,
 ) -> Result<(), StepError> {
     // Lambda version behind each version alias, as the stage moves will need it.
+    // Each update is conditional on the revision of `$LATEST` Ferry last saw: listed, then left by the last update.
+    let mut latest_revision = observed.latest_revision_id.clone();
     let mut alias_versions: BTreeMap<String, String> = observed
         .aliases
         .iter()
@@ -139,7 +145,7 @@ async fn apply_actions(
                         lambda_version: lv.clone(),
                         code_sha256: observed.versions.get(lv).map(|v| v.code_sha256.clone()),
                     },
-                    None => publish(ctx, spec).await?,
+                    None => publish(ctx, spec, &mut latest_revision).await?,
                 };
                 let lv = published.lambda_version.clone();
                 smoke_invoke(ctx, spec, &lv).await?;
@@ -237,49 +243,28 @@ where
     }
 }
 
-/// update `$LATEST` → wait → publish. Returns the new Lambda version.
 /// A published Lambda version, and the code it snapshots.
 struct Published {
     lambda_version: String,
     code_sha256: Option<String>,
 }
 
-async fn publish(ctx: &ApplyContext, spec: &FunctionSpec) -> Result<Published, StepError> {
+/// update `$LATEST` → wait until updated → publish it as a new Lambda version carrying the spec hash.
+async fn publish(
+    ctx: &ApplyContext,
+    spec: &FunctionSpec,
+    latest_revision: &mut Option<String>,
+) -> Result<Published, StepError> {
     let f = spec.function_name.as_str();
-    let current = ctx
-        .lambda
-        .get_function_configuration()
-        .function_name(f)
-        .send()
-        .await
-        .map_err(|e| step_err(f, "GetFunctionConfiguration", describe_sdk_error(&e)))?;
-    let updated = on_conflict_retry(ctx, || {
-        let mut req = ctx
-            .lambda
-            .update_function_configuration()
-            .function_name(f)
-            .description(&spec.description)
-            .memory_size(spec.memory_mb as i32)
-            .timeout(spec.timeout_s as i32)
-            .ephemeral_storage(
-                EphemeralStorage::builder()
-                    .size(spec.ephemeral_storage_mb as i32)
-                    .build()
-                    .expect("size is set"),
-            )
-            .environment(
-                Environment::builder()
-                    .set_variables(Some(spec.environment.clone().into_iter().collect()))
-                    .build(),
-            )
-            .set_revision_id(current.revision_id().map(str::to_string));
-        // Layers are left as Terraform set them (the runtime layer) unless the spec names its own.
-        if !spec.layers.is_empty() {
-            req = req.set_layers(Some(spec.layers.clone()));
+    let updated = match update_latest(ctx, spec, latest_revision.clone()).await {
+        // `$LATEST` changed since Ferry saw it (Lambda also renews the revision once an update settles): read
+        // the current revision and update once more. Publishing below is conditional on the update's own revision.
+        Err(e) if e.code() == Some("PreconditionFailedException") => {
+            let current = latest_configuration(ctx, f).await?;
+            update_latest(ctx, spec, current.revision_id().map(str::to_string)).await
         }
-        req.send()
-    })
-    .await
+        other => other,
+    }
     .map_err(|e| step_err(f, "UpdateFunctionConfiguration", describe_sdk_error(&e)))?;
     let (revision_id, code_sha256) = match updated.last_update_status() {
         Some(LastUpdateStatus::InProgress) => wait_until_updated(ctx, f).await?,
@@ -306,6 +291,7 @@ async fn publish(ctx: &ApplyContext, spec: &FunctionSpec) -> Result<Published, S
     })
     .await
     .map_err(|e| step_err(f, "PublishVersion", describe_sdk_error(&e)))?;
+    latest_revision.clone_from(&revision_id);
     let lv = published.version().unwrap_or_default().to_string();
     // Lambda answers an unchanged $LATEST with the version published from it before: make sure it is this spec.
     match published.description().and_then(parse_version_description) {
@@ -325,11 +311,64 @@ async fn publish(ctx: &ApplyContext, spec: &FunctionSpec) -> Result<Published, S
     }
 }
 
+/// `UpdateFunctionConfiguration` of `$LATEST` to the spec, conditional on `revision`.
+async fn update_latest(
+    ctx: &ApplyContext,
+    spec: &FunctionSpec,
+    revision: Option<String>,
+) -> Result<
+    UpdateFunctionConfigurationOutput,
+    aws_sdk_lambda::error::SdkError<
+        UpdateFunctionConfigurationError,
+        aws_smithy_runtime_api::http::Response,
+    >,
+> {
+    on_conflict_retry(ctx, || {
+        let mut req = ctx
+            .lambda
+            .update_function_configuration()
+            .function_name(&spec.function_name)
+            .description(&spec.description)
+            .memory_size(spec.memory_mb as i32)
+            .timeout(spec.timeout_s as i32)
+            .ephemeral_storage(
+                EphemeralStorage::builder()
+                    .size(spec.ephemeral_storage_mb as i32)
+                    .build()
+                    .expect("size is set"),
+            )
+            .environment(
+                Environment::builder()
+                    .set_variables(Some(spec.environment.clone().into_iter().collect()))
+                    .build(),
+            )
+            .set_revision_id(revision.clone());
+        // Layers are left as Terraform set them (the runtime layer) unless the spec names its own.
+        if !spec.layers.is_empty() {
+            req = req.set_layers(Some(spec.layers.clone()));
+        }
+        req.send()
+    })
+    .await
+}
+
 fn failed_reason(reason: Option<&str>) -> String {
     format!(
         "the update failed: {}",
         reason.unwrap_or("Lambda gave no reason")
     )
+}
+
+async fn latest_configuration(
+    ctx: &ApplyContext,
+    function: &str,
+) -> Result<GetFunctionConfigurationOutput, StepError> {
+    ctx.lambda
+        .get_function_configuration()
+        .function_name(function)
+        .send()
+        .await
+        .map_err(|e| step_err(function, "GetFunctionConfiguration", describe_sdk_error(&e)))
 }
 
 /// Polls until `LastUpdateStatus` is `Successful`; `Failed` is an error with Lambda's reason.
@@ -339,13 +378,7 @@ pub async fn wait_until_updated(
 ) -> Result<(Option<String>, Option<String>), StepError> {
     let deadline = tokio::time::Instant::now() + ctx.options.update_timeout;
     loop {
-        let cfg = ctx
-            .lambda
-            .get_function_configuration()
-            .function_name(function)
-            .send()
-            .await
-            .map_err(|e| step_err(function, "GetFunctionConfiguration", describe_sdk_error(&e)))?;
+        let cfg = latest_configuration(ctx, function).await?;
         match cfg.last_update_status() {
             Some(LastUpdateStatus::InProgress) => {}
             Some(LastUpdateStatus::Failed) => {

@@ -35,6 +35,8 @@ pub struct ObservedFunction {
     /// Version alias (`v<N>`) → the Lambda version its newest audit record says it was deployed at
     /// (absent when there is none, or when the newest record is a retirement).
     pub recorded: BTreeMap<String, String>,
+    /// `$LATEST`'s revision as listed (the first update's precondition; saves a read per function).
+    pub latest_revision_id: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +84,7 @@ pub async fn observe(
         reason,
     };
     let mut versions = BTreeMap::new();
+    let mut latest_revision_id = None;
     let mut pages = lambda
         .list_versions_by_function()
         .function_name(function)
@@ -99,6 +102,7 @@ pub async fn observe(
         };
         for v in page.versions() {
             let Some(number) = v.version().filter(|n| *n != "$LATEST") else {
+                latest_revision_id = v.revision_id().map(str::to_string);
                 continue;
             };
             let description = v.description().unwrap_or_default().to_string();
@@ -158,5 +162,6 @@ pub async fn observe(
         versions,
         aliases,
         recorded,
+        latest_revision_id,
     })
 }

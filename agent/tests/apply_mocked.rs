@@ -123,12 +123,16 @@ fn context(lambda: aws_sdk_lambda::Client) -> ApplyContext {
 }
 
 async fn deploy(rules: &[&Rule]) -> ModelOutcome {
+    deploy_onto(rules, &ObservedFunction::default()).await
+}
+
+async fn deploy_onto(rules: &[&Rule], observed: &ObservedFunction) -> ModelOutcome {
     let lambda = mock_client!(aws_sdk_lambda, RuleMode::MatchAny, rules.iter().copied());
     let spec = spec();
     apply_model(
         &context(lambda),
         &create_plan(&spec),
-        &ObservedFunction::default(),
+        observed,
         &BTreeMap::new(),
     )
     .await
@@ -214,7 +218,6 @@ async fn publishing_waits_for_an_update_in_progress_and_uses_its_revision() {
         .then_output(|| update_output(LastUpdateStatus::InProgress));
     let get = mock!(aws_sdk_lambda::Client::get_function_configuration)
         .sequence()
-        .output(|| config(LastUpdateStatus::Successful, "r1")) // before the update
         .output(|| config(LastUpdateStatus::InProgress, "r2"))
         .times(2)
         .output(|| config(LastUpdateStatus::Successful, "r3"))
@@ -246,10 +249,7 @@ async fn a_failed_update_stops_the_model_with_lambdas_reason() {
     let update = mock!(aws_sdk_lambda::Client::update_function_configuration)
         .then_output(|| update_output(LastUpdateStatus::InProgress));
     let get = mock!(aws_sdk_lambda::Client::get_function_configuration)
-        .sequence()
-        .output(|| config(LastUpdateStatus::Successful, "r1"))
-        .output(|| config(LastUpdateStatus::Failed, "r2"))
-        .build();
+        .then_output(|| config(LastUpdateStatus::Failed, "r2"));
     let (publish, invoke, alias) = (publish_ok(), invoke_ok(), alias_ok());
     let outcome = deploy(&[&update, &get, &publish, &invoke, &alias]).await;
     assert_eq!(
@@ -260,6 +260,86 @@ async fn a_failed_update_stops_the_model_with_lambdas_reason() {
     );
     assert_eq!(publish.num_calls(), 0);
     assert_eq!(alias.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn the_update_is_conditional_on_the_listed_revision_without_reading_it_again() {
+    let update = mock!(aws_sdk_lambda::Client::update_function_configuration)
+        .match_requests(|req| req.revision_id() == Some("r1"))
+        .then_output(|| update_output(LastUpdateStatus::Successful));
+    let (get, publish, invoke, alias) = (
+        get_config_successful(),
+        publish_ok(),
+        invoke_ok(),
+        alias_ok(),
+    );
+    let observed = ObservedFunction {
+        latest_revision_id: Some("r1".into()),
+        ..ObservedFunction::default()
+    };
+    let outcome = deploy_onto(&[&update, &get, &publish, &invoke, &alias], &observed).await;
+    assert_eq!(outcome.error, None);
+    assert_eq!(update.num_calls(), 1);
+    assert_eq!(
+        get.num_calls(),
+        0,
+        "the listed revision needs no GetFunctionConfiguration"
+    );
+    assert_eq!(alias.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn an_update_on_a_stale_revision_reads_the_current_one_and_updates_once_more() {
+    let stale = mock!(aws_sdk_lambda::Client::update_function_configuration)
+        .match_requests(|req| req.revision_id() == Some("r0"))
+        .then_error(|| {
+            UpdateFunctionConfigurationError::PreconditionFailedException(
+                PreconditionFailedException::builder()
+                    .message("The Revision Id provided does not match the latest Revision Id")
+                    .meta(
+                        ErrorMetadata::builder()
+                            .code("PreconditionFailedException")
+                            .build(),
+                    )
+                    .build(),
+            )
+        });
+    let current = mock!(aws_sdk_lambda::Client::update_function_configuration)
+        .match_requests(|req| req.revision_id() == Some("r1"))
+        .then_output(|| update_output(LastUpdateStatus::Successful));
+    let publish = mock!(aws_sdk_lambda::Client::publish_version)
+        .match_requests(|req| req.revision_id() == Some("r2"))
+        .then_output({
+            let description = spec().version_description();
+            move || {
+                PublishVersionOutput::builder()
+                    .version("7")
+                    .description(description.clone())
+                    .build()
+            }
+        });
+    let (get, invoke, alias) = (get_config_successful(), invoke_ok(), alias_ok());
+    let observed = ObservedFunction {
+        latest_revision_id: Some("r0".into()),
+        ..ObservedFunction::default()
+    };
+    let outcome = deploy_onto(
+        &[&stale, &current, &get, &publish, &invoke, &alias],
+        &observed,
+    )
+    .await;
+    assert_eq!(outcome.error, None);
+    assert_eq!(
+        (stale.num_calls(), get.num_calls(), current.num_calls()),
+        (1, 1, 1),
+        "refused on the stale revision, read the current one, updated on it"
+    );
+    assert_eq!(
+        publish.num_calls(),
+        1,
+        "published on the update's own revision"
+    );
+    assert_eq!(alias.num_calls(), 1);
 }
 
 #[tokio::test]
