@@ -2,21 +2,22 @@
 #   make bench-sync              ferry sync vs aws s3 sync vs s5cmd sync against s3s-fs; bench/results/sync.json
 #   make package-sync-function   target/lambda/ferry-sync-lambda/bootstrap.zip for provided.al2023 (needs network)
 BENCH_TOOLS := bench/.tools
-S3S_FS := $(BENCH_TOOLS)/bin/s3s-fs
+S3_SERVER := $(BENCH_TOOLS)/bin/ferry-bench-s3-server
 CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
 
 .PHONY: package-sync-function
 
-$(S3S_FS):
-	$(CARGO) install s3s-fs@0.14.1 --locked --features binary --root $(BENCH_TOOLS)
+# s3s-fs 0.14.1 with 1 MiB GetObject reads; its own Cargo.lock pins every crate (bench/s3-server/Cargo.toml says why).
+$(S3_SERVER): bench/s3-server/Cargo.toml bench/s3-server/Cargo.lock bench/s3-server/src/main.rs
+	$(CARGO) install --locked --path bench/s3-server --root $(BENCH_TOOLS) --force
 
 /usr/bin/time:
 	@echo "installing GNU time (peak RSS via /usr/bin/time -v)"
 	apt-get install -y -qq time >/dev/null || sudo apt-get install -y -qq time >/dev/null
 
-bench-sync: $(VENV)/.stamp $(S3S_FS) /usr/bin/time ## ferry sync vs aws s3 sync vs s5cmd sync (1 GiB, local s3s-fs)
+bench-sync: $(VENV)/.stamp $(S3_SERVER) /usr/bin/time ## ferry sync vs aws s3 sync vs s5cmd sync (1 GiB, local s3s-fs)
 	$(CARGO) build --release --locked -p ferry
-	$(PY) bench/bench_sync.py --ferry target/release/ferry --s3s-fs $(S3S_FS) --venv $(VENV)
+	$(PY) bench/bench_sync.py --ferry target/release/ferry --s3-server $(S3_SERVER) --venv $(VENV)
 
 $(CARGO_LAMBDA): $(VENV)/.stamp
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check cargo-lambda

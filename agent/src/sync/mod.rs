@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::manifest::{ArtifactManifest, ManifestEntry, check_relative_path};
 
 pub mod function;
+mod ordered_hash;
 mod progress;
 pub mod remote;
 pub mod source;
@@ -258,7 +259,11 @@ async fn copy_all(
     concurrency: usize,
 ) -> Result<Vec<ManifestEntry>, SyncError> {
     let mut entries = Vec::with_capacity(objects.len());
-    let mut copies = futures::stream::iter(objects)
+    // Largest first: a big file's parts and its (sequential) hash start at once and overlap the small files,
+    // instead of running alone at the end. The manifest is sorted by path whatever the order.
+    let mut order: Vec<&RemoteObject> = objects.iter().collect();
+    order.sort_by_key(|o| std::cmp::Reverse(o.size));
+    let mut copies = futures::stream::iter(order)
         .map(|object| async move {
             let path = staging.file_path(&object.path);
             let file = staging.create_file(&path)?;

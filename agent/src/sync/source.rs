@@ -12,6 +12,7 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
+use super::ordered_hash::OrderedHasher;
 use super::{Progress, SyncError, SyncOptions};
 use crate::aws::{describe_sdk_error, parse_s3_uri};
 use crate::manifest::{MANIFEST_FILE, check_relative_path};
@@ -268,11 +269,11 @@ impl<'a> Transfer<'a> {
                 .map_err(|e| fail(e.to_string()))?;
             let out = self.get(object, None).await.map_err(&fail)?;
             let s3_sha = out.checksum;
-            let (written, hasher) = stream_to_file(
+            let (written, hashing) = stream_to_file(
                 out.body,
                 Some(file.clone()),
                 0,
-                Some(Sha256::new()),
+                Hashing::Whole(Sha256::new()),
                 &self.progress,
             )
             .await
@@ -283,7 +284,7 @@ impl<'a> Transfer<'a> {
                     object.size
                 )));
             }
-            let sha = hex::encode(hasher.unwrap_or_default().finalize());
+            let sha = whole_sha256(hashing);
             compare_checksum(s3_sha.as_deref(), &sha).map_err(&fail)?;
             sha
         };
@@ -309,17 +310,22 @@ impl<'a> Transfer<'a> {
             .await
             .map_err(|e| fail(e.to_string()))?;
         let out = self.get(object, None).await.map_err(&fail)?;
-        let (written, hasher) =
-            stream_to_file(out.body, None, 0, Some(Sha256::new()), &self.progress)
-                .await
-                .map_err(&fail)?;
+        let (written, hashing) = stream_to_file(
+            out.body,
+            None,
+            0,
+            Hashing::Whole(Sha256::new()),
+            &self.progress,
+        )
+        .await
+        .map_err(&fail)?;
         if written != object.size {
             return Err(fail(format!(
                 "the listing says {} bytes but {written} arrived",
                 object.size
             )));
         }
-        let sha = hex::encode(hasher.unwrap_or_default().finalize());
+        let sha = whole_sha256(hashing);
         compare_checksum(out.checksum.as_deref(), &sha).map_err(&fail)?;
         Ok(sha)
     }
@@ -332,8 +338,8 @@ impl<'a> Transfer<'a> {
         get_object(self.s3, self.source.bucket(), object, range).await
     }
 
-    /// A large object: ranged parts downloaded concurrently into their place in the file; the hash follows behind
-    /// in order, reading each finished part back (from the page cache), so memory stays bounded whatever the size.
+    /// A large object: ranged parts downloaded concurrently into their place in the file and hashed in order as
+    /// they arrive (OrderedHasher), so memory stays bounded whatever the size.
     async fn copy_ranged(
         &self,
         object: &RemoteObject,
@@ -388,6 +394,7 @@ impl<'a> Transfer<'a> {
         let parts: Vec<(u64, u64)> = (0..object.size.div_ceil(part))
             .map(|i| (i * part, ((i + 1) * part).min(object.size) - 1))
             .collect();
+        let ordered = Arc::new(OrderedHasher::new(object.size, part));
         let mut done = futures::stream::iter(parts)
             .map(|(first, last)| {
                 let s3 = self.s3.clone();
@@ -396,37 +403,45 @@ impl<'a> Transfer<'a> {
                 let file = file.clone();
                 let permits = self.permits.clone();
                 let progress = self.progress.clone();
+                let hashing = Hashing::Part(ordered.clone());
                 AbortOnDrop(tokio::spawn(async move {
                     let _permit = permits.acquire_owned().await.map_err(|e| e.to_string())?;
                     let out = get_object(&s3, &bucket, &object, Some((first, last))).await?;
                     let (written, _) =
-                        stream_to_file(out.body, Some(file), first, None, &progress).await?;
+                        stream_to_file(out.body, Some(file), first, hashing, &progress).await?;
                     if written != last - first + 1 {
                         return Err(format!(
                             "bytes {first}-{last}: {written} bytes arrived (was the object replaced during the sync?)"
                         ));
                     }
-                    Ok::<_, String>((first, last))
+                    Ok::<_, String>(())
                 }))
             })
-            .buffered(self.options.concurrency.max(1));
-        let mut hasher = Sha256::new();
+            .buffer_unordered(self.options.concurrency.max(1));
         while let Some(result) = done.next().await {
-            let (first, last) = result.map_err(|e| fail(e.to_string()))?.map_err(&fail)?;
+            result.map_err(|e| fail(e.to_string()))?.map_err(&fail)?;
             let f = file.clone();
-            // Hash the finished part, and start its write-back now rather than all at the final fsync.
-            hasher = tokio::task::spawn_blocking(move || {
-                let hasher = hash_range(&f, first, last, hasher)?;
-                f.sync_data()?;
-                Ok::<_, std::io::Error>(hasher)
-            })
+            // Start the write-back of what has arrived now rather than all at the final fsync.
+            tokio::task::spawn_blocking(move || f.sync_data())
+                .await
+                .map_err(|e| fail(e.to_string()))?
+                .map_err(|e| fail(format!("cannot fsync: {e}")))?;
+        }
+        drop(done);
+        let (f, ordered) = (file.clone(), ordered.clone());
+        let sha = tokio::task::spawn_blocking(move || ordered.finish(&f))
             .await
             .map_err(|e| fail(e.to_string()))?
-            .map_err(|e| fail(format!("cannot read back: {e}")))?;
-        }
-        let sha = hex::encode(hasher.finalize());
+            .map_err(|e| fail(format!("cannot hash: {e}")))?;
         compare_checksum(s3_sha.as_deref(), &sha).map_err(&fail)?;
         Ok(sha)
+    }
+}
+
+fn whole_sha256(hashing: Hashing) -> String {
+    match hashing {
+        Hashing::Whole(h) => hex::encode(h.finalize()),
+        _ => unreachable!("a whole object is hashed as a whole"),
     }
 }
 
@@ -491,15 +506,23 @@ fn compare_checksum(s3_base64: Option<&str>, sha_hex: &str) -> Result<(), String
     Ok(())
 }
 
+/// How the bytes a stream writes are hashed.
+enum Hashing {
+    /// The whole object, in one stream.
+    Whole(Sha256),
+    /// One ranged part of a file hashed in order across its parts.
+    Part(Arc<OrderedHasher>),
+}
+
 /// Writes the body at `offset` in blocks on blocking threads (and hashes each block there); returns the bytes
-/// written. With no file it only hashes.
+/// written and the hashing state. With no file it only hashes.
 async fn stream_to_file(
     mut body: ByteStream,
     file: Option<Arc<File>>,
     mut offset: u64,
-    mut hasher: Option<Sha256>,
+    mut hashing: Hashing,
     progress: &Progress,
-) -> Result<(u64, Option<Sha256>), String> {
+) -> Result<(u64, Hashing), String> {
     // The network's own buffers are written as they are (no copy), a block's worth at a time.
     let mut chunks = Vec::new();
     let mut pending = 0usize;
@@ -523,19 +546,23 @@ async fn stream_to_file(
             let n = pending as u64;
             let f = file.clone();
             let block = std::mem::take(&mut chunks);
-            hasher = tokio::task::spawn_blocking(move || {
+            hashing = tokio::task::spawn_blocking(move || {
                 let mut at = offset;
                 for c in &block {
                     if let Some(f) = &f {
                         f.write_all_at(c, at)
                             .map_err(|e| format!("cannot write: {e}"))?;
                     }
-                    if let Some(h) = hasher.as_mut() {
-                        h.update(c);
-                    }
                     at += c.len() as u64;
                 }
-                Ok::<_, String>(hasher)
+                match (&mut hashing, &f) {
+                    (Hashing::Whole(h), _) => block.iter().for_each(|c| h.update(c)),
+                    (Hashing::Part(ordered), Some(f)) => ordered
+                        .written(f, offset, &block)
+                        .map_err(|e| format!("cannot read back to hash: {e}"))?,
+                    (Hashing::Part(_), None) => unreachable!("parts are always written to a file"),
+                }
+                Ok::<_, String>(hashing)
             })
             .await
             .map_err(|e| e.to_string())??;
@@ -545,21 +572,9 @@ async fn stream_to_file(
             progress.add_bytes(n);
         }
         if end {
-            return Ok((total, hasher));
+            return Ok((total, hashing));
         }
     }
-}
-
-fn hash_range(file: &File, first: u64, last: u64, mut hasher: Sha256) -> std::io::Result<Sha256> {
-    let mut buf = vec![0u8; 1 << 20];
-    let mut at = first;
-    while at <= last {
-        let n = ((last - at + 1) as usize).min(buf.len());
-        file.read_exact_at(&mut buf[..n], at)?;
-        hasher.update(&buf[..n]);
-        at += n as u64;
-    }
-    Ok(hasher)
 }
 
 /// A spawned task that stops when its handle is dropped (an error elsewhere ends the whole copy).
