@@ -13,7 +13,7 @@
 //! - [`function`]: the sync function's handler logic (the `ferry-sync-lambda` binary is a thin wrapper).
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -25,6 +25,7 @@ mod ordered_hash;
 mod progress;
 pub mod remote;
 pub mod source;
+mod version_lock;
 pub mod writer;
 
 pub use progress::Progress;
@@ -69,6 +70,8 @@ pub struct SyncOptions {
     pub part_size: u64,
     /// Show a progress bar (bytes, files, rate); otherwise log lines only.
     pub progress: bool,
+    /// How long to wait for another sync of the same version to finish.
+    pub lock_timeout: Duration,
 }
 
 impl Default for SyncOptions {
@@ -79,6 +82,7 @@ impl Default for SyncOptions {
             multipart_threshold: 16 << 20,
             part_size: 8 << 20,
             progress: false,
+            lock_timeout: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -170,6 +174,9 @@ impl Syncer {
         let objects = source.list(&self.s3).await?;
         let model_dir = self.efs_root.join(&req.model);
         let final_dir = model_dir.join(&req.version);
+        // Held until the version is in place (or refused): a concurrent sync of it waits, then finds it present.
+        let _lock =
+            version_lock::lock_version(&model_dir, &req.version, self.options.lock_timeout).await?;
 
         if final_dir.symlink_metadata().is_ok() {
             let manifest = writer::check_present(
@@ -261,10 +268,11 @@ async fn copy_all(
     let mut entries = Vec::with_capacity(objects.len());
     // Largest first: a big file's parts and its (sequential) hash start at once and overlap the small files,
     // instead of running alone at the end. The manifest is sorted by path whatever the order.
-    let mut order: Vec<&RemoteObject> = objects.iter().collect();
-    order.sort_by_key(|o| std::cmp::Reverse(o.size));
+    let mut order: Vec<usize> = (0..objects.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(objects[i].size));
     let mut copies = futures::stream::iter(order)
-        .map(|object| async move {
+        .map(|i| async move {
+            let object = &objects[i];
             let path = staging.file_path(&object.path);
             let file = staging.create_file(&path)?;
             let sha256 = transfer.copy_to_file(object, file, &path).await?;

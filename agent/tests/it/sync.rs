@@ -664,3 +664,57 @@ async fn access_denied_is_reported_with_the_source_and_nothing_in_place() {
     assert!(!root.join("m/1").exists());
     assert!(temp_folders(&root.join("m")).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_sync_of_a_version_waits_for_the_first_then_finds_it_present() {
+    let f = fixture(&[
+        ("mlflow/locked/MLmodel", b"flavors: {}\n"),
+        ("mlflow/locked/model.pkl", &[7u8; 4096]),
+    ])
+    .await;
+    let source = format!("s3://{BUCKET}/mlflow/locked");
+    let model_dir = f.root.join("m");
+    std::fs::create_dir_all(&model_dir).unwrap();
+
+    // Another process's sync of m/1 holds the lock: this one waits, writing nothing.
+    let held = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(model_dir.join(".ferry-sync-1.lock"))
+        .unwrap();
+    held.lock().unwrap();
+    let syncer = Syncer::new(f.s3.clone(), f.root.clone(), SyncOptions::default());
+    let waiting = tokio::spawn({
+        let (syncer, source) = (syncer.clone(), source.clone());
+        async move { syncer.sync(&request(&source)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the sync waits while the lock is held"
+    );
+    assert!(!model_dir.join("1").exists());
+    assert!(
+        temp_folders(&model_dir).is_empty(),
+        "nothing written while waiting"
+    );
+    drop(held);
+    let first = waiting.await.unwrap().unwrap();
+    assert!(!first.skipped);
+    assert!(model_dir.join("1").join(MANIFEST_FILE).is_file());
+
+    // Two syncs of a new version at once: one copies, the other waits and finds it present and verified.
+    let mut second = request(&source);
+    second.version = "2".into();
+    let (a, b) = tokio::join!(syncer.sync(&second), syncer.sync(&second));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(
+        [a.skipped, b.skipped].iter().filter(|s| !**s).count(),
+        1,
+        "exactly one of them copied"
+    );
+    assert_eq!(a.digest, b.digest);
+    assert_eq!(a.digest, first.digest);
+    assert!(temp_folders(&model_dir).is_empty());
+}
