@@ -186,6 +186,7 @@ async fn sync_new_versions(
                 version: spec.version.clone(),
                 source: spec.artifact.source.clone(),
                 expected_digest: spec.artifact.expected_digest.clone(),
+                verify: false,
             }),
             _ => None,
         })

@@ -71,11 +71,6 @@ pub async fn run(g: &GlobalArgs, args: &SyncArgs) -> Result<u8> {
         }
         None => match platform.as_ref().and_then(|p| p.sync_function.clone()) {
             Some(name) => {
-                if args.verify {
-                    tracing::warn!(
-                        "--verify: the sync function checks manifests; it does not re-hash present versions"
-                    );
-                }
                 let lambda = aws_sdk_lambda::Client::new(&config);
                 (
                     Target::Function {
@@ -165,6 +160,7 @@ async fn requests(catalog: &Catalog, args: &SyncArgs) -> Result<Vec<SyncRequest>
             version: v.version.clone(),
             source: v.artifact_uri.clone(),
             expected_digest: v.approval.artifact_sha256.clone(),
+            verify: args.verify,
         }));
     }
     Ok(out)

@@ -44,6 +44,9 @@ pub struct SyncRequest {
     /// The artifact digest the approval names (`ferry.artifact_sha256`); the sync is refused when it differs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_digest: Option<String>,
+    /// Re-hash the files of a version already present, not only check its manifest (`ferry sync --verify`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub verify: bool,
 }
 
 /// What a sync did (docs/contracts.md, section 4).
@@ -184,7 +187,7 @@ impl Syncer {
                 &source,
                 &objects,
                 req.expected_digest.as_deref(),
-                self.options.verify,
+                self.options.verify || req.verify,
             )?;
             tracing::info!(
                 "{} version {}: present and verified at {}, nothing downloaded",
@@ -354,6 +357,7 @@ mod tests {
             version: version.into(),
             source: "s3://b/p".into(),
             expected_digest: digest.map(str::to_string),
+            verify: false,
         }
     }
 
@@ -382,6 +386,12 @@ mod tests {
         assert_eq!(
             r,
             req("risk-score", "3", None).with_source("s3://bucket/prefix")
+        );
+        let mut verifying = req("risk-score", "3", None).with_source("s3://bucket/prefix");
+        verifying.verify = true;
+        assert_eq!(
+            serde_json::to_value(&verifying).unwrap(),
+            serde_json::json!({"model": "risk-score", "version": "3", "source": "s3://bucket/prefix", "verify": true})
         );
         let o = SyncOutcome {
             model: "risk-score".into(),

@@ -471,6 +471,7 @@ fn request(source: &str) -> SyncRequest {
         version: "1".into(),
         source: source.into(),
         expected_digest: None,
+        verify: false,
     }
 }
 
@@ -562,6 +563,19 @@ async fn the_sync_function_copies_allowed_sources_and_refuses_others() {
     .await
     .unwrap();
     assert!(again.skipped);
+    // A copy changed on the file system (same size): the manifest check alone passes it, a verifying request
+    // re-hashes the files and refuses it.
+    std::fs::write(f.root.join("m/1/MLmodel"), b"flavors: {x}").unwrap();
+    let mut verifying = request("s3://ferry-artifacts/mlflow/7/artifacts");
+    assert!(handle(&config, f.s3.clone(), &verifying).await.is_ok());
+    verifying.verify = true;
+    let err = handle(&config, f.s3.clone(), &verifying).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("its files do not match its manifest: MLmodel"),
+        "{err}"
+    );
+    assert_eq!(ferry::sync::function::error_type(&err), "VersionDiffers");
 
     let err = handle(
         &config,
