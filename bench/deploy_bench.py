@@ -12,6 +12,9 @@ tiny artifacts in moto's S3. Three contenders, each on its own set of functions 
   awscli  a shell loop of the AWS CLI doing the same four steps per version (`aws lambda wait function-updated-v2`).
           One CLI process per call is slow, so it runs on CLI_SAMPLE versions and the per-version time is scaled to
           the whole set (printed as such).
+Then ferry, boto3 and boto3job again on functions of their own, through a relay that adds a round trip to each
+request (--latency-ms, default 20 ms), as between a CI runner and the AWS API; on loopback moto answers at once, and
+serves one request at a time (Python's GIL), so without it work on different functions cannot overlap.
 Reported: wall times and ratios, moto's CPU time during each contender (moto serves one request at a time, so it
 bounds any client), mutating calls per new version (moto's recorder, in a second identical deploy onto its own
 functions so that the recorder's cost is not in the timed run), calls on a no-op rerun.
@@ -24,9 +27,11 @@ import collections
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -71,6 +76,52 @@ def record(url: str):
     moto_api(url, "recorder/start-recording")
 
 
+class LatencyRelay:
+    """A TCP relay to moto that holds each request for `delay_s` before passing it on: a round trip like the one
+    between a CI runner and the AWS API (tens of milliseconds), which moto on loopback does not have."""
+
+    def __init__(self, upstream_url: str, delay_s: float):
+        parsed = urllib.parse.urlparse(upstream_url)
+        self.upstream = (parsed.hostname, parsed.port)
+        self.delay_s = delay_s
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            for sock in (client, server):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(target=self._pipe, args=(client, server, self.delay_s), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client, 0.0), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket, delay_s: float) -> None:
+        try:
+            while data := src.recv(1 << 16):
+                if delay_s:
+                    time.sleep(delay_s)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (to tell the server's share of a contender's wall time)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -94,10 +145,10 @@ def platform_for(prefix: str, models: int, workdir: Path) -> dict:
     return p
 
 
-def setup(workdir: Path, models: int, versions: int) -> tuple[Path, Path]:
+def setup(workdir: Path, models: int, versions: int) -> tuple[Path, Path, Path, Path]:
     """Functions for each contender, artifacts in S3, a catalog and a release manifest for ferry."""
     s3 = boto3.client("s3")
-    for contender in ("ferry", "ferrycount", "boto3", "boto3job", "awscli"):
+    for contender in ("ferry", "ferrycount", "ferrylat", "boto3", "boto3job", "boto3lat", "boto3joblat", "awscli"):
         local_platform.create(platform_for(f"bench-{contender}", models, workdir), os.environ["AWS_ENDPOINT_URL"])
     lines = []
     for i in range(models):
@@ -115,11 +166,11 @@ def setup(workdir: Path, models: int, versions: int) -> tuple[Path, Path]:
     catalog.write_text('[registry]\nsource = "manifest"\npath = "releases.toml"\n'
                        + "".join(f"[models.m{i:02d}]\n" for i in range(models)))
     platforms = []
-    for contender in ("ferry", "ferrycount"):
+    for contender in ("ferry", "ferrycount", "ferrylat"):
         platform = workdir / f"platform-{contender}.json"
         platform.write_text(json.dumps(platform_for(f"bench-{contender}", models, workdir)))
         platforms.append(platform)
-    return catalog, platforms[0], platforms[1]
+    return catalog, *platforms
 
 
 def run_ferry(ferry: Path, catalog: Path, platform: Path) -> float:
@@ -132,11 +183,11 @@ def run_ferry(ferry: Path, catalog: Path, platform: Path) -> float:
     return elapsed
 
 
-def run_boto3(models: int, versions: int) -> float:
+def run_boto3(models: int, versions: int, prefix: str = "bench-boto3") -> float:
     lam = boto3.client("lambda")
     started = time.perf_counter()
     for i in range(models):
-        fn = f"bench-boto3-m{i:02d}"
+        fn = f"{prefix}-m{i:02d}"
         for v in range(1, versions + 1):
             lam.update_function_configuration(FunctionName=fn, MemorySize=1024, Timeout=30,
                                               Environment={"Variables": {"FERRY_MODEL_PATH": f"/mnt/models/m{i:02d}/{v}"}})
@@ -147,22 +198,22 @@ def run_boto3(models: int, versions: int) -> float:
     return time.perf_counter() - started
 
 
-def run_boto3_whole_job(models: int, versions: int, efs_root: Path) -> float:
+def run_boto3_whole_job(models: int, versions: int, efs_root: Path, prefix: str = "bench-boto3job") -> float:
     """The same job as `ferry deploy`, written as a serial boto3 script: per version, copy the artifacts to the EFS
     folder (SHA-256 of each file, fsync, rename into place), update, wait, publish, smoke-invoke, alias, and put an
     audit record that is never overwritten. What a team would write to replace Ferry, minus its checks."""
     lam, s3 = boto3.client("lambda"), boto3.client("s3")
     started = time.perf_counter()
     for i in range(models):
-        model, fn = f"m{i:02d}", f"bench-boto3job-m{i:02d}"
+        model, fn = f"m{i:02d}", f"{prefix}-m{i:02d}"
         for v in range(1, versions + 1):
-            prefix = f"bench/{model}/{v}/artifacts/"
+            artifacts = f"bench/{model}/{v}/artifacts/"
             staging, final = efs_root / model / f".tmp-{v}", efs_root / model / str(v)
             staging.mkdir(parents=True)
             digests = {}
-            for obj in s3.list_objects_v2(Bucket=standins.BUCKET, Prefix=prefix).get("Contents", []):
+            for obj in s3.list_objects_v2(Bucket=standins.BUCKET, Prefix=artifacts).get("Contents", []):
                 body = s3.get_object(Bucket=standins.BUCKET, Key=obj["Key"])["Body"].read()
-                rel = obj["Key"][len(prefix):]
+                rel = obj["Key"][len(artifacts):]
                 with open(staging / rel, "wb") as f:
                     f.write(body)
                     f.flush()
@@ -178,7 +229,7 @@ def run_boto3_whole_job(models: int, versions: int, efs_root: Path) -> float:
             if answer.get("FunctionError"):
                 raise SystemExit(f"{fn}:{lv}: smoke invoke failed")
             lam.create_alias(FunctionName=fn, Name=f"v{v}", FunctionVersion=lv)
-            s3.put_object(Bucket=standins.BUCKET, Key=f"bench/audit/{model}/v{v}.json", IfNoneMatch="*",
+            s3.put_object(Bucket=standins.BUCKET, Key=f"bench/audit/{prefix}/{model}/v{v}.json", IfNoneMatch="*",
                           Body=json.dumps({"model": model, "version": v, "lambda_version": lv, "files": digests}))
     return time.perf_counter() - started
 
@@ -206,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", type=int, default=20)
     parser.add_argument("--versions", type=int, default=10)
     parser.add_argument("--cli-sample", type=int, default=20)
+    parser.add_argument("--latency-ms", type=float, default=20.0,
+                        help="round trip added to each request in the second scenario")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "deploy.json")
     args = parser.parse_args(argv)
     n = args.models * args.versions
@@ -214,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         st = standins.up(workdir / "standins", with_mlflow=False, parent_pid=os.getpid())
         try:
             os.environ.update(st.env())
-            catalog, platform, count_platform = setup(workdir, args.models, args.versions)
+            catalog, platform, count_platform, latency_platform = setup(workdir, args.models, args.versions)
             moto_pid = st.pids[0]
 
             # Timed runs with moto's recorder off (it costs the server time); calls are counted in a second,
@@ -223,6 +276,18 @@ def main(argv: list[str] | None = None) -> int:
             t_boto3, cpu_boto3 = timed(moto_pid, lambda: run_boto3(args.models, args.versions))
             t_job, cpu_job = timed(moto_pid, lambda: run_boto3_whole_job(args.models, args.versions,
                                                                           workdir / "efs" / "boto3job"))
+
+            # The same comparison with a round trip per request, as against the real API.
+            relay = LatencyRelay(st.moto_url, args.latency_ms / 1000)
+            os.environ["AWS_ENDPOINT_URL"] = relay.url
+            try:
+                t_ferry_lat = run_ferry(args.ferry, catalog, latency_platform)
+                t_boto3_lat = run_boto3(args.models, args.versions, "bench-boto3lat")
+                t_job_lat = run_boto3_whole_job(args.models, args.versions, workdir / "efs" / "boto3joblat",
+                                                "bench-boto3joblat")
+            finally:
+                os.environ["AWS_ENDPOINT_URL"] = st.moto_url
+                relay.close()
 
             record(st.moto_url)
             run_ferry(args.ferry, catalog, count_platform)
@@ -249,6 +314,14 @@ def main(argv: list[str] | None = None) -> int:
         "boto3_serial_s": round(t_boto3, 2),
         "boto3_whole_job_s": round(t_job, 2),
         "ratio_vs_boto3_whole_job": round(t_ferry / t_job, 3),
+        "with_latency": {
+            "round_trip_ms": args.latency_ms,
+            "ferry_deploy_s": round(t_ferry_lat, 2),
+            "boto3_serial_s": round(t_boto3_lat, 2),
+            "boto3_whole_job_s": round(t_job_lat, 2),
+            "ratio_vs_boto3": round(t_ferry_lat / t_boto3_lat, 3),
+            "ratio_vs_boto3_whole_job": round(t_ferry_lat / t_job_lat, 3),
+        },
         "moto_cpu_s": {"ferry": round(cpu_ferry, 2), "boto3": round(cpu_boto3, 2), "boto3_whole_job": round(cpu_job, 2)},
         "requests_per_version": round(len(calls) / n, 2),
         "requests_by_kind": dict(sorted(collections.Counter(kind(c) for c in calls).items())),
@@ -273,6 +346,8 @@ bench-deploy: {result['scenario']}
   boto3, serial, one process       {t_boto3:8.2f} s    ferry / boto3  = {result['ratio_vs_boto3']}   (target <= 0.5)
   boto3, serial, ferry's whole job  {t_job:8.2f} s    ferry / it     = {result['ratio_vs_boto3_whole_job']}   (sync, update, wait, publish, invoke, alias, audit)
   moto's CPU time meanwhile: ferry {cpu_ferry:.2f} s, boto3 {cpu_boto3:.2f} s, boto3 whole job {cpu_job:.2f} s; ferry's requests per version: {result['requests_per_version']} + 1 invoke (moto does not record invocations)
+  with a {args.latency_ms:g} ms round trip per request (relay in front of moto):
+    ferry {t_ferry_lat:.2f} s, boto3 serial {t_boto3_lat:.2f} s (ferry / it = {result['with_latency']['ratio_vs_boto3']}), boto3 whole job {t_job_lat:.2f} s (ferry / it = {result['with_latency']['ratio_vs_boto3_whole_job']})
   AWS CLI loop (scaled from {args.cli_sample:>3})   {t_cli:8.1f} s    ferry / awscli = {result['ratio_vs_awscli']}  (target <= 0.01)
   per new version: {result['lambda_mutations_per_version']} Lambda mutations, {result['audit_puts_per_version']} audit puts (targets 3 and 1); other mutations in the run: {result['other_mutations']} (lock put and delete, sts:GetCallerIdentity)
   no-op rerun: {t_noop:.2f} s, {len(noop_mutating)} mutating calls, {result['noop_calls_per_function']} calls per function (targets 0 and <= 3)
