@@ -1,11 +1,12 @@
 //! `ferry plan` / `ferry deploy` against moto and a real MLflow registry: every approved version behind its own
-//! alias, nothing live ever changed, reruns make no mutating call, drift and failures stop before any change.
+//! alias, nothing live ever changed, reruns make no mutating call, drift and failures stop before any change, and a
+//! deploy killed between two steps is finished by the next run (after an audited unlock of its lock).
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use predicates::prelude::*;
 
-use crate::harness::{BUCKET, Env, http_request};
+use crate::harness::{BUCKET, Env, SlowRelay, http_request};
 
 const RISK_FN: &str = "ferry-test-risk-score";
 const READM_FN: &str = "ferry-test-readmission";
@@ -106,6 +107,11 @@ async fn audit_keys() -> Vec<String> {
         .collect()
 }
 
+/// How many of the keys contain `part`.
+fn count(keys: &[String], part: &str) -> usize {
+    keys.iter().filter(|k| k.contains(part)).count()
+}
+
 /// Runs `f` with moto's request recorder on; returns the mutating requests (anything but GET/HEAD) it saw.
 fn mutating_calls(env: &Env, f: impl FnOnce()) -> Vec<String> {
     let moto = &env.stack.moto_url;
@@ -192,17 +198,8 @@ async fn each_approved_version_gets_its_own_alias_and_nothing_live_ever_changes(
         "/mnt/models/risk-score/2"
     );
     let keys = audit_keys().await;
-    assert_eq!(
-        keys.iter().filter(|k| k.contains("-deploy-lv")).count(),
-        3,
-        "{keys:#?}"
-    );
-    assert_eq!(
-        keys.iter()
-            .filter(|k| k.contains("/stages/production/"))
-            .count(),
-        1
-    );
+    assert_eq!(count(&keys, "-deploy-lv"), 3, "{keys:#?}");
+    assert_eq!(count(&keys, "/stages/production/"), 1);
     assert!(
         !keys.iter().any(|k| k.starts_with("ferry/locks/")),
         "the lock is released: {keys:#?}"
@@ -503,4 +500,135 @@ async fn a_revoked_approval_is_reported_and_its_alias_left_live() {
     });
     assert!(calls.is_empty(), "{calls:#?}");
     assert!(aliases(RISK_FN).await.contains_key("v1"));
+}
+
+/// Published Lambda versions of a function (not `$LATEST`), with their descriptions.
+async fn published(function: &str) -> BTreeMap<String, String> {
+    let out = lambda()
+        .await
+        .list_versions_by_function()
+        .function_name(function)
+        .send()
+        .await
+        .unwrap();
+    out.versions()
+        .iter()
+        .filter(|v| v.version() != Some("$LATEST"))
+        .map(|v| {
+            (
+                v.version().unwrap().to_string(),
+                v.description().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+impl Fixture {
+    /// Starts `ferry deploy --jobs 1` through a relay that holds each request for 150 ms, and kills it (SIGKILL) as
+    /// soon as `reached` says so, between two of its steps. Panics if the deploy ends first.
+    async fn kill_deploy_when<F, Fut>(&self, what: &str, reached: F)
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let relay = SlowRelay::start(
+            &self.env.stack.moto_url,
+            std::time::Duration::from_millis(150),
+        )
+        .await;
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
+            .envs(self.env.vars())
+            .env("AWS_ENDPOINT_URL", &relay.url)
+            .arg("--catalog")
+            .arg(&self.catalog)
+            .arg("--platform")
+            .arg(&self.platform)
+            .args(["-q", "deploy", "--jobs", "1", "--lock-timeout", "0"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        loop {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the deploy ended before {what}"
+            );
+            if reached().await {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                return;
+            }
+            assert!(started.elapsed().as_secs() < 120, "never {what}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deploy_killed_between_two_steps_is_finished_by_the_next_run_after_an_audited_unlock() {
+    let fx = Fixture::new("deploy-kill", "");
+
+    // When a deploy is killed right after its first alias (readmission v1) exists, before its audit record,
+    fx.kill_deploy_when("an alias existed", || async {
+        aliases(READM_FN).await.contains_key("v1")
+    })
+    .await;
+    assert!(
+        !audit_keys().await.iter().any(|k| k.contains("-deploy-lv")),
+        "killed before the audit record"
+    );
+    // the next run stops at the dead run's lock; after an audited unlock, a run killed right after publishing
+    // risk-score's first version, before its smoke invoke and alias,
+    fx.ferry(&["deploy", "--lock-timeout", "1"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("ferry unlock --force"));
+    fx.ferry(&["unlock", "--force", "--reason", "deploy killed by the test"])
+        .assert()
+        .success();
+    fx.kill_deploy_when("a version was published", || async {
+        !published(RISK_FN).await.is_empty()
+    })
+    .await;
+    assert!(aliases(RISK_FN).await.is_empty(), "killed before the alias");
+
+    // then, after another unlock, the next run finishes everything:
+    fx.ferry(&["unlock", "--force", "--reason", "deploy killed by the test"])
+        .assert()
+        .success();
+    fx.ferry(&["deploy"]).assert().success();
+
+    // one published version per alias (the one published before the kill is reused, none twice), each carrying
+    // its version's spec,
+    for (function, expected) in [
+        (RISK_FN, vec!["production", "v1", "v2"]),
+        (READM_FN, vec!["v1"]),
+    ] {
+        let live = aliases(function).await;
+        assert_eq!(live.keys().collect::<Vec<_>>(), expected);
+        let versions = published(function).await;
+        let version_aliases: Vec<_> = live.iter().filter(|(a, _)| a.starts_with('v')).collect();
+        assert_eq!(
+            versions.len(),
+            version_aliases.len(),
+            "{function}: one published version per alias, none twice: {versions:#?}"
+        );
+        for (alias, (lv, _)) in version_aliases {
+            assert!(
+                versions[lv].ends_with(&format!("/{alias}")),
+                "{function}:{alias} -> {lv} {:?}",
+                versions[lv]
+            );
+        }
+    }
+    // one audit record per alias (readmission's written by the last run), both unlocks audited,
+    let keys = audit_keys().await;
+    assert_eq!(count(&keys, "-deploy-lv"), 3, "{keys:#?}");
+    assert_eq!(count(&keys, "ferry/audit/test/unlock/"), 2);
+    // and nothing left to do.
+    let calls = mutating_calls(&fx.env, || {
+        fx.ferry(&["deploy"]).assert().success();
+    });
+    assert!(calls.is_empty(), "{calls:#?}");
 }

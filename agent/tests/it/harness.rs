@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -291,4 +292,54 @@ pub fn http_request(method: &str, url: &str, body: &str) -> std::io::Result<(u16
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     Ok((status, body))
+}
+
+/// A TCP relay to a stand-in that holds each chunk of a request for `delay` before passing it on: a deploy through
+/// it runs slowly enough to be killed between two steps. Stops accepting when dropped.
+pub struct SlowRelay {
+    pub url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SlowRelay {
+    pub async fn start(upstream_url: &str, delay: Duration) -> SlowRelay {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = upstream_url.trim_start_matches("http://").to_string();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    let (mut client_rx, mut client_tx) = client.into_split();
+                    let (mut server_rx, mut server_tx) = server.into_split();
+                    let requests = async {
+                        let mut buf = vec![0u8; 1 << 16];
+                        while let Ok(n @ 1..) = client_rx.read(&mut buf).await {
+                            tokio::time::sleep(delay).await;
+                            if server_tx.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                        let _ = server_tx.shutdown().await;
+                    };
+                    let answers = async {
+                        let _ = tokio::io::copy(&mut server_rx, &mut client_tx).await;
+                        let _ = client_tx.shutdown().await;
+                    };
+                    tokio::join!(requests, answers);
+                });
+            }
+        });
+        SlowRelay { url, task }
+    }
+}
+
+impl Drop for SlowRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
