@@ -101,7 +101,7 @@ def start_moto(workdir: Path) -> tuple[str, subprocess.Popen]:
     log = workdir / "moto.log"
     # Each server records into its own folder (moto's default is a file in the working directory, shared by all).
     env = dict(os.environ, MOTO_RECORDER_FILEPATH=str(workdir / "moto_recording"))
-    proc = spawn([sys.executable, os.path.abspath(__file__), "moto", "-H", "127.0.0.1", "-p", str(port)], log, env)
+    proc = spawn([sys.executable, os.path.abspath(__file__), "moto_server", "-H", "127.0.0.1", "-p", str(port)], log, env)
     url = f"http://127.0.0.1:{port}"
     wait_until_up(f"{url}/moto-api/", MOTO_READY_TIMEOUT_S, proc, log, "moto")
     return url, proc
@@ -269,7 +269,7 @@ def down(workdir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["moto"]:  # internal: the server process `up` starts; moto parses its own arguments
+    if argv[:1] == ["moto_server"]:  # internal: the server process `up` starts; moto parses its own arguments
         return run_moto(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
