@@ -15,6 +15,23 @@ pub struct ManifestEntry {
     pub path: String,
     pub size: u64,
     pub sha256: String,
+    /// S3's ETag of the object the file was copied from (written by `ferry sync`): a later sync compares it with
+    /// the listing's, so that an object rewritten after the copy is caught whatever the clocks say. Not in the
+    /// digest, which depends on the files only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+}
+
+impl ManifestEntry {
+    /// What the file is (path, size, SHA-256), leaving out where it was copied from.
+    pub fn content(&self) -> (&str, u64, &str) {
+        (&self.path, self.size, &self.sha256)
+    }
+}
+
+/// Whether two lists of entries describe the same files (ETags aside).
+pub fn same_files(a: &[ManifestEntry], b: &[ManifestEntry]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.content() == y.content())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,6 +182,7 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<ManifestEntry>) -> Result<(), Str
                 path: rel,
                 size,
                 sha256,
+                etag: None,
             });
         } else {
             return Err(format!(
@@ -224,6 +242,7 @@ mod tests {
             path: path.into(),
             size,
             sha256: sha.to_string().repeat(64),
+            etag: None,
         }
     }
 
@@ -302,7 +321,8 @@ mod tests {
             ManifestEntry {
                 path: "MLmodel".into(),
                 size: 3,
-                sha256: "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad".into()
+                sha256: "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad".into(),
+                etag: None,
             }
         );
         assert_eq!(files[1].path, "code/m.py");

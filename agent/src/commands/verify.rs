@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{Inputs, print_json};
 use crate::cli::{GlobalArgs, OutputFormat, VerifyArgs};
-use crate::manifest::{ArtifactManifest, MANIFEST_FILE, scan_dir};
+use crate::manifest::{ArtifactManifest, MANIFEST_FILE, same_files, scan_dir};
 use crate::observe::{ObservedFunction, observe};
 
 #[derive(Serialize)]
@@ -155,7 +155,7 @@ fn check_folder(dir: &Path) -> Result<String, String> {
     let manifest = ArtifactManifest::parse(&text)
         .map_err(|e| format!("{}/{MANIFEST_FILE} {e}", dir.display()))?;
     let files = scan_dir(dir)?;
-    if files != manifest.files {
+    if !same_files(&files, &manifest.files) {
         return Err(format!(
             "{}: files differ from the manifest (changed, added or removed)",
             dir.display()

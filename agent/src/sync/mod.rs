@@ -283,6 +283,7 @@ async fn copy_all(
                 path: object.path.clone(),
                 size: object.size,
                 sha256,
+                etag: object.e_tag.clone(),
             })
         })
         // Files in progress may outnumber requests in flight: a file being fsynced holds no request.
@@ -337,6 +338,7 @@ pub async fn remote_manifest(uri: &str) -> anyhow::Result<ArtifactManifest> {
                 path: object.path.clone(),
                 size: object.size,
                 sha256,
+                etag: None,
             })
         })
         .buffer_unordered(8);

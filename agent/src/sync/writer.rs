@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use super::SyncError;
 use super::source::{RemoteObject, Source, local_path};
-use crate::manifest::{ArtifactManifest, MANIFEST_FILE, scan_dir};
+use crate::manifest::{ArtifactManifest, MANIFEST_FILE, ManifestEntry, same_files, scan_dir};
 
 pub const TEMP_PREFIX: &str = ".ferry-tmp-";
 
@@ -161,6 +161,41 @@ pub fn remove_leftovers(model_dir: &Path, version: &str) -> Result<(), SyncError
     Ok(())
 }
 
+/// Objects of a version that changed after it was synced (names and sizes being the same). Where the manifest
+/// recorded the ETags it copied, they decide: any rewrite of an object's bytes changes its ETag, whatever the
+/// clocks say. A manifest without them (written by an older Ferry) falls back to times: an object S3 says was
+/// modified after the manifest was written (S3 times are whole seconds, so a rewrite within the sync's last
+/// second can escape this).
+fn rewritten_since_sync(
+    source: &Source,
+    objects: &[RemoteObject],
+    manifest: &ArtifactManifest,
+    manifest_path: &Path,
+) -> Result<Vec<String>, SyncError> {
+    let copied: BTreeMap<&str, &str> = manifest
+        .files
+        .iter()
+        .filter_map(|f| Some((f.path.as_str(), f.etag.as_deref()?)))
+        .collect();
+    let synced_at = std::fs::metadata(manifest_path)
+        .and_then(|m| m.modified())
+        .map_err(|e| SyncError::local(manifest_path, e))?;
+    let mut problems = Vec::new();
+    for o in objects {
+        let changed = match (copied.get(o.path.as_str()), o.e_tag.as_deref()) {
+            (Some(then), Some(now)) => *then != now,
+            _ => o.last_modified.is_some_and(|t| t > synced_at),
+        };
+        if changed {
+            problems.push(format!(
+                "{} was modified after this version was synced",
+                source.object_uri(&o.key)
+            ));
+        }
+    }
+    Ok(problems)
+}
+
 /// Checks a version folder that is already there against S3's listing without downloading anything: its manifest
 /// must be intact, list the same paths and sizes, name the expected digest, and no object may have changed after
 /// the folder was written. With `verify`, every file is re-hashed against the manifest too.
@@ -213,18 +248,7 @@ pub fn check_present(
         }
     }
     if problems.is_empty() {
-        // Same names and sizes: an object rewritten after the folder was written has changed all the same.
-        let synced_at = std::fs::metadata(&manifest_path)
-            .and_then(|m| m.modified())
-            .map_err(|e| SyncError::local(&manifest_path, e))?;
-        for o in objects {
-            if o.last_modified.is_some_and(|t| t > synced_at) {
-                problems.push(format!(
-                    "{} was modified after this version was synced",
-                    source.object_uri(&o.key)
-                ));
-            }
-        }
+        problems = rewritten_since_sync(source, objects, &manifest, &manifest_path)?;
     }
     if !problems.is_empty() {
         let more = problems.len().saturating_sub(3);
@@ -244,10 +268,11 @@ pub fn check_present(
     }
     if verify {
         let files = scan_dir(dir).map_err(|r| differs(format!("cannot re-hash: {r}")))?;
-        if files != manifest.files {
+        if !same_files(&files, &manifest.files) {
+            let recorded: Vec<_> = manifest.files.iter().map(ManifestEntry::content).collect();
             let bad: Vec<String> = files
                 .iter()
-                .filter(|f| !manifest.files.contains(f))
+                .filter(|f| !recorded.contains(&f.content()))
                 .map(|f| f.path.clone())
                 .chain(
                     manifest

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use ferry::manifest::{ArtifactManifest, MANIFEST_FILE, scan_dir};
+use ferry::manifest::{ArtifactManifest, MANIFEST_FILE, same_files, scan_dir};
 use ferry::sync::function::{FunctionConfig, handle};
 use ferry::sync::{SyncError, SyncOptions, SyncRequest, Syncer};
 use sha2::{Digest, Sha256};
@@ -133,7 +133,20 @@ async fn a_registered_model_is_copied_verified_and_a_rerun_downloads_nothing() {
         (manifest.model.as_str(), manifest.version.as_str()),
         ("risk-score", "1")
     );
-    assert_eq!(scan_dir(&dir).unwrap(), manifest.files);
+    assert!(same_files(&scan_dir(&dir).unwrap(), &manifest.files));
+    // each file records the ETag of the object it was copied from (what a later sync compares)
+    let (bucket, prefix) = ferry::aws::parse_s3_uri(&source).unwrap();
+    let s3 = s3(&env).await;
+    for f in &manifest.files {
+        let head = s3
+            .head_object()
+            .bucket(&bucket)
+            .key(format!("{prefix}/{}", f.path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(f.etag.as_deref(), head.e_tag(), "{}", f.path);
+    }
     let paths: Vec<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
     for expected in ["MLmodel", "python_model.pkl", "requirements.txt"] {
         assert!(paths.contains(&expected), "{paths:?}");
@@ -212,8 +225,8 @@ async fn a_changed_object_under_a_synced_version_is_an_error_and_the_folder_is_u
     assert!(stderr.contains("never overwritten"), "{stderr}");
     assert_eq!(scan_dir(&dir).unwrap(), before);
 
-    // Given an object rewritten with the same size, later than the sync
-    std::thread::sleep(Duration::from_millis(1100));
+    // Given an object rewritten with the same size, at once (within the same second as the sync: the ETag the
+    // manifest recorded tells, where S3's whole-second times could not), and the other put back as it was
     let original = std::fs::read(dir.join("MLmodel")).unwrap();
     let mut same_size = original.clone();
     same_size[0] ^= 0x20;
@@ -236,8 +249,14 @@ async fn a_changed_object_under_a_synced_version_is_an_error_and_the_folder_is_u
     let (code, _, stderr) = ferry_sync(&env, &catalog, &platform, &[]);
     assert_eq!(code, 1);
     assert!(
-        stderr.contains("modified after this version was synced"),
+        stderr.contains(&format!(
+            "s3://{bucket}/{prefix}/MLmodel was modified after this version was synced"
+        )),
         "{stderr}"
+    );
+    assert!(
+        !stderr.contains("requirements.txt was modified"),
+        "the same bytes put back are not a change: {stderr}"
     );
     assert_eq!(scan_dir(&dir).unwrap(), before);
 }
