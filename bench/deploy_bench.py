@@ -27,11 +27,9 @@ import collections
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -42,6 +40,7 @@ import boto3
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 import local_platform  # noqa: E402
+from relay import Relay  # noqa: E402
 import standins  # noqa: E402
 
 
@@ -74,52 +73,6 @@ def kind(call: dict) -> str:
 def record(url: str):
     moto_api(url, "recorder/reset-recording")
     moto_api(url, "recorder/start-recording")
-
-
-class LatencyRelay:
-    """A TCP relay to moto that holds each request for `delay_s` before passing it on: a round trip like the one
-    between a CI runner and the AWS API (tens of milliseconds), which moto on loopback does not have."""
-
-    def __init__(self, upstream_url: str, delay_s: float):
-        parsed = urllib.parse.urlparse(upstream_url)
-        self.upstream = (parsed.hostname, parsed.port)
-        self.delay_s = delay_s
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(128)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.sock.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self.upstream)
-            for sock in (client, server):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            threading.Thread(target=self._pipe, args=(client, server, self.delay_s), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(server, client, 0.0), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket, delay_s: float) -> None:
-        try:
-            while data := src.recv(1 << 16):
-                if delay_s:
-                    time.sleep(delay_s)
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (src, dst):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -278,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                           workdir / "efs" / "boto3job"))
 
             # The same comparison with a round trip per request, as against the real API.
-            relay = LatencyRelay(st.moto_url, args.latency_ms / 1000)
+            relay = Relay(urllib.parse.urlparse(st.moto_url).port, args.latency_ms / 1000)
             os.environ["AWS_ENDPOINT_URL"] = relay.url
             try:
                 t_ferry_lat = run_ferry(args.ferry, catalog, latency_platform)
