@@ -136,7 +136,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ferry", default=str(ROOT / "target/release/ferry"))
     ap.add_argument("--s3-server", default=str(ROOT / "bench/.tools/bin/ferry-bench-s3-server"))
-    ap.add_argument("--rounds", type=int, default=3, help="runs of each client, interleaved; medians reported")
+    ap.add_argument("--rounds", type=int, default=5, help="runs of each client, interleaved; medians reported")
     ap.add_argument("--venv", default=str(ROOT / ".venv"))
     ap.add_argument("--work", default=str(ROOT / "bench/.data"))
     ap.add_argument("--out", default=str(ROOT / "bench/results/sync.json"))

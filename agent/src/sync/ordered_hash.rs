@@ -1,10 +1,10 @@
-//! SHA-256 of a file written as concurrent ranged parts. Each byte is hashed once and in order: from memory when
-//! the block just written continues the hashed prefix, otherwise read back from the file once the prefix reaches
-//! it. Most of a large object is hashed as it arrives, and little is read back (on EFS a read-back is a trip over
-//! the network).
+//! SHA-256 of a file written as concurrent ranged parts. Writers record what they wrote; one hashing thread reads
+//! the file back in order as the written prefix grows and hashes it, so the hash runs beside the download instead
+//! of after it, and no writer ever waits for it. The bytes read back were just written, so they come from the page
+//! cache (on EFS too: the NFS client keeps the pages it wrote).
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use sha2::{Digest, Sha256};
 
@@ -12,15 +12,17 @@ pub struct OrderedHasher {
     size: u64,
     part_size: u64,
     state: Mutex<State>,
+    changed: Condvar,
 }
 
 struct State {
-    hasher: Sha256,
-    /// Bytes hashed so far: the file's prefix `0..hashed`.
-    hashed: u64,
     /// Per part, the bytes written from its start (each part writes its blocks in order).
     written: Vec<u64>,
+    /// No more writes will come: every part is done, or the copy failed.
+    closed: bool,
 }
+
+const READ_BLOCK: usize = 1 << 20;
 
 impl OrderedHasher {
     /// A file of `size` bytes, written as parts of `part_size` bytes (the last one shorter).
@@ -30,66 +32,91 @@ impl OrderedHasher {
             size,
             part_size,
             state: Mutex::new(State {
-                hasher: Sha256::new(),
-                hashed: 0,
                 written: vec![0; size.div_ceil(part_size) as usize],
+                closed: false,
             }),
+            changed: Condvar::new(),
         }
     }
 
-    /// Records that `chunks` were written to `file` at `offset`, as the next block of their part.
-    pub fn written<C: AsRef<[u8]>>(
-        &self,
-        file: &File,
-        offset: u64,
-        chunks: &[C],
-    ) -> std::io::Result<()> {
-        let len: u64 = chunks.iter().map(|c| c.as_ref().len() as u64).sum();
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+    /// Records that `len` bytes were written at `offset`, as the next block of their part.
+    pub fn written(&self, offset: u64, len: u64) {
+        let mut state = self.lock();
         let part = (offset / self.part_size) as usize;
         if let Some(w) = state.written.get_mut(part) {
             *w = offset + len - part as u64 * self.part_size;
         }
-        if state.hashed == offset {
-            for c in chunks {
-                state.hasher.update(c.as_ref());
+        drop(state);
+        self.changed.notify_one();
+    }
+
+    /// No more writes will come (every part is written, or the copy failed): `hash` returns once it has hashed
+    /// what there is.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.changed.notify_one();
+    }
+
+    /// Reads `file` back in order as its prefix is written and returns its SHA-256 (hex); blocks until every byte
+    /// is hashed, or fails if the hasher is closed first. Runs on a thread of its own, beside the writers.
+    pub fn hash(&self, file: &File) -> std::io::Result<String> {
+        let mut hasher = Sha256::new();
+        let mut hashed = 0u64;
+        let mut buf = vec![0u8; READ_BLOCK.min(self.size as usize)];
+        while hashed < self.size {
+            let frontier = {
+                let mut state = self.lock();
+                loop {
+                    let frontier = self.frontier(&state, hashed);
+                    if frontier > hashed {
+                        break frontier;
+                    }
+                    if state.closed {
+                        return Err(std::io::Error::other(format!(
+                            "only the first {hashed} of {} bytes were written",
+                            self.size
+                        )));
+                    }
+                    state = self.changed.wait(state).unwrap_or_else(|p| p.into_inner());
+                }
+            };
+            while hashed < frontier {
+                let n = ((frontier - hashed) as usize).min(buf.len());
+                file.read_exact_at(&mut buf[..n], hashed)?;
+                hasher.update(&buf[..n]);
+                hashed += n as u64;
             }
-            state.hashed += len;
         }
-        self.catch_up(&mut state, file)
+        Ok(hex::encode(hasher.finalize()))
     }
 
-    /// The SHA-256 (hex) once every part is written; an error if some bytes were never written.
-    pub fn finish(&self, file: &File) -> std::io::Result<String> {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        self.catch_up(&mut state, file)?;
-        if state.hashed != self.size {
-            return Err(std::io::Error::other(format!(
-                "only the first {} of {} bytes were written",
-                state.hashed, self.size
-            )));
-        }
-        Ok(hex::encode(std::mem::take(&mut state.hasher).finalize()))
-    }
-
-    /// Reads back and hashes what was written beyond the hashed prefix, as far as it is contiguous.
-    fn catch_up(&self, state: &mut State, file: &File) -> std::io::Result<()> {
-        let mut buf = Vec::new();
-        while state.hashed < self.size {
-            let part = (state.hashed / self.part_size) as usize;
-            let frontier = part as u64 * self.part_size + state.written[part];
-            if frontier <= state.hashed {
+    /// The end of the contiguous written prefix, from `hashed` on.
+    fn frontier(&self, state: &State, hashed: u64) -> u64 {
+        let mut part = (hashed / self.part_size) as usize;
+        let mut end = hashed;
+        while let Some(&w) = state.written.get(part) {
+            let start = part as u64 * self.part_size;
+            end = end.max(start + w);
+            let full = self.part_size.min(self.size - start);
+            if w < full {
                 break;
             }
-            if buf.is_empty() {
-                buf = vec![0u8; 1 << 20];
-            }
-            let n = ((frontier - state.hashed) as usize).min(buf.len());
-            file.read_exact_at(&mut buf[..n], state.hashed)?;
-            state.hasher.update(&buf[..n]);
-            state.hashed += n as u64;
+            part += 1;
         }
-        Ok(())
+        end
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Closes the hasher when dropped: a copy that ends, well or not, never leaves the hashing thread waiting.
+pub struct CloseOnDrop(pub Arc<OrderedHasher>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }
 
@@ -99,7 +126,7 @@ mod tests {
     use proptest::prelude::*;
 
     /// Writes `data` as parts of `part` bytes in blocks of `block` bytes, visiting the parts' blocks in the
-    /// interleaving `order` gives, and returns what the hasher says.
+    /// interleaving `order` gives, while the hasher runs on its own thread; returns what the hasher says.
     fn hash_in_parts(data: &[u8], part: usize, block: usize, order: &[usize]) -> String {
         let dir = tempfile::tempdir().unwrap();
         let file = File::options()
@@ -110,6 +137,22 @@ mod tests {
             .open(dir.path().join("f"))
             .unwrap();
         let hasher = OrderedHasher::new(data.len() as u64, part as u64);
+        std::thread::scope(|scope| {
+            let hashing = scope.spawn(|| hasher.hash(&file));
+            write_in_parts(&file, &hasher, data, part, block, order);
+            hasher.close();
+            hashing.join().unwrap().unwrap()
+        })
+    }
+
+    fn write_in_parts(
+        file: &File,
+        hasher: &OrderedHasher,
+        data: &[u8],
+        part: usize,
+        block: usize,
+        order: &[usize],
+    ) {
         let parts: Vec<(usize, usize)> = (0..data.len().div_ceil(part))
             .map(|i| (i * part, ((i + 1) * part).min(data.len())))
             .collect();
@@ -127,10 +170,9 @@ mod tests {
             };
             let (at, end) = (next[i], (next[i] + block).min(parts[i].1));
             file.write_all_at(&data[at..end], at as u64).unwrap();
-            hasher.written(&file, at as u64, &[&data[at..end]]).unwrap();
+            hasher.written(at as u64, (end - at) as u64);
             next[i] = end;
         }
-        hasher.finish(&file).unwrap()
     }
 
     proptest! {
@@ -149,11 +191,17 @@ mod tests {
     #[test]
     fn a_part_never_written_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let file = File::create(dir.path().join("f")).unwrap();
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(dir.path().join("f"))
+            .unwrap();
         let hasher = OrderedHasher::new(10, 5);
         file.write_all_at(b"hello", 0).unwrap();
-        hasher.written(&file, 0, &[b"hello"]).unwrap();
-        let err = hasher.finish(&file).unwrap_err();
+        hasher.written(0, 5);
+        hasher.close();
+        let err = hasher.hash(&file).unwrap_err();
         assert_eq!(err.to_string(), "only the first 5 of 10 bytes were written");
     }
 }

@@ -12,13 +12,13 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
-use super::ordered_hash::OrderedHasher;
+use super::ordered_hash::{CloseOnDrop, OrderedHasher};
 use super::{Progress, SyncError, SyncOptions};
 use crate::aws::{describe_sdk_error, parse_s3_uri};
 use crate::manifest::{MANIFEST_FILE, check_relative_path};
 
 /// Bytes gathered from the network before one write (and hash) on a blocking thread.
-const WRITE_BLOCK: usize = 512 << 10;
+const WRITE_BLOCK: usize = 1 << 20;
 /// Longest path Linux (and EFS over NFS) accepts.
 const PATH_MAX: usize = 4095;
 
@@ -338,8 +338,8 @@ impl<'a> Transfer<'a> {
         get_object(self.s3, self.source.bucket(), object, range).await
     }
 
-    /// A large object: ranged parts downloaded concurrently into their place in the file and hashed in order as
-    /// they arrive (OrderedHasher), so memory stays bounded whatever the size.
+    /// A large object: ranged parts downloaded concurrently into their place in the file, while one thread hashes
+    /// the file in order as its written prefix grows (OrderedHasher), so memory stays bounded whatever the size.
     async fn copy_ranged(
         &self,
         object: &RemoteObject,
@@ -383,18 +383,19 @@ impl<'a> Transfer<'a> {
                 head.checksum_type().map(|t| t.as_str()),
             )
         };
-        // At least `part_size`, and no more parts than requests in flight: every ranged request costs the server
-        // a seek (and some servers a whole read), and more parts do not make a stream faster.
-        let slots = self.options.concurrency.max(1) as u64;
-        let part = self
-            .options
-            .part_size
-            .max(object.size.div_ceil(slots))
-            .next_multiple_of(1 << 20);
+        // Parts of a fixed size (whole MiB), started in order: the hashed prefix then trails the newest part by at
+        // most the requests in flight, so little is left to hash when the last part lands, whatever the file's size.
+        let part = self.options.part_size.max(1).next_multiple_of(1 << 20);
         let parts: Vec<(u64, u64)> = (0..object.size.div_ceil(part))
             .map(|i| (i * part, ((i + 1) * part).min(object.size) - 1))
             .collect();
         let ordered = Arc::new(OrderedHasher::new(object.size, part));
+        // The hash follows the written prefix on a thread of its own; it is closed however the copy ends.
+        let hashing = {
+            let (f, ordered) = (file.clone(), ordered.clone());
+            AbortOnDrop(tokio::task::spawn_blocking(move || ordered.hash(&f)))
+        };
+        let close = CloseOnDrop(ordered.clone());
         let mut done = futures::stream::iter(parts)
             .map(|(first, last)| {
                 let s3 = self.s3.clone();
@@ -428,8 +429,8 @@ impl<'a> Transfer<'a> {
                 .map_err(|e| fail(format!("cannot fsync: {e}")))?;
         }
         drop(done);
-        let (f, ordered) = (file.clone(), ordered.clone());
-        let sha = tokio::task::spawn_blocking(move || ordered.finish(&f))
+        drop(close);
+        let sha = hashing
             .await
             .map_err(|e| fail(e.to_string()))?
             .map_err(|e| fail(format!("cannot hash: {e}")))?;
@@ -557,10 +558,7 @@ async fn stream_to_file(
                 }
                 match (&mut hashing, &f) {
                     (Hashing::Whole(h), _) => block.iter().for_each(|c| h.update(c)),
-                    (Hashing::Part(ordered), Some(f)) => ordered
-                        .written(f, offset, &block)
-                        .map_err(|e| format!("cannot read back to hash: {e}"))?,
-                    (Hashing::Part(_), None) => unreachable!("parts are always written to a file"),
+                    (Hashing::Part(ordered), _) => ordered.written(offset, n),
                 }
                 Ok::<_, String>(hashing)
             })
