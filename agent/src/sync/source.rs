@@ -18,7 +18,7 @@ use crate::aws::{describe_sdk_error, parse_s3_uri};
 use crate::manifest::{MANIFEST_FILE, check_relative_path};
 
 /// Bytes gathered from the network before one write (and hash) on a blocking thread.
-const WRITE_BLOCK: usize = 1 << 20;
+const WRITE_BLOCK: usize = 512 << 10;
 /// Longest path Linux (and EFS over NFS) accepts.
 const PATH_MAX: usize = 4095;
 
