@@ -165,6 +165,10 @@ pub struct SyncArgs {
     /// Objects and ranged parts in flight at once
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
+    /// Size in MiB of the ranged parts a large object is fetched in; objects over twice this size are fetched in
+    /// parts
+    #[arg(long, value_name = "MIB", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub part_size: u16,
 }
 
 #[derive(Debug, Args)]

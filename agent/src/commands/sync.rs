@@ -60,6 +60,8 @@ pub async fn run(g: &GlobalArgs, args: &SyncArgs) -> Result<u8> {
     let options = SyncOptions {
         concurrency: usize::from(args.concurrency),
         verify: args.verify,
+        part_size: u64::from(args.part_size) << 20,
+        multipart_threshold: u64::from(args.part_size) << 21,
         progress: show_progress,
         ..SyncOptions::default()
     };

@@ -380,8 +380,10 @@ async fn a_large_object_is_copied_with_bounded_memory_and_a_killed_sync_is_compl
         } else {
             std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
         };
+        // 64 MiB parts: moto reads the whole object for every ranged GET, so 8 MiB parts (the default) would make
+        // it read 1 GiB 128 times.
         cmd.envs(env.vars())
-            .args(["sync", "--quiet", "--catalog"])
+            .args(["sync", "--quiet", "--part-size", "64", "--catalog"])
             .arg(&catalog)
             .arg("--platform")
             .arg(&platform)
