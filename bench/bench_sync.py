@@ -7,8 +7,9 @@ measured. The data set is 1 GiB: 200 small-to-medium files (4 KiB to ~16 MiB, 51
 file. Each client copies the whole prefix into an empty folder, in interleaved rounds (medians reported), timed
 until its copy is on disk: ferry fsyncs before it exits, the others are followed by a syncfs of the destination
 (time to exit is reported too). Then `ferry sync` runs again on the synced folder and the GETs it sends are counted
-by a counting TCP relay in front of the server. Peak RSS of ferry comes from `/usr/bin/time -v`. Prints a table and
-writes bench/results/sync.json; stops the server by its PID.
+by a counting TCP relay in front of the server. Last, ferry alone copies one generated object of `--large-gib` GiB
+(4 by default), to show that its memory does not grow with a file's size. Peak RSS of ferry comes from
+`/usr/bin/time -v`. Prints a table and writes bench/results/sync.json; stops the server by its PID.
 
     python bench/bench_sync.py --ferry target/release/ferry --s3-server bench/.tools/bin/ferry-bench-s3-server
 """
@@ -33,6 +34,7 @@ from relay import Relay
 ROOT = Path(__file__).resolve().parent.parent
 BUCKET = "bench"
 PREFIX = "models/bench-model/artifacts"
+LARGE_PREFIX = "models/bench-large/artifacts"
 KEY, SECRET = "ferrybench", "ferrybench-secret"
 MIB = 1 << 20
 TARGETS = {"vs_s5cmd": 1.0, "vs_aws": 3.0, "rss_mib": 64, "resync_gets": 0}
@@ -66,22 +68,23 @@ def generate(src: Path) -> tuple[int, int]:
     sizes = [max(1, int(s * scale)) for s in raw]
     sizes[-1] += 512 * MIB - sum(sizes)
     block = os.urandom(4 * MIB)
-
-    def write(path: Path, size: int, salt: int) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as f:
-            left, i = size, 0
-            while left > 0:
-                n = min(left, len(block))
-                head = salt.to_bytes(8, "little") + i.to_bytes(8, "little")
-                f.write((head + block[16:n]) if n > 16 else block[:n])
-                left -= n
-                i += 1
-
     for i, size in enumerate(sizes):
-        write(src / f"part-{i // 50}" / f"file-{i:03d}.bin", size, i)
-    write(src / "weights.bin", 512 * MIB, 10_000)
+        write_generated(src / f"part-{i // 50}" / f"file-{i:03d}.bin", size, i, block)
+    write_generated(src / "weights.bin", 512 * MIB, 10_000, block)
     return 201, sum(sizes) + 512 * MIB
+
+
+def write_generated(path: Path, size: int, salt: int, block: bytes) -> None:
+    """`size` bytes of `block` repeated, each 4 MiB stamped with `salt` and its index (no two blocks alike)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        left, i = size, 0
+        while left > 0:
+            n = min(left, len(block))
+            head = salt.to_bytes(8, "little") + i.to_bytes(8, "little")
+            f.write((head + block[16:n]) if n > 16 else block[:n])
+            left -= n
+            i += 1
 
 
 def upload_once(work: Path, data: Path, s5cmd: Path, env: dict[str, str], endpoint: str) -> tuple[int, int]:
@@ -97,6 +100,22 @@ def upload_once(work: Path, data: Path, s5cmd: Path, env: dict[str, str], endpoi
     shutil.rmtree(src)
     stamp.write_text(json.dumps({"files": files, "bytes": total}))
     return files, total
+
+
+def upload_large_once(work: Path, gib: int, s5cmd: Path, env: dict[str, str], endpoint: str) -> int:
+    """Puts one generated object of `gib` GiB under LARGE_PREFIX, once; a stamp remembers its size."""
+    stamp = work / "uploaded-large.json"
+    size = gib << 30
+    if stamp.exists() and json.loads(stamp.read_text())["bytes"] == size:
+        return size
+    src = work / "src-large"
+    shutil.rmtree(src, ignore_errors=True)
+    write_generated(src / "weights.bin", size, 20_000, os.urandom(4 * MIB))
+    run([str(s5cmd), "--endpoint-url", endpoint, "cp", str(src / "weights.bin"), f"s3://{BUCKET}/{LARGE_PREFIX}/"],
+        env)
+    shutil.rmtree(src)
+    stamp.write_text(json.dumps({"bytes": size}))
+    return size
 
 
 def run(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
@@ -140,6 +159,8 @@ def main() -> int:
     ap.add_argument("--venv", default=str(ROOT / ".venv"))
     ap.add_argument("--work", default=str(ROOT / "bench/.data"))
     ap.add_argument("--out", default=str(ROOT / "bench/results/sync.json"))
+    ap.add_argument("--large-gib", type=int, default=4,
+                    help="size of the single object ferry also syncs alone, for its peak RSS (0: skip)")
     args = ap.parse_args()
 
     venv_bin = Path(args.venv) / "bin"
@@ -150,6 +171,7 @@ def main() -> int:
     data = work / "s3"
     if not (work / "uploaded.json").exists():
         shutil.rmtree(data, ignore_errors=True)
+        (work / "uploaded-large.json").unlink(missing_ok=True)
     (data / BUCKET).mkdir(parents=True, exist_ok=True)
     out_root = work / "out"
     shutil.rmtree(out_root, ignore_errors=True)
@@ -168,18 +190,21 @@ def main() -> int:
                "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint, "NO_COLOR": "1"}
         env.pop("AWS_PROFILE", None)
         files, total = upload_once(work, data, venv_bin / "s5cmd", env, endpoint)
-        warm_page_cache(data)
+        large = upload_large_once(work, args.large_gib, venv_bin / "s5cmd", env, endpoint) if args.large_gib else 0
+        warm_page_cache(data / BUCKET / PREFIX)
         source = f"s3://{BUCKET}/{PREFIX}"
         (work / "releases.toml").write_text(
             '[[models.bench.versions]]\nversion = "1"\napproved_by = "bench@example.org"\n'
-            f'approved_at = "2026-01-01T00:00:00Z"\nticket = "BENCH-1"\nartifact_uri = "{source}"\n')
+            f'approved_at = "2026-01-01T00:00:00Z"\nticket = "BENCH-1"\nartifact_uri = "{source}"\n'
+            '[[models.large.versions]]\nversion = "1"\napproved_by = "bench@example.org"\n'
+            f'approved_at = "2026-01-01T00:00:00Z"\nticket = "BENCH-2"\nartifact_uri = "s3://{BUCKET}/{LARGE_PREFIX}"\n')
         catalog = work / "ferry.toml"
         catalog.write_text(f'[registry]\nsource = "manifest"\npath = "{work / "releases.toml"}"\n'
-                           '[models.bench]\nregistered_model = "bench"\n')
+                           '[models.bench]\nregistered_model = "bench"\n[models.large]\nregistered_model = "large"\n')
+        ferry_sync = [args.ferry, "sync", "--quiet", "--catalog", str(catalog), "--output", "json"]
 
         contenders = {
-            "ferry sync": lambda dest: [args.ferry, "sync", "--quiet", "--catalog", str(catalog), "--efs-root",
-                                        str(dest), "--output", "json"],
+            "ferry sync": lambda dest: [*ferry_sync, "--model", "bench", "--efs-root", str(dest)],
             "s5cmd sync": lambda dest: [str(venv_bin / "s5cmd"), "--endpoint-url", endpoint, "sync", f"{source}/*",
                                         f"{dest}/"],
             "aws s3 sync": lambda dest: [str(venv_bin / "aws"), "s3", "sync", "--only-show-errors", "--endpoint-url",
@@ -217,6 +242,21 @@ def main() -> int:
         secs, _ = run(ferry_cmd, env_relay)
         resync = {"seconds": secs, "gets": relay.gets, "requests": relay.requests}
 
+        # One large object alone: peak RSS must not grow with the size of a file.
+        large_run = None
+        if large:
+            dest = out_root / "large"
+            dest.mkdir()
+            os.sync()
+            _, stderr, durable = run_until_durable(
+                ["/usr/bin/time", "-v", *ferry_sync, "--model", "large", "--efs-root", str(dest)], env, dest)
+            got = tree_size(dest / "large" / "1")
+            if got != (1, large):
+                raise SystemExit(f"bench: ferry copied {got[0]} files, {got[1]} bytes of the large object; "
+                                 f"expected 1, {large}")
+            rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", stderr)
+            large_run = {"bytes": large, "seconds": durable, "peak_rss_mib": int(rss.group(1)) / 1024}
+
         ferry = results["ferry sync"]
         summary = {
             "data": {"files": files, "bytes": total, "largest_file_bytes": 512 * MIB},
@@ -228,13 +268,15 @@ def main() -> int:
             "ratios_at_exit": {"vs_s5cmd": results["s5cmd sync"]["exit_seconds"] / ferry["exit_seconds"],
                                "vs_aws": results["aws s3 sync"]["exit_seconds"] / ferry["exit_seconds"]},
             "ferry_peak_rss_mib": (ferry["peak_rss_kib"] or 0) / 1024,
+            "large_object": large_run,
             "resync": resync,
             "targets": TARGETS,
         }
         checks = {
             "vs_s5cmd": summary["ratios"]["vs_s5cmd"] >= TARGETS["vs_s5cmd"],
             "vs_aws": summary["ratios"]["vs_aws"] >= TARGETS["vs_aws"],
-            "rss_mib": summary["ferry_peak_rss_mib"] <= TARGETS["rss_mib"],
+            "rss_mib": max(summary["ferry_peak_rss_mib"], large_run["peak_rss_mib"] if large_run else 0)
+            <= TARGETS["rss_mib"],
             "resync_gets": resync["gets"] <= TARGETS["resync_gets"],
         }
         summary["met"] = checks
@@ -251,7 +293,10 @@ def main() -> int:
             print(f"{name:<12} {r['seconds']:>10.2f} {r['mib_per_s']:>8.0f} {'' if mine else f'{ratio:.2f}x':>9} "
                   f"{r['exit_seconds']:>8.2f} {'' if mine else f'{at_exit:.2f}x':>9}")
         print(f"ferry peak RSS {summary['ferry_peak_rss_mib']:.1f} MiB (target <= {TARGETS['rss_mib']})")
-        print(f"ferry resync: {resync['gets']} GETs of objects, {resync['requests']} requests in all, {secs:.2f} s")
+        if large_run:
+            print(f"ferry alone on one {large / (1 << 30):.0f} GiB object: {large_run['seconds']:.2f} s "
+                  f"({large / MIB / large_run['seconds']:.0f} MiB/s), peak RSS {large_run['peak_rss_mib']:.1f} MiB")
+        print(f"ferry resync: {resync['gets']} GETs of objects, {resync['requests']} requests in all, {resync['seconds']:.2f} s")
         print("targets: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in checks.items()))
         print(f"wrote {args.out}")
         return 0
