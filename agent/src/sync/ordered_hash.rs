@@ -125,17 +125,21 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// A new file in `dir`, open for reading and writing.
+    fn scratch_file(dir: &tempfile::TempDir) -> File {
+        File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(dir.path().join("f"))
+            .unwrap()
+    }
+
     /// Writes `data` as parts of `part` bytes in blocks of `block` bytes, visiting the parts' blocks in the
     /// interleaving `order` gives, while the hasher runs on its own thread; returns what the hasher says.
     fn hash_in_parts(data: &[u8], part: usize, block: usize, order: &[usize]) -> String {
         let dir = tempfile::tempdir().unwrap();
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(dir.path().join("f"))
-            .unwrap();
+        let file = scratch_file(&dir);
         let hasher = OrderedHasher::new(data.len() as u64, part as u64);
         std::thread::scope(|scope| {
             let hashing = scope.spawn(|| hasher.hash(&file));
@@ -189,14 +193,26 @@ mod tests {
     }
 
     #[test]
+    fn a_hasher_waiting_for_bytes_stops_when_the_copy_ends_early() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = scratch_file(&dir);
+        let hasher = Arc::new(OrderedHasher::new(10, 5));
+        let copy = CloseOnDrop(hasher.clone());
+        let err = std::thread::scope(|scope| {
+            let hashing = scope.spawn(|| hasher.hash(&file));
+            file.write_all_at(b"hello", 0).unwrap();
+            hasher.written(0, 5);
+            // The second part never comes: the copy fails and its guard closes the hasher.
+            drop(copy);
+            hashing.join().unwrap().unwrap_err()
+        });
+        assert_eq!(err.to_string(), "only the first 5 of 10 bytes were written");
+    }
+
+    #[test]
     fn a_part_never_written_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(dir.path().join("f"))
-            .unwrap();
+        let file = scratch_file(&dir);
         let hasher = OrderedHasher::new(10, 5);
         file.write_all_at(b"hello", 0).unwrap();
         hasher.written(0, 5);
