@@ -61,7 +61,6 @@ pub async fn run(g: &GlobalArgs, args: &SyncArgs) -> Result<u8> {
         concurrency: usize::from(args.concurrency),
         verify: args.verify,
         part_size: u64::from(args.part_size) << 20,
-        multipart_threshold: u64::from(args.part_size) << 21,
         progress: show_progress,
         ..SyncOptions::default()
     };

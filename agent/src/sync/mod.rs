@@ -68,8 +68,7 @@ pub struct SyncOptions {
     pub concurrency: usize,
     /// Re-hash the files of a version already present, not only check its manifest against S3's listing.
     pub verify: bool,
-    /// Objects larger than this are fetched as concurrent ranged parts of `part_size` bytes.
-    pub multipart_threshold: u64,
+    /// Objects over twice this size are fetched as concurrent ranged parts of this size (rounded up to whole MiB).
     pub part_size: u64,
     /// Show a progress bar (bytes, files, rate); otherwise log lines only.
     pub progress: bool,
@@ -82,7 +81,6 @@ impl Default for SyncOptions {
         SyncOptions {
             concurrency: 16,
             verify: false,
-            multipart_threshold: 16 << 20,
             part_size: 8 << 20,
             progress: false,
             lock_timeout: Duration::from_secs(15 * 60),

@@ -259,7 +259,7 @@ impl<'a> Transfer<'a> {
             reason,
         };
         let file = Arc::new(file);
-        let sha256 = if object.size > self.options.multipart_threshold {
+        let sha256 = if object.size > 2 * self.options.part_size {
             self.copy_ranged(object, file.clone(), path).await?
         } else {
             let _permit = self
@@ -390,10 +390,11 @@ impl<'a> Transfer<'a> {
             .map(|i| (i * part, ((i + 1) * part).min(object.size) - 1))
             .collect();
         let ordered = Arc::new(OrderedHasher::new(object.size, part));
-        // The hash follows the written prefix on a thread of its own; it is closed however the copy ends.
+        // The hash follows the written prefix on a thread of its own. A blocking thread cannot be aborted: the
+        // guard closes the hasher however the copy ends, and the thread then returns.
         let hashing = {
             let (f, ordered) = (file.clone(), ordered.clone());
-            AbortOnDrop(tokio::task::spawn_blocking(move || ordered.hash(&f)))
+            tokio::task::spawn_blocking(move || ordered.hash(&f))
         };
         let close = CloseOnDrop(ordered.clone());
         let mut done = futures::stream::iter(parts)
@@ -556,9 +557,9 @@ async fn stream_to_file(
                     }
                     at += c.len() as u64;
                 }
-                match (&mut hashing, &f) {
-                    (Hashing::Whole(h), _) => block.iter().for_each(|c| h.update(c)),
-                    (Hashing::Part(ordered), _) => ordered.written(offset, n),
+                match &mut hashing {
+                    Hashing::Whole(h) => block.iter().for_each(|c| h.update(c)),
+                    Hashing::Part(ordered) => ordered.written(offset, n),
                 }
                 Ok::<_, String>(hashing)
             })
