@@ -146,6 +146,21 @@ def run_until_durable(cmd: list[str], env: dict[str, str], dest: Path) -> tuple[
     return secs, stderr, time.perf_counter() - started
 
 
+def measured_copy(name: str, cmd: list[str], env: dict[str, str], dest: Path, folder: Path,
+                  expected: tuple[int, int]) -> dict:
+    """Runs one copy into the emptied `dest` under GNU time, checks that `folder` holds the `expected` (files, bytes),
+    and returns its seconds to exit, seconds until durable and peak RSS."""
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir()
+    os.sync()  # nothing left to write back from the previous run
+    secs, stderr, durable = run_until_durable(["/usr/bin/time", "-v", *cmd], env, dest)
+    got = tree_size(folder)
+    if got != expected:
+        raise SystemExit(f"bench: {name} copied {got[0]} files, {got[1]} bytes; expected {expected[0]}, {expected[1]}")
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", stderr)
+    return {"exit_s": secs, "durable_s": durable, "peak_rss_kib": int(rss.group(1))}
+
+
 def tree_size(folder: Path) -> tuple[int, int]:
     files = [p for p in folder.rglob("*") if p.is_file() and p.name != ".ferry-manifest.json"]
     return len(files), sum(p.stat().st_size for p in files)
@@ -214,16 +229,8 @@ def main() -> int:
         for _ in range(args.rounds):
             for name, command in contenders.items():
                 dest = out_root / name.split()[0]
-                shutil.rmtree(dest, ignore_errors=True)
-                dest.mkdir()
-                os.sync()  # nothing left to write back from the previous run
-                secs, stderr, durable = run_until_durable(["/usr/bin/time", "-v", *command(dest)], env, dest)
-                rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", stderr)
                 folder = dest / "bench" / "1" if name == "ferry sync" else dest
-                got = tree_size(folder)
-                if got != (files, total):
-                    raise SystemExit(f"bench: {name} copied {got[0]} files, {got[1]} bytes; expected {files}, {total}")
-                samples[name].append({"exit_s": secs, "durable_s": durable, "peak_rss_kib": int(rss.group(1))})
+                samples[name].append(measured_copy(name, command(dest), env, dest, folder, (files, total)))
         results: dict[str, dict] = {}
         for name, runs in samples.items():
             results[name] = {
@@ -246,16 +253,9 @@ def main() -> int:
         large_run = None
         if large:
             dest = out_root / "large"
-            dest.mkdir()
-            os.sync()
-            _, stderr, durable = run_until_durable(
-                ["/usr/bin/time", "-v", *ferry_sync, "--model", "large", "--efs-root", str(dest)], env, dest)
-            got = tree_size(dest / "large" / "1")
-            if got != (1, large):
-                raise SystemExit(f"bench: ferry copied {got[0]} files, {got[1]} bytes of the large object; "
-                                 f"expected 1, {large}")
-            rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", stderr)
-            large_run = {"bytes": large, "seconds": durable, "peak_rss_mib": int(rss.group(1)) / 1024}
+            one = measured_copy("ferry sync (large object)", [*ferry_sync, "--model", "large", "--efs-root", str(dest)],
+                                 env, dest, dest / "large" / "1", (1, large))
+            large_run = {"bytes": large, "seconds": one["durable_s"], "peak_rss_mib": one["peak_rss_kib"] / 1024}
 
         ferry = results["ferry sync"]
         summary = {
