@@ -8,6 +8,7 @@
 //! the sync fails.
 //!
 //! - [`source`]: listing an S3 prefix (keys checked before anything is written) and streaming objects;
+//! - `disk`: reserving a file's space before its bytes arrive, starting write-back early;
 //! - [`writer`]: the temporary folder, fsync and rename, leftovers of killed runs, checks of a present version;
 //! - [`remote`]: the same request sent to the in-VPC sync function;
 //! - [`function`]: the sync function's handler logic (the `ferry-sync-lambda` binary is a thin wrapper).
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::manifest::{ArtifactManifest, ManifestEntry, check_relative_path};
 
+mod disk;
 pub mod function;
 mod ordered_hash;
 mod progress;

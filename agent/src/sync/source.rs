@@ -12,6 +12,7 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
+use super::disk;
 use super::ordered_hash::{CloseOnDrop, OrderedHasher};
 use super::{Progress, SyncError, SyncOptions};
 use crate::aws::{describe_sdk_error, parse_s3_uri};
@@ -258,6 +259,8 @@ impl<'a> Transfer<'a> {
             file: path.to_owned(),
             reason,
         };
+        disk::preallocate(&file, object.size)
+            .map_err(|e| fail(format!("cannot reserve {} bytes for it: {e}", object.size)))?;
         let file = Arc::new(file);
         let sha256 = if object.size > 2 * self.options.part_size {
             self.copy_ranged(object, file.clone(), path).await?
@@ -422,12 +425,8 @@ impl<'a> Transfer<'a> {
             .buffer_unordered(self.options.concurrency.max(1));
         while let Some(result) = done.next().await {
             result.map_err(|e| fail(e.to_string()))?.map_err(&fail)?;
-            let f = file.clone();
-            // Start the write-back of what has arrived now rather than all at the final fsync.
-            tokio::task::spawn_blocking(move || f.sync_data())
-                .await
-                .map_err(|e| fail(e.to_string()))?
-                .map_err(|e| fail(format!("cannot fsync: {e}")))?;
+            // Write back what has arrived now rather than all at the final fsync, without pausing the parts.
+            disk::start_write_back(&file);
         }
         drop(done);
         drop(close);
