@@ -15,6 +15,7 @@ pub mod efs;
 pub mod lock;
 pub mod logging;
 pub mod manifest;
+pub mod memory;
 pub mod observe;
 pub mod plan;
 pub mod platform;

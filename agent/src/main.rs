@@ -5,6 +5,7 @@ use clap::Parser;
 use ferry::cli::Cli;
 
 fn main() -> ExitCode {
+    ferry::memory::reuse_freed_buffers();
     let cli = Cli::parse();
     ferry::logging::init(&cli.global);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

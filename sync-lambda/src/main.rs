@@ -50,6 +50,7 @@ fn diagnostic(err: &SyncError) -> Diagnostic {
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    ferry::memory::reuse_freed_buffers();
     let config = FunctionConfig::from_env().map_err(|e| e.to_string())?;
     let sdk = ferry::aws::sdk_config(None).await;
     let state = State {

@@ -1,0 +1,50 @@
+//! How the process's allocator treats freed memory.
+
+/// Keeps freed memory for reuse instead of handing it back to the kernel. A sync streams every byte through network
+/// buffers of a few hundred KiB; glibc maps each of them afresh and unmaps it when it is freed, so every page of every
+/// buffer is faulted in and zeroed again: measured, 2.5 times the page faults and about 5% of a sync's CPU. The price
+/// is a few MiB more resident memory (freed buffers stay mapped, up to 64 MiB). Call it before the work starts.
+pub fn reuse_freed_buffers() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets glibc's thresholds (under its own lock); it touches no memory of ours.
+    unsafe {
+        // Allocations below 8 MiB come from the heap, and up to 64 MiB of free heap is kept.
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 8 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+    }
+}
+
+#[cfg(all(test, target_os = "linux", target_env = "gnu"))]
+mod tests {
+    use super::*;
+
+    fn minor_faults() -> i64 {
+        // SAFETY: getrusage writes into the struct it is given.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        assert_eq!(
+            unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) },
+            0
+        );
+        usage.ru_minflt
+    }
+
+    fn fill_a_buffer() {
+        let mut buf = Vec::<u8>::with_capacity(2 << 20);
+        buf.resize(buf.capacity(), 1);
+        std::hint::black_box(&buf);
+    }
+
+    #[test]
+    fn a_freed_buffer_is_reused_without_faulting_its_pages_in_again() {
+        reuse_freed_buffers();
+        fill_a_buffer();
+        let before = minor_faults();
+        fill_a_buffer();
+        let faults = minor_faults() - before;
+        // 512 pages if the buffer were mapped afresh.
+        assert!(
+            faults < 64,
+            "{faults} page faults to fill a reused 2 MiB buffer"
+        );
+    }
+}
