@@ -1,8 +1,8 @@
 //! `ferry-bench-s3-server --port P --access-key K --secret-key S ROOT`: s3s-fs's S3 API over the folder ROOT on
 //! 127.0.0.1, with a GetObject body of its own. s3s-fs streams bodies in 4 KiB reads, each a trip through tokio's
 //! blocking pool; serving 1 GiB cost it more CPU than any client it served, so the benchmark measured the server.
-//! Here a body is 1 MiB `pread`s straight into the buffers that are sent (tokio's file reader would copy each one
-//! once more), and those buffers are reused from the heap. Everything else is s3s-fs's own code.
+//! Here a body is sent straight from the page cache, in 1 MiB slices of a mapping of the object's file: the server
+//! copies each byte once, into the socket. Everything else is s3s-fs's own code.
 use std::path::{Path, PathBuf};
 
 use s3s::dto::*;
@@ -11,7 +11,6 @@ use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::Stream;
@@ -64,68 +63,86 @@ impl_s3! {
             None => 0,
         };
         let file = std::fs::File::open(&path).map_err(|e| s3_error!(e, NoSuchKey))?;
-        resp.output.body = Some(StreamingBlob::wrap(file_body(file, first, len)));
+        resp.output.body = Some(StreamingBlob::wrap(file_body(file, first, len)?));
         Ok(resp)
     }
 }
 
-/// `len` bytes of `file` from `first`, in reads of READ_SIZE on the blocking pool, each straight into the buffer
-/// that is sent (tokio's own file reader reads into a buffer of its own and copies from it).
+/// `len` bytes of `file` from `first`, sent straight from the page cache: the range is mapped and sent in 1 MiB
+/// slices of the mapping, so the server copies each byte once (into the socket) rather than twice.
 fn file_body(
     file: File,
     first: u64,
     len: u64,
-) -> impl Stream<Item = io::Result<Bytes>> + Send + Sync + 'static {
-    futures::stream::try_unfold(
-        (Arc::new(file), first, len),
-        |(file, at, left)| async move {
-            if left == 0 {
-                return Ok(None);
-            }
-            let n = left.min(READ_SIZE as u64) as usize;
-            let reader = file.clone();
-            let chunk = tokio::task::spawn_blocking(move || read_chunk(&reader, at, n))
-                .await
-                .map_err(io::Error::other)??;
-            Ok(Some((chunk, (file, at + n as u64, left - n as u64))))
-        },
-    )
+) -> S3Result<impl Stream<Item = io::Result<Bytes>> + Send + Sync + 'static> {
+    let mapped = if len == 0 {
+        Bytes::new()
+    } else {
+        Bytes::from_owner(Mapping::new(&file, first, len).map_err(|e| s3_error!(e, InternalError))?)
+    };
+    let chunks: Vec<io::Result<Bytes>> = (0..mapped.len())
+        .step_by(READ_SIZE)
+        .map(|at| Ok(mapped.slice(at..(at + READ_SIZE).min(mapped.len()))))
+        .collect();
+    Ok(futures::stream::iter(chunks))
 }
 
-/// Exactly `n` bytes at `at`: an object shorter than its listing is an error, not a short body.
-fn read_chunk(file: &File, at: u64, n: usize) -> io::Result<Bytes> {
-    let mut buf: Vec<u8> = Vec::with_capacity(n);
-    while buf.len() < n {
-        let offset = libc::off_t::try_from(at + buf.len() as u64).map_err(io::Error::other)?;
-        let spare = buf.spare_capacity_mut();
-        // SAFETY: the kernel writes at most `spare.len()` bytes into the spare capacity, which `buf` owns; only
-        // the bytes it reports written are then counted as initialised.
-        let got = unsafe {
-            libc::pread(
+/// A read-only mapping of part of a file, unmapped when the last slice sent from it is dropped. The benchmark never
+/// changes a file while it is served (a file truncated under a mapping would fault the server).
+struct Mapping {
+    base: *mut libc::c_void,
+    mapped: usize,
+    skip: usize,
+    len: usize,
+}
+
+// SAFETY: the mapping is read-only and owned by this value alone; it is unmapped once, on drop.
+unsafe impl Send for Mapping {}
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    fn new(file: &File, first: u64, len: u64) -> io::Result<Mapping> {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
+        let start = first - first % page;
+        let skip = (first - start) as usize;
+        let mapped = skip + usize::try_from(len).map_err(io::Error::other)?;
+        let offset = libc::off_t::try_from(start).map_err(io::Error::other)?;
+        // SAFETY: a fresh read-only shared mapping of an open file; nothing else refers to that address range.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                mapped,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
                 file.as_raw_fd(),
-                spare.as_mut_ptr().cast(),
-                spare.len(),
                 offset,
             )
         };
-        match got {
-            0 => {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "object file shorter than its length",
-                ));
-            }
-            g if g < 0 => {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-            }
-            // SAFETY: the kernel initialised these `got` bytes just past the current length.
-            g => unsafe { buf.set_len(buf.len() + g as usize) },
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
         }
+        Ok(Mapping {
+            base,
+            mapped,
+            skip,
+            len: len as usize,
+        })
     }
-    Ok(Bytes::from(buf))
+}
+
+impl AsRef<[u8]> for Mapping {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: `skip + len` bytes are mapped readable at `base` for as long as `self` lives.
+        unsafe { std::slice::from_raw_parts(self.base.cast::<u8>().add(self.skip), self.len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly what `new` mapped, once; no slice of it outlives `self`.
+        unsafe { libc::munmap(self.base, self.mapped) };
+    }
 }
 
 /// `bytes 10-20/100` → 10.
@@ -170,13 +187,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (Some(port), Some(key), Some(secret), Some(root)) = (port, key, secret, root) else {
         usage()
     };
-    // Body buffers come from the heap and go back to it: with glibc's defaults every 1 MiB buffer is a fresh mmap,
-    // and the page faults that fill it cost the server more than the reads themselves.
-    // SAFETY: mallopt only changes glibc's allocation thresholds; nothing has been allocated on other threads yet.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
-    }
     let root = std::fs::canonicalize(&root)?;
     let fs = FastGet {
         inner: s3s_fs::FileSystem::new(&root).map_err(|e| format!("{}: {e:?}", root.display()))?,
