@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """`make bench-sync`: `ferry sync` versus `aws s3 sync` and `s5cmd sync`, against the same local S3 server.
 
-The server is s3s-fs (a Rust S3 server over a folder) with 1 MiB reads for GetObject bodies (bench/s3-server; stock
-s3s-fs reads 4 KiB at a time and used more CPU than the clients it served), so the clients and not the server are
-measured. The data set is 1 GiB: 200 small-to-medium files (4 KiB to ~16 MiB, 512 MiB in all) plus one 512 MiB
+The server is s3s-fs (a Rust S3 server over a folder) with GetObject bodies sent from a mapping of the file
+(bench/s3-server; stock s3s-fs reads 4 KiB at a time and used more CPU than the clients it served), so the clients
+and not the server are measured. The data set is 1 GiB: 200 small-to-medium files (4 KiB to ~16 MiB, 512 MiB in all) plus one 512 MiB
 file. Each client copies the whole prefix into an empty folder, in interleaved rounds (medians reported), timed
 until its copy is on disk: ferry fsyncs before it exits, the others are followed by a syncfs of the destination
-(time to exit is reported too). Then `ferry sync` runs again on the synced folder and the GETs it sends are counted
+(time to exit is reported too); every client's last copy is compared with the source, file by file (SHA-256).
+Then `ferry sync` runs again on the synced folder and the GETs it sends are counted
 by a counting TCP relay in front of the server. Last, ferry alone copies one generated object of `--large-gib` GiB
 (4 by default), to show that its memory does not grow with a file's size. Peak RSS of ferry comes from
 `/usr/bin/time -v`. Prints a table and writes bench/results/sync.json; stops the server by its PID.
@@ -16,6 +17,7 @@ by a counting TCP relay in front of the server. Last, ferry alone copies one gen
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -161,6 +163,19 @@ def measured_copy(name: str, cmd: list[str], env: dict[str, str], dest: Path, fo
     return {"exit_s": secs, "durable_s": durable, "peak_rss_kib": int(rss.group(1))}
 
 
+def digests(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file under `folder`, by relative path (ferry's manifest left out)."""
+    out = {}
+    for path in folder.rglob("*"):
+        if path.is_file() and path.name != ".ferry-manifest.json":
+            h = hashlib.sha256()
+            with open(path, "rb") as f:
+                while chunk := f.read(MIB):
+                    h.update(chunk)
+            out[path.relative_to(folder).as_posix()] = h.hexdigest()
+    return out
+
+
 def tree_size(folder: Path) -> tuple[int, int]:
     files = [p for p in folder.rglob("*") if p.is_file() and p.name != ".ferry-manifest.json"]
     return len(files), sum(p.stat().st_size for p in files)
@@ -226,11 +241,18 @@ def main() -> int:
                                          endpoint, source, str(dest)],
         }
         samples: dict[str, list[dict]] = {name: [] for name in contenders}
+        copied = {name: out_root / name.split()[0] for name in contenders}
+        folders = {name: dest / "bench" / "1" if name == "ferry sync" else dest for name, dest in copied.items()}
         for _ in range(args.rounds):
             for name, command in contenders.items():
-                dest = out_root / name.split()[0]
-                folder = dest / "bench" / "1" if name == "ferry sync" else dest
-                samples[name].append(measured_copy(name, command(dest), env, dest, folder, (files, total)))
+                samples[name].append(measured_copy(name, command(copied[name]), env, copied[name], folders[name],
+                                                   (files, total)))
+        expected = digests(data / BUCKET / PREFIX)
+        for name, folder in folders.items():
+            got = digests(folder)
+            if got != expected:
+                wrong = sorted(p for p in expected.keys() | got.keys() if expected.get(p) != got.get(p))
+                raise SystemExit(f"bench: {name} copied {len(wrong)} files that differ from the source, first {wrong[0]}")
         results: dict[str, dict] = {}
         for name, runs in samples.items():
             results[name] = {
@@ -240,8 +262,7 @@ def main() -> int:
                 "runs": runs,
             }
             results[name]["mib_per_s"] = total / MIB / results[name]["seconds"]
-        ferry_root = out_root / "ferry"
-        ferry_cmd = contenders["ferry sync"](ferry_root)
+        ferry_cmd = contenders["ferry sync"](copied["ferry sync"])
 
         # Resync through the counting relay: the version is present, so ferry must send no object GET.
         relay = Relay(port)
@@ -260,7 +281,7 @@ def main() -> int:
         ferry = results["ferry sync"]
         summary = {
             "data": {"files": files, "bytes": total, "largest_file_bytes": 512 * MIB},
-            "server": "s3s-fs 0.14.1 with 1 MiB GetObject reads (bench/s3-server) on 127.0.0.1",
+            "server": "s3s-fs 0.14.1 with GetObject bodies sent from a mapping of the file (bench/s3-server) on 127.0.0.1",
             "rounds": args.rounds,
             "clients": results,
             "ratios": {"vs_s5cmd": results["s5cmd sync"]["seconds"] / ferry["seconds"],
