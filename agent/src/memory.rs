@@ -2,15 +2,18 @@
 
 /// Keeps freed memory for reuse instead of handing it back to the kernel. A sync streams every byte through network
 /// buffers of a few hundred KiB; glibc maps each of them afresh and unmaps it when it is freed, so every page of every
-/// buffer is faulted in and zeroed again: measured, 2.5 times the page faults and about 5% of a sync's CPU. The price
-/// is a few MiB more resident memory (freed buffers stay mapped, up to 64 MiB). Call it before the work starts.
+/// buffer is faulted in and zeroed again: measured, 2.5 times the page faults and about 5% of a sync's CPU. One arena
+/// for all threads, because a buffer is often freed on another thread than the one that allocated it: with an arena
+/// per thread, each kept freed buffers of its own, and peak RSS grew by 6-15 MiB; with one, it is lower than with
+/// glibc's defaults. Call it before the work starts.
 pub fn reuse_freed_buffers() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets glibc's thresholds (under its own lock); it touches no memory of ours.
+    // SAFETY: mallopt only sets glibc's parameters (under its own lock); it touches no memory of ours.
     unsafe {
-        // Allocations below 8 MiB come from the heap, and up to 64 MiB of free heap is kept.
+        // Allocations below 8 MiB come from the heap, up to 64 MiB of free heap is kept, one heap for all threads.
         libc::mallopt(libc::M_MMAP_THRESHOLD, 8 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
 

@@ -48,9 +48,16 @@ fn diagnostic(err: &SyncError) -> Diagnostic {
     }
 }
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+fn main() -> Result<(), lambda_runtime::Error> {
+    // Before the runtime's threads make their first allocations.
     ferry::memory::reuse_freed_buffers();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve())
+}
+
+async fn serve() -> Result<(), lambda_runtime::Error> {
     let config = FunctionConfig::from_env().map_err(|e| e.to_string())?;
     let sdk = ferry::aws::sdk_config(None).await;
     let state = State {
