@@ -2,15 +2,15 @@
 """`make bench-sync`: `ferry sync` versus `aws s3 sync` and `s5cmd sync`, against the same local S3 server.
 
 The server is s3s-fs (a Rust S3 server over a folder) with GetObject bodies sent from a mapping of the file
-(bench/s3-server; stock s3s-fs reads 4 KiB at a time and used more CPU than the clients it served), so the clients
-and not the server are measured. The data set is 1 GiB: 200 small-to-medium files (4 KiB to ~16 MiB, 512 MiB in all) plus one 512 MiB
-file. Each client copies the whole prefix into an empty folder, in interleaved rounds (medians reported), timed
-until its copy is on disk: ferry fsyncs before it exits, the others are followed by a syncfs of the destination
-(time to exit is reported too); every client's last copy is compared with the source, file by file (SHA-256).
-Then `ferry sync` runs again on the synced folder and the GETs it sends are counted
-by a counting TCP relay in front of the server. Last, ferry alone copies one generated object of `--large-gib` GiB
-(4 by default), to show that its memory does not grow with a file's size. Peak RSS of ferry comes from
-`/usr/bin/time -v`. Prints a table and writes bench/results/sync.json; stops the server by its PID.
+(bench/s3-server; stock s3s-fs reads 4 KiB at a time and used more CPU than the clients it served), so the clients and
+not the server are measured. The data set is 1 GiB: 200 small-to-medium files (4 KiB to ~16 MiB, 512 MiB in all) plus
+one 512 MiB file. Each client copies the whole prefix into an empty folder, in interleaved rounds (medians reported),
+timed until its copy is on disk: ferry fsyncs before it exits, the others are followed by a syncfs of the destination
+(time to exit is reported too); every client's last copy is compared with the source, file by file (SHA-256). Then
+`ferry sync` runs again on the synced folder and the GETs it sends are counted by a counting TCP relay in front of the
+server. Last, ferry alone copies one generated object of `--large-gib` GiB (4 by default), to show that its memory
+does not grow with a file's size. Peak RSS of ferry comes from `/usr/bin/time -v`. Prints a table and writes
+bench/results/sync.json; stops the server by its PID.
 
     python bench/bench_sync.py --ferry target/release/ferry --s3-server bench/.tools/bin/ferry-bench-s3-server
 """
@@ -163,21 +163,25 @@ def measured_copy(name: str, cmd: list[str], env: dict[str, str], dest: Path, fo
     return {"exit_s": secs, "durable_s": durable, "peak_rss_kib": int(rss.group(1))}
 
 
+def copied_files(folder: Path) -> list[Path]:
+    """The files a client copied into `folder` (ferry's manifest left out)."""
+    return [p for p in folder.rglob("*") if p.is_file() and p.name != ".ferry-manifest.json"]
+
+
 def digests(folder: Path) -> dict[str, str]:
-    """SHA-256 of every file under `folder`, by relative path (ferry's manifest left out)."""
+    """SHA-256 of every copied file under `folder`, by relative path."""
     out = {}
-    for path in folder.rglob("*"):
-        if path.is_file() and path.name != ".ferry-manifest.json":
-            h = hashlib.sha256()
-            with open(path, "rb") as f:
-                while chunk := f.read(MIB):
-                    h.update(chunk)
-            out[path.relative_to(folder).as_posix()] = h.hexdigest()
+    for path in copied_files(folder):
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(MIB):
+                h.update(chunk)
+        out[path.relative_to(folder).as_posix()] = h.hexdigest()
     return out
 
 
 def tree_size(folder: Path) -> tuple[int, int]:
-    files = [p for p in folder.rglob("*") if p.is_file() and p.name != ".ferry-manifest.json"]
+    files = copied_files(folder)
     return len(files), sum(p.stat().st_size for p in files)
 
 

@@ -3,19 +3,19 @@
 //! blocking pool; serving 1 GiB cost it more CPU than any client it served, so the benchmark measured the server.
 //! Here a body is sent straight from the page cache, in 1 MiB slices of a mapping of the object's file: the server
 //! copies each byte once, into the socket. Everything else is s3s-fs's own code.
-use std::path::{Path, PathBuf};
-
-use s3s::dto::*;
-use s3s::dto::{GetObjectInput, GetObjectOutput, StreamingBlob};
-use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use futures::Stream;
+use s3s::dto::*;
+use s3s::dto::{GetObjectInput, GetObjectOutput, StreamingBlob};
+use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 
-const READ_SIZE: usize = 1 << 20;
+/// Size of the slices of a mapping a body is sent in.
+const SLICE_SIZE: usize = 1 << 20;
 
 struct FastGet {
     inner: s3s_fs::FileSystem,
@@ -62,7 +62,7 @@ impl_s3! {
             Some(range) => range_start(range).ok_or_else(|| s3_error!(InternalError, "content range {range}"))?,
             None => 0,
         };
-        let file = std::fs::File::open(&path).map_err(|e| s3_error!(e, NoSuchKey))?;
+        let file = File::open(&path).map_err(|e| s3_error!(e, NoSuchKey))?;
         resp.output.body = Some(StreamingBlob::wrap(file_body(file, first, len)?));
         Ok(resp)
     }
@@ -81,8 +81,8 @@ fn file_body(
         Bytes::from_owner(Mapping::new(&file, first, len).map_err(|e| s3_error!(e, InternalError))?)
     };
     let chunks: Vec<io::Result<Bytes>> = (0..mapped.len())
-        .step_by(READ_SIZE)
-        .map(|at| Ok(mapped.slice(at..(at + READ_SIZE).min(mapped.len()))))
+        .step_by(SLICE_SIZE)
+        .map(|at| Ok(mapped.slice(at..(at + SLICE_SIZE).min(mapped.len()))))
         .collect();
     Ok(futures::stream::iter(chunks))
 }
