@@ -8,6 +8,8 @@ No provider can run here, so the values Terraform would compute are unknown. Thi
 `http_api_id = null`), and each expression becomes a placeholder of the type docs/contracts.md section 1 gives
 that field (`"subnet-placeholder-0"`, a list of one element, ...). The `functions` map gets the example's model
 keys, read from terraform.tfvars.example (or the default) of the variable its module's `for_each` iterates.
+`runtime` gets the target of runtime/lambda-target.json (its runtime and first architecture) and, as the layer's
+packages, the dev lock's versions of the packages the layer build reports first (the layer is built from that lock).
 A test of the agent feeds the result to its platform parser, so the Terraform output and the agent's parser
 cannot drift apart.
 """
@@ -24,6 +26,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tfparse  # noqa: E402
 
 OUTPUT = "ferry_platform"
+REPO = tfparse.TERRAFORM_DIR.parent
+TARGET = json.loads((REPO / "runtime" / "lambda-target.json").read_text(encoding="utf-8"))
+LAYER_PACKAGES = ["mlflow-skinny", "numpy", "pandas", "cloudpickle"]
+
+
+def lock_versions(names: list[str], lock: Path = REPO / "requirements" / "dev.txt") -> dict[str, str]:
+    """{name: version} of `names` as the dev lock pins them (`name==version` lines)."""
+    pins = {}
+    for line in lock.read_text(encoding="utf-8").splitlines():
+        name, sep, version = line.strip().partition("==")
+        if sep:
+            pins[name.lower().replace("_", "-")] = version.split(";")[0].strip()
+    return {n: pins[n] for n in names if n in pins}
+
 
 # Placeholders by field path, of the type (and shape, where the agent validates it) the contract gives.
 PLACEHOLDERS = {
@@ -42,9 +58,12 @@ PLACEHOLDERS = {
     "functions": "ferry-placeholder-{key}",
     "sync_function": "ferry-placeholder-artifact-sync",
     "http_api_id": "placeholder-api-id",
+    "runtime.python": TARGET["runtime"],
+    "runtime.architecture": TARGET["architectures"][0],
+    "runtime.layer_packages": lock_versions(LAYER_PACKAGES),
 }
 LISTS = {"network.subnet_ids", "network.security_group_ids"}
-MAPS = {"functions"}
+MAPS = {"functions", "runtime.layer_packages"}
 
 
 class FixtureError(Exception):
@@ -97,6 +116,8 @@ def placeholder(example: Path, path: str, value):
     if path not in PLACEHOLDERS:
         raise FixtureError(f"{OUTPUT}.{path}: not a field of docs/contracts.md section 1")
     template = PLACEHOLDERS[path]
+    if isinstance(template, dict):  # a map whose keys Terraform computes: the placeholder map, or the literal one
+        return tfparse.plain(value) if isinstance(value, dict) else dict(template)
     if path in LISTS:
         if isinstance(value, list):
             return [placeholder_item(template, i, v) for i, v in enumerate(value)]

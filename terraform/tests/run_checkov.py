@@ -3,7 +3,8 @@
 
     .venv-checkov/bin/python terraform/tests/run_checkov.py [DIR...]
 
-Checkov runs offline (`--skip-download`, CKV_SKIP_PACKAGE_UPDATE_CHECK=1). It exits 0 on files it cannot parse,
+Checkov runs offline (`--skip-download`, CKV_SKIP_PACKAGE_UPDATE_CHECK=1), with Ferry's own checks beside this
+script (checkov_checks/: resources its bundled checks leave unchecked). It exits 0 on files it cannot parse,
 so this script reads its JSON summary and fails on `parsing_errors` too. Skips are allowed only as
 `#checkov:skip=ID:reason` comments inside the resource they concern, with a real reason; no check is skipped on
 the command line. Uses only the standard library, so it runs with checkov's own virtual environment.
@@ -20,6 +21,7 @@ import sys
 from pathlib import Path
 
 TERRAFORM_DIR = Path(__file__).resolve().parent.parent
+EXTERNAL_CHECKS = Path(__file__).resolve().parent / "checkov_checks"
 SKIP = re.compile(r"checkov:skip=")
 GOOD_SKIP = re.compile(r"^\s*#checkov:skip=(CKV2?_[A-Z0-9]+_\d+):(\S.{9,})$")
 
@@ -49,7 +51,8 @@ def bad_skip_comments(directory: Path) -> list[str]:
 def run(checkov: str, directory: Path) -> tuple[dict, list[dict], list[dict]]:
     env = dict(os.environ, CKV_SKIP_PACKAGE_UPDATE_CHECK="1", LOG_LEVEL="ERROR")
     proc = subprocess.run(
-        [checkov, "-d", str(directory), "--framework", "terraform", "--skip-download", "-o", "json", "--quiet"],
+        [checkov, "-d", str(directory), "--framework", "terraform", "--skip-download", "-o", "json", "--quiet",
+         "--external-checks-dir", str(EXTERNAL_CHECKS)],
         capture_output=True, text=True, env=env, cwd=TERRAFORM_DIR,
     )
     try:

@@ -17,6 +17,7 @@ MODULES = [
     "model-storage",
     "model-function",
     "artifact-sync",
+    "runtime-layer",
     "deploy-role",
     "http-api",
     "eks-service",
@@ -175,7 +176,7 @@ def contract_example() -> dict:
     return json.loads(block.group(1))
 
 
-def key_paths(value: dict, prefix: str = "", opaque=("functions",)) -> set[str]:
+def key_paths(value: dict, prefix: str = "", opaque=("functions", "runtime.layer_packages")) -> set[str]:
     paths = set()
     for key, item in value.items():
         path = f"{prefix}{key}"

@@ -2,6 +2,15 @@
 locals {
   name       = "ferry-${var.environment}"
   mount_path = "/mnt/models"
+
+  # The one runtime target (runtime/lambda-target.json) every model function and its layer run on.
+  runtime      = var.model_runtime.runtime
+  architecture = var.model_runtime.architecture
+  dist_dir     = startswith(var.runtime_dist_dir, "/") ? var.runtime_dist_dir : "${path.module}/${var.runtime_dist_dir}"
+  function_zip = "${local.dist_dir}/ferry-runtime-function.zip" # written by `make package-runtime`
+  zip_package  = var.model_runtime.type == "Zip"
+  # The runtime layer is published from dist/ unless model_runtime.layers names existing layer versions.
+  publish_layer = local.zip_package && var.model_runtime.layers == null
 }
 
 module "network" {
@@ -48,7 +57,7 @@ module "artifact_sync" {
     s3_key           = var.sync_package.s3_key
     source_code_hash = var.sync_package.source_code_hash
   }
-  architectures = var.sync_package.architectures
+  architecture = var.sync_package.architecture
 
   vpc = {
     subnet_ids         = module.network.private_subnet_ids
@@ -69,6 +78,21 @@ module "artifact_sync" {
   tags        = var.tags
 }
 
+# The Ferry runtime layer from `make package-runtime`'s dist/, uploaded to the artifact bucket (the zip is above
+# Lambda's 50 MB direct upload) and published as a layer version for the functions' runtime and architecture.
+module "runtime_layer" {
+  source = "../../modules/runtime-layer"
+  count  = local.publish_layer ? 1 : 0
+
+  layer_name   = "${local.name}-runtime-${local.architecture}"
+  runtime      = local.runtime
+  architecture = local.architecture
+  dist_dir     = local.dist_dir
+  bucket       = module.artifact_store.bucket_id
+  kms_key_arn  = module.artifact_store.kms_key_arn
+  tags         = var.tags
+}
+
 module "model_function" {
   source   = "../../modules/model-function"
   for_each = var.models
@@ -76,15 +100,15 @@ module "model_function" {
   function_name = "${local.name}-${each.key}"
   package = {
     type      = var.model_runtime.type
-    filename  = var.model_runtime.filename
+    filename  = local.zip_package && var.model_runtime.s3_bucket == null ? coalesce(var.model_runtime.filename, local.function_zip) : null
     s3_bucket = var.model_runtime.s3_bucket
     s3_key    = var.model_runtime.s3_key
     handler   = var.model_runtime.handler
-    runtime   = var.model_runtime.runtime
-    layers    = var.model_runtime.layers
+    runtime   = local.runtime
+    layers    = local.publish_layer ? module.runtime_layer[*].layer_version_arn : coalesce(var.model_runtime.layers, [])
     image_uri = var.model_runtime.image_uri
   }
-  architectures                  = var.model_runtime.architectures
+  architecture                   = local.architecture
   memory_size                    = each.value.memory_size
   timeout                        = each.value.timeout
   reserved_concurrent_executions = each.value.reserved_concurrent_executions

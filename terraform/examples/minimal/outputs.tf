@@ -19,6 +19,14 @@ output "ferry_platform" {
     }
     functions     = { for k, f in module.model_function : k => f.function_name }
     sync_function = module.artifact_sync.function_name
-    http_api_id   = null
+    # What the model functions run, so that the agent can check each model version against it: the Lambda
+    # runtime, the architecture, and every distribution in the layer published from dist/, name => version
+    # (empty when model_runtime.layers names existing layers, whose contents Terraform does not know).
+    runtime = {
+      python         = local.runtime
+      architecture   = local.architecture
+      layer_packages = try(module.runtime_layer[0].packages, {})
+    }
+    http_api_id = null
   }
 }

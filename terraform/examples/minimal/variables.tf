@@ -56,28 +56,40 @@ variable "models" {
 }
 
 variable "model_runtime" {
-  description = "The initial package of every model function: the Ferry runtime (handler zip as `filename` or `s3_bucket`/`s3_key`, plus runtime layers), or a container `image_uri` with `type = \"Image\"`."
+  description = "The initial package of every model function. By default the Ferry runtime that `make package-runtime` wrote into `runtime_dist_dir`: the function code `ferry-runtime-function.zip` (or `filename`, or `s3_bucket`/`s3_key`) on `runtime` and `architecture`, with the runtime layer `ferry-runtime-layer-<architecture>.zip` published from the artifact bucket. `layers` set (even to `[]`) names existing layer version ARNs instead, and nothing is published. `type = \"Image\"` with `image_uri` runs a container image (`runtime` then states the Python it runs). `runtime` must be python3.13 and `architecture` x86_64 or arm64 (runtime/lambda-target.json)."
   type = object({
-    type          = optional(string, "Zip")
-    filename      = optional(string)
-    s3_bucket     = optional(string)
-    s3_key        = optional(string)
-    handler       = optional(string, "ferry_runtime.lambda_handler.handler")
-    runtime       = optional(string, "python3.12")
-    layers        = optional(list(string), [])
-    image_uri     = optional(string)
-    architectures = optional(string, "x86_64")
+    type         = optional(string, "Zip")
+    filename     = optional(string)
+    s3_bucket    = optional(string)
+    s3_key       = optional(string)
+    handler      = optional(string, "ferry_runtime.lambda_handler.handler")
+    runtime      = optional(string, "python3.13")
+    architecture = optional(string, "x86_64")
+    layers       = optional(list(string))
+    image_uri    = optional(string)
   })
+  default = {}
+}
+
+variable "runtime_dist_dir" {
+  description = "Folder holding what `make package-runtime` writes (`ferry-runtime-function.zip`, `ferry-runtime-layer-<architecture>.zip`, `ferry-runtime-layer.json`); a relative path is relative to this example's folder. The default is the repository's dist/. Unused when `model_runtime` names its own code and `layers`."
+  type        = string
+  default     = "../../../dist"
+
+  validation {
+    condition     = length(trimspace(var.runtime_dist_dir)) > 0 && !endswith(var.runtime_dist_dir, "/")
+    error_message = "runtime_dist_dir must be a folder path without a trailing slash, e.g. ../../../dist."
+  }
 }
 
 variable "sync_package" {
-  description = "Package of the artifact-sync function (`cargo lambda build --release --output-format zip -p ferry-sync-lambda`): a local `filename` with its `source_code_hash`, or `s3_bucket`/`s3_key`."
+  description = "Package of the artifact-sync function (`make package-sync-function`, i.e. `cargo lambda build --release --output-format zip -p ferry-sync-lambda`): a local `filename` with its `source_code_hash`, or `s3_bucket`/`s3_key`, and the `architecture` it was built for (x86_64, or arm64 with `--arm64`)."
   type = object({
     filename         = optional(string)
     s3_bucket        = optional(string)
     s3_key           = optional(string)
     source_code_hash = optional(string)
-    architectures    = optional(string, "x86_64")
+    architecture     = optional(string, "x86_64")
   })
 }
 

@@ -129,7 +129,7 @@ resource "aws_lambda_function" "this" {
   description   = var.description
   role          = aws_iam_role.this.arn
   package_type  = "Zip"
-  architectures = [var.architectures]
+  architectures = [var.architecture]
   publish       = false
 
   filename          = var.package.filename

@@ -30,16 +30,21 @@ variable "package" {
     condition     = (var.package.filename != null) != (var.package.s3_bucket != null && var.package.s3_key != null)
     error_message = "package needs exactly one of filename or s3_bucket + s3_key."
   }
+
+  validation {
+    condition     = var.package.runtime == "provided.al2023" && var.package.handler == "bootstrap"
+    error_message = "package.runtime must be provided.al2023 with handler bootstrap: the sync function is a Rust binary built by cargo lambda for Amazon Linux 2023, the OS of the model functions' python3.13."
+  }
 }
 
-variable "architectures" {
-  description = "Instruction set of the function: `x86_64` or `arm64` (must match the runtime layer)."
+variable "architecture" {
+  description = "Instruction set the `bootstrap` in `package` was built for: `x86_64` (what `cargo lambda build` builds by default) or `arm64` (`cargo lambda build --arm64`), the architectures of runtime/lambda-target.json. It needs no layer, so it may differ from the model functions'."
   type        = string
   default     = "x86_64"
 
   validation {
-    condition     = contains(["x86_64", "arm64"], var.architectures)
-    error_message = "architectures must be x86_64 or arm64."
+    condition     = contains(["x86_64", "arm64"], var.architecture)
+    error_message = "architecture must be x86_64 or arm64 (the architectures of runtime/lambda-target.json), the one the bootstrap was built for."
   }
 }
 

@@ -111,7 +111,7 @@ resource "aws_lambda_function" "this" {
   description   = var.description
   role          = aws_iam_role.this.arn
   package_type  = var.package.type
-  architectures = [var.architectures]
+  architectures = [var.architecture]
   publish       = false # Ferry publishes one version per approved model version
 
   filename          = var.package.type == "Zip" ? var.package.filename : null

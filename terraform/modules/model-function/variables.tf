@@ -15,7 +15,7 @@ variable "description" {
 }
 
 variable "package" {
-  description = "The initial deployment package: `type = \"Zip\"` with `filename` or `s3_bucket`/`s3_key`, a handler, a runtime and layers (the Ferry runtime layer), or `type = \"Image\"` with `image_uri`. Ferry owns code and per-version configuration after creation (see `lifecycle.ignore_changes`)."
+  description = "The initial deployment package: `type = \"Zip\"` with `filename` (`dist/ferry-runtime-function.zip` from `make package-runtime`) or `s3_bucket`/`s3_key`, a handler, the runtime `python3.13` and layers (the Ferry runtime layer for `architecture`, e.g. the runtime-layer module's `layer_version_arn`), or `type = \"Image\"` with `image_uri`. Ferry owns code and per-version configuration after creation (see `lifecycle.ignore_changes`)."
   type = object({
     type              = optional(string, "Zip")
     filename          = optional(string)
@@ -23,7 +23,7 @@ variable "package" {
     s3_key            = optional(string)
     s3_object_version = optional(string)
     handler           = optional(string, "ferry_runtime.lambda_handler.handler")
-    runtime           = optional(string, "python3.12")
+    runtime           = optional(string, "python3.13")
     layers            = optional(list(string), [])
     image_uri         = optional(string)
   })
@@ -42,19 +42,24 @@ variable "package" {
   }
 
   validation {
+    condition     = contains(["python3.13"], var.package.runtime)
+    error_message = "package.runtime must be python3.13, the one target of runtime/lambda-target.json: the Ferry runtime layer is built for that CPython only (its extension modules do not import on another), and a model pickled on another Python minor crashes on it."
+  }
+
+  validation {
     condition     = length(var.package.layers) <= 5
     error_message = "package.layers can hold at most 5 layer version ARNs (a Lambda limit)."
   }
 }
 
-variable "architectures" {
-  description = "Instruction set of the function: `x86_64` or `arm64` (must match the runtime layer)."
+variable "architecture" {
+  description = "Instruction set of the function: `x86_64` or `arm64` (the architectures of runtime/lambda-target.json); the runtime layer in `package.layers` must be built for the same one."
   type        = string
   default     = "x86_64"
 
   validation {
-    condition     = contains(["x86_64", "arm64"], var.architectures)
-    error_message = "architectures must be x86_64 or arm64."
+    condition     = contains(["x86_64", "arm64"], var.architecture)
+    error_message = "architecture must be x86_64 or arm64 (the architectures of runtime/lambda-target.json)."
   }
 }
 

@@ -1,0 +1,1 @@
+"""Ferry's own checkov checks (checkov loads a folder of checks only when it is a package)."""
