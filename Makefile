@@ -5,10 +5,18 @@ SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-PYTHON ?= python3
+# The development environment (moto, MLflow, the demo's and the tests' model training) runs the Python of the one
+# Lambda runtime target, so that a model saved here loads on the functions: runtime/lambda-target.json names it,
+# tools/find-python finds it (pyenv's builds on this machine image).
+TARGET_RUNTIME := $(shell sed -nE 's/.*"runtime": *"(python3\.[0-9]+)".*/\1/p' runtime/lambda-target.json)
+PYTHON ?= $(shell tools/find-python $(TARGET_RUNTIME))
+CHECKOV_PYTHON ?= python3
 VENV := .venv
+VENV_STAMP := $(VENV)/.stamp-$(TARGET_RUNTIME)
 PY := $(VENV)/bin/python
 CHECKOV_VENV := .venv-checkov
+# What `make package-runtime` writes last (runtime/runtime.mk): the function zip, a layer per architecture, this report.
+RUNTIME_DIST := dist/ferry-runtime-layer.json
 LOCAL_DIR := .ferry-local
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
@@ -20,17 +28,19 @@ help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{ printf "  %-22s %s\n", $$1, $$2 }'
 
 # ---- environments -----------------------------------------------------------------------------------------
-$(VENV)/.stamp: requirements/dev.txt
+$(VENV_STAMP): requirements/dev.txt
+	@test -n "$(PYTHON)" || { echo "make: no CPython for $(TARGET_RUNTIME) (tools/find-python $(TARGET_RUNTIME))" >&2; exit 1; }
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r requirements/dev.txt
 	touch $@
 
 $(CHECKOV_VENV)/.stamp: requirements/checkov.txt
-	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r requirements/checkov.txt
 	touch $@
 
-venv: $(VENV)/.stamp $(CHECKOV_VENV)/.stamp ## create the Python environments from the pinned locks
+venv: $(VENV_STAMP) $(CHECKOV_VENV)/.stamp ## create the Python environments from the pinned locks
 
 lock-python: ## re-resolve requirements/*.txt from requirements/*.in
 	rm -rf /tmp/ferry-lock && $(PYTHON) -m venv /tmp/ferry-lock && /tmp/ferry-lock/bin/pip install -q -r requirements/dev.in
@@ -49,18 +59,19 @@ lint-rust:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
-# The integration tests start their own moto and MLflow (tools/standins.py) and stop them by PID.
-test-rust: $(VENV)/.stamp
+# The integration tests start their own moto, local Lambda and MLflow (tools/standins.py) and stop them by PID; the
+# local Lambda runs the runtime as built into dist/.
+test-rust: $(VENV_STAMP) $(RUNTIME_DIST)
 	FERRY_TEST_PYTHON=$(abspath $(PY)) $(CARGO) test --locked --workspace
 
 # The demo test drives target/debug/ferry as `cargo test --workspace` builds it (test-rust): `--no-run` compiles
 # nothing after test-rust, where a plain `cargo build` would recompile the AWS SDK with other features (~5 min).
-test-python: $(VENV)/.stamp
+test-python: $(VENV_STAMP) $(RUNTIME_DIST)
 	$(CARGO) test --locked --workspace --no-run --quiet
 	$(PY) -m pytest -q -p no:cacheprovider tests/python runtime/tests
 
 # ---- local stand-ins --------------------------------------------------------------------------------------
-local-up: $(VENV)/.stamp ## start moto and MLflow on free ports; writes .ferry-local/env
+local-up: $(VENV_STAMP) ## start moto, the local Lambda and MLflow on free ports; writes .ferry-local/env
 	$(PY) tools/standins.py up --dir $(LOCAL_DIR)
 	@echo "source $(LOCAL_DIR)/env to use them"
 
@@ -68,7 +79,7 @@ local-down: ## stop what local-up started
 	@if [ -f $(LOCAL_DIR)/standins.json ]; then $(PY) tools/standins.py down --dir $(LOCAL_DIR); fi
 
 # ---- the demo ---------------------------------------------------------------------------------------------
-demo: $(VENV)/.stamp ## run the whole thread locally
+demo: $(VENV_STAMP) $(RUNTIME_DIST) ## run the whole thread locally
 	$(CARGO) build --locked --workspace
 	$(PY) tools/demo.py --dir $(LOCAL_DIR) --ferry target/debug/ferry
 

@@ -15,11 +15,11 @@ $(S3_SERVER): bench/s3-server/Cargo.toml bench/s3-server/Cargo.lock bench/s3-ser
 	@echo "installing GNU time (peak RSS via /usr/bin/time -v)"
 	apt-get install -y -qq time >/dev/null || sudo apt-get install -y -qq time >/dev/null
 
-bench-sync: $(VENV)/.stamp $(S3_SERVER) /usr/bin/time ## ferry sync vs aws s3 sync vs s5cmd sync (1 GiB, local s3s-fs)
+bench-sync: $(VENV_STAMP) $(S3_SERVER) /usr/bin/time ## ferry sync vs aws s3 sync vs s5cmd sync (1 GiB, local s3s-fs)
 	$(CARGO) build --release --locked -p ferry
 	$(PY) bench/bench_sync.py --ferry target/release/ferry --s3-server $(S3_SERVER) --venv $(VENV)
 
-$(CARGO_LAMBDA): $(VENV)/.stamp
+$(CARGO_LAMBDA): $(VENV_STAMP)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check cargo-lambda
 
 package-sync-function: $(CARGO_LAMBDA) ## build the sync function's zip for provided.al2023 with cargo-lambda (needs network)

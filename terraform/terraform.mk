@@ -10,14 +10,14 @@ TERRAFORM := $(VENV)/bin/terraform
 test-terraform: terraform-fmt terraform-checkov terraform-structure ## Terraform checks (fmt, checkov, structural tests)
 	@echo "terraform: all checks passed"
 
-terraform-fmt: $(VENV)/.stamp
+terraform-fmt: $(VENV_STAMP)
 	$(TERRAFORM) fmt -check -recursive $(TF_DIR)/
 
 terraform-checkov: $(CHECKOV_VENV)/.stamp
 	$(CHECKOV_VENV)/bin/python $(TF_DIR)/tests/run_checkov.py
 
-terraform-structure: $(VENV)/.stamp
+terraform-structure: $(VENV_STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider $(TF_DIR)/tests
 
-terraform-docs: $(VENV)/.stamp ## regenerate the inputs/outputs tables of the Terraform READMEs
+terraform-docs: $(VENV_STAMP) ## regenerate the inputs/outputs tables of the Terraform READMEs
 	$(PY) $(TF_DIR)/tests/readme_tables.py

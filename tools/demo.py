@@ -5,8 +5,9 @@
 2. trains and registers 3 versions of `risk-score` and 2 of `readmission` (custom PythonModels), approves
    risk-score v1 and v2 and readmission v1 with Ferry's approval tags, and points `production` at risk-score v1;
 3. runs `ferry plan` and `ferry deploy`;
-4. answers a prediction through every deployed alias: the runtime's handler runs on the synced EFS folder with the
-   environment of that alias's published version, read back from the AWS API, so what is shown is what was deployed;
+4. answers a prediction through every deployed alias with the AWS CLI (`aws lambda invoke --qualifier v<N>`): the
+   local Lambda runs that version's own code and layer on its runtime's Python, with its published environment and the
+   EFS folder mounted read-only, so what is shown is what was deployed;
 5. approves risk-score v3, shows the plan (one new alias), deploys again, and lists the audit records;
 6. prints `ferry status` and where to look next. `make demo-down` stops the servers.
 
@@ -64,8 +65,8 @@ class Demo:
         started = time.monotonic()
         st = standins.up(self.dir)
         self.env = st.env()
-        print(f"moto {st.moto_url}, MLflow {st.mlflow_url} (up in {time.monotonic() - started:.1f} s); "
-              f"env in {self.dir / 'env'}")
+        print(f"AWS (local Lambda in front of moto) {st.aws_url}, MLflow {st.mlflow_url} (up in "
+              f"{time.monotonic() - started:.1f} s); env in {self.dir / 'env'}; function logs in {self.dir / 'lambda/logs'}")
         self.python("tools/local_platform.py", "--platform", str(self.dir / "platform.json"))
         print(f"EFS stand-in: {self.dir / 'efs'}")
 
@@ -83,37 +84,36 @@ class Demo:
         self.ferry("plan", check=False)
         self.ferry("deploy")
 
-    def aliases(self) -> dict[str, list[tuple[str, dict]]]:
+    def aliases(self) -> dict[str, list[str]]:
         import boto3
         lam = boto3.client("lambda", endpoint_url=self.env["AWS_ENDPOINT_URL"], region_name=self.env["AWS_REGION"],
                            aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"],
                            aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"])
         platform = json.loads((self.dir / "platform.json").read_text())
-        out = {}
-        for model, function in sorted(platform["functions"].items()):
-            rows = []
-            for alias in sorted(lam.list_aliases(FunctionName=function)["Aliases"], key=lambda a: a["Name"]):
-                cfg = lam.get_function_configuration(FunctionName=function, Qualifier=alias["Name"])
-                rows.append((alias["Name"], cfg["Environment"]["Variables"]))
-            out[model] = rows
-        return out
+        return {function: sorted(a["Name"] for a in lam.list_aliases(FunctionName=function)["Aliases"])
+                for _, function in sorted(platform["functions"].items())}
 
     def predict(self) -> dict[str, dict[str, object]]:
-        banner("4. a prediction through every deployed alias (the runtime's handler on the synced EFS folder)")
+        banner("4. a prediction through every deployed alias: aws lambda invoke --qualifier <alias>")
         platform = json.loads((self.dir / "platform.json").read_text())
-        mount, local = platform["efs"]["mount_path"], platform["efs"]["local_root"]
+        models = {function: model for model, function in platform["functions"].items()}
+        aws = str(Path(sys.executable).parent / "aws")
         answers: dict[str, dict[str, object]] = {}
-        for model, rows in self.aliases().items():
-            payload = (ROOT / "examples" / "smoke" / f"{model}.json").read_text()
-            for alias, env in rows:
-                env = dict(env, FERRY_MODEL_PATH=env["FERRY_MODEL_PATH"].replace(mount, local, 1))
-                env_file = self.dir / f"env-{model}-{alias}"
-                env_file.write_text("".join(f"{k}={v}\n" for k, v in sorted(env.items())))
-                proc = self.run([sys.executable, "-m", "ferry_runtime.invoke", "--env-file", str(env_file),
-                                 "--payload", payload], capture=True)
-                answer = json.loads(proc.stdout)
+        for function, aliases in self.aliases().items():
+            model = models[function]
+            payload = ROOT / "examples" / "smoke" / f"{model}.json"
+            for alias in aliases:
+                out = self.dir / f"answer-{model}-{alias}.json"
+                proc = self.run([aws, "lambda", "invoke", "--function-name", function, "--qualifier", alias,
+                                 "--payload", f"file://{payload}",
+                                 str(out)], capture=True)
+                meta = json.loads(proc.stdout)
+                answer = json.loads(out.read_text())
+                if meta.get("FunctionError") or "predictions" not in answer:
+                    raise SystemExit(f"demo: {function}:{alias} answered {answer} ({meta})")
                 answers.setdefault(model, {})[alias] = answer["predictions"]
-                print(f"{model:<12} {alias:<11} version {answer.get('version')}: {json.dumps(answer['predictions'])}")
+                print(f"{model:<12} {alias:<11} Lambda version {meta.get('ExecutedVersion')}, model version "
+                      f"{answer.get('version')}: {json.dumps(answer['predictions'])}")
         v1, v2 = answers["risk-score"]["v1"], answers["risk-score"]["v2"]
         print("risk-score v1 and v2 answer differently, and both stay live." if v1 != v2 else
               "WARNING: v1 and v2 gave the same answer")
@@ -141,6 +141,8 @@ class Demo:
 Next:
   source {self.dir}/env        # point the AWS CLI, boto3 and ferry at the stand-ins
   target/debug/ferry --catalog examples/ferry.toml --platform {self.dir}/platform.json plan
+  aws lambda invoke --function-name ferry-local-risk-score --qualifier v2 \\
+      --payload file://examples/smoke/risk-score.json --log-type Tail answer.json   # with the run's log
   ls {self.dir}/efs/risk-score/2   # a synced, verified, frozen version folder
   make demo-down   # stop moto and MLflow""")
 

@@ -1,45 +1,72 @@
 #!/usr/bin/env python3
-"""Creates, in the local AWS stand-in (moto), what `terraform apply` creates in AWS for the agent to deploy into:
-the model functions of a platform file (one per model, the runtime's handler, an execution role), the bucket, and
-the encrypted file system with its two access points (their ids are written back into the platform file).
+"""Creates, in the local AWS stand-in, what `terraform apply` creates in AWS for the agent to deploy into: the
+runtime layer (dist/ferry-runtime-layer-<arch>.zip, published from S3 as the Terraform examples publish it), the model
+functions of a platform file (one per model: dist/ferry-runtime-function.zip, the runtime and handler of
+runtime/lambda-target.json, the EFS mount, an execution role), the bucket, and the encrypted file system with its two
+access points (their ids are written back into the platform file). It tells the local Lambda (tools/lambda_local)
+which folder stands in for the inference access point: the platform's `efs.local_root`.
 
-    python tools/local_platform.py --platform .ferry-local/platform.json
+    python tools/local_platform.py --platform .ferry-local/platform.json [--layer ZIP]
 
-moto cannot run function code without Docker, so its Lambda backend is switched to simple mode, where an invoke
-answers with its request payload; the demo runs the real handler locally instead (python -m ferry_runtime.invoke).
-Idempotent: what exists is left as it is.
+`make package-runtime` builds dist/. Idempotent: what exists is left as it is.
 """
 from __future__ import annotations
 
 import argparse
-import io
+import base64
+import hashlib
 import json
 import os
 import sys
 import urllib.request
-import zipfile
 from pathlib import Path
 
 import boto3
 
 ROOT = Path(__file__).resolve().parent.parent
+TARGET = json.loads((ROOT / "runtime" / "lambda-target.json").read_text())
+DIST = ROOT / "dist"
+FUNCTION_ZIP = DIST / "ferry-runtime-function.zip"
+ARCHITECTURE = {"x86_64": "x86_64", "aarch64": "arm64"}.get(os.uname().machine, "x86_64")  # what this machine runs
+LAYER_ZIP = DIST / f"ferry-runtime-layer-{ARCHITECTURE}.zip"
+LAYER_NAME = "ferry-runtime"
 ROLE = "ferry-local-model-function"
 TRUST = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
 
 
-def function_zip() -> bytes:
-    """The runtime package, as the model-function module deploys it (its dependencies come from the layer)."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for path in sorted((ROOT / "runtime" / "ferry_runtime").rglob("*.py")):
-            z.write(path, path.relative_to(ROOT / "runtime"))
-    return buf.getvalue()
+def read_dist(path: Path) -> bytes:
+    if not path.is_file():
+        raise SystemExit(f"error: {path} is missing: run `make package-runtime` first")
+    return path.read_bytes()
 
 
-def simple_lambda_mode(endpoint: str) -> None:
-    req = urllib.request.Request(f"{endpoint}/moto-api/config", method="POST",
-                                 data=json.dumps({"lambda": {"use_docker": False}}).encode(),
+def publish_layer(bucket: str, layer_zip: Path) -> str:
+    """The runtime layer from S3 (it is above Lambda's 50 MB direct upload); an existing version with the same code
+    is reused. Returns the layer version ARN."""
+    lam, s3 = boto3.client("lambda"), boto3.client("s3")
+    data = read_dist(layer_zip)
+    sha = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    for version in lam.list_layer_versions(LayerName=LAYER_NAME).get("LayerVersions", []):
+        found = lam.get_layer_version_by_arn(Arn=version["LayerVersionArn"])
+        if found["Content"]["CodeSha256"] == sha:
+            return version["LayerVersionArn"]
+    key = f"ferry/layers/{layer_zip.name.removesuffix('.zip')}-{hashlib.sha256(data).hexdigest()[:16]}.zip"
+    s3.put_object(Bucket=bucket, Key=key, Body=data)
+    return lam.publish_layer_version(LayerName=LAYER_NAME, Content={"S3Bucket": bucket, "S3Key": key},
+                                     CompatibleRuntimes=[TARGET["runtime"]],
+                                     CompatibleArchitectures=[ARCHITECTURE])["LayerVersionArn"]
+
+
+def register_mount(endpoint: str, platform: dict) -> None:
+    """Tell the local Lambda which folder the functions' EFS access point shows at the mount path."""
+    local_root = platform["efs"].get("local_root")
+    if not local_root:
+        return
+    Path(local_root).mkdir(parents=True, exist_ok=True)
+    req = urllib.request.Request(f"{endpoint}/ferry-lambda/mounts", method="POST",
+                                 data=json.dumps({"access_point_arn": platform["efs"]["inference_access_point_arn"],
+                                                  "local_root": str(Path(local_root).resolve())}).encode(),
                                  headers={"Content-Type": "application/json"})
     urllib.request.urlopen(req, timeout=10).read()
 
@@ -66,9 +93,9 @@ def create_model_storage(platform: dict) -> None:
                            sync_access_point_arn=arns["sync"])
 
 
-def create(platform: dict, endpoint: str) -> list[str]:
-    simple_lambda_mode(endpoint)
+def create(platform: dict, endpoint: str, layer_zip: Path = LAYER_ZIP) -> list[str]:
     create_model_storage(platform)
+    register_mount(endpoint, platform)
     iam = boto3.client("iam")
     try:
         role_arn = iam.get_role(RoleName=ROLE)["Role"]["Arn"]
@@ -80,7 +107,8 @@ def create(platform: dict, endpoint: str) -> list[str]:
     except s3.exceptions.ClientError:
         s3.create_bucket(Bucket=platform["artifact_bucket"])
     lam = boto3.client("lambda")
-    code = function_zip()
+    code = read_dist(FUNCTION_ZIP)
+    layer_arn = publish_layer(platform["artifact_bucket"], layer_zip)
     created = []
     for model, name in sorted(platform["functions"].items()):
         try:
@@ -89,7 +117,8 @@ def create(platform: dict, endpoint: str) -> list[str]:
         except lam.exceptions.ResourceNotFoundException:
             pass
         lam.create_function(
-            FunctionName=name, Runtime="python3.11", Role=role_arn, Handler="ferry_runtime.lambda_handler.handler",
+            FunctionName=name, Runtime=TARGET["runtime"], Role=role_arn, Handler=TARGET["handler"],
+            Architectures=[ARCHITECTURE], Layers=[layer_arn],
             Code={"ZipFile": code}, Description=f"Ferry model function for {model}", MemorySize=1024, Timeout=30,
             VpcConfig={"SubnetIds": platform["network"]["subnet_ids"],
                        "SecurityGroupIds": platform["network"]["security_group_ids"]},
@@ -103,6 +132,7 @@ def create(platform: dict, endpoint: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--platform", type=Path, required=True)
+    parser.add_argument("--layer", type=Path, default=LAYER_ZIP, help=f"the runtime layer zip (default {LAYER_ZIP})")
     args = parser.parse_args(argv)
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
     if not endpoint or not endpoint.startswith("http://127.0.0.1"):
@@ -110,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     doc = json.loads(args.platform.read_text())
     platform = doc.get("ferry_platform", {}).get("value", doc)
-    for name in create(platform, endpoint):
+    for name in create(platform, endpoint, args.layer):
         print(f"created function {name}")
     # The file system and access point ids exist now: write them back, as `terraform output` would show them.
     args.platform.write_text(json.dumps(doc, indent=2) + "\n")

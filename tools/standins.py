@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Local stand-ins for AWS and the model registry: a moto server and an MLflow server on 127.0.0.1.
+"""Local stand-ins for AWS and the model registry on 127.0.0.1: a moto server, the local Lambda in front of it
+(tools/lambda_local: every request passes through to moto except Invoke, which runs the function's real code), and
+an MLflow server.
 
 One implementation serves `make local-up`/`make local-down`, the pytest fixture and the Rust test harness:
 
@@ -8,8 +10,11 @@ One implementation serves `make local-up`/`make local-down`, the pytest fixture 
 
 `up` picks free ports, starts the servers in the background (each in its own process group, logging to DIR),
 waits until they answer, creates the artifact bucket in moto, and writes:
-    DIR/standins.json   ports, URLs and PIDs (what `down` reads)
-    DIR/env             shell exports: AWS_ENDPOINT_URL, AWS_REGION, dummy credentials, MLFLOW_TRACKING_URI, ...
+    DIR/standins.json   ports, URLs and PIDs (what `down` reads); `aws_url` is the endpoint every client uses (the
+                        local Lambda), `moto_url` moto itself
+    DIR/env             shell exports: AWS_ENDPOINT_URL (the local Lambda), AWS_REGION, dummy credentials,
+                        MLFLOW_TRACKING_URI, ...
+    DIR/lambda/         the local Lambda's state: logs/<function>.log (what CloudWatch Logs would hold), code, /tmp
     DIR/platform.json   a local `ferry_platform` (docs/contracts.md) whose EFS is the folder DIR/efs
 With --parent-pid, a watchdog stops the servers when that process ends, whatever way it ends.
 """
@@ -40,6 +45,7 @@ MLFLOW_READY_TIMEOUT_S = 120
 @dataclass
 class Standins:
     dir: str
+    aws_url: str            # AWS_ENDPOINT_URL: the local Lambda, which passes everything but Invoke to moto
     moto_url: str
     mlflow_url: str | None
     bucket: str = BUCKET
@@ -49,12 +55,12 @@ class Standins:
     def env(self) -> dict[str, str]:
         """The environment a client of these servers needs (boto3, MLflow's client, the ferry agent)."""
         env = {
-            "AWS_ENDPOINT_URL": self.moto_url,
+            "AWS_ENDPOINT_URL": self.aws_url,
             "AWS_REGION": self.region,
             "AWS_DEFAULT_REGION": self.region,
             "AWS_ACCESS_KEY_ID": ACCESS_KEY,
             "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-            "MLFLOW_S3_ENDPOINT_URL": self.moto_url,
+            "MLFLOW_S3_ENDPOINT_URL": self.aws_url,
             "FERRY_LOCAL_DIR": self.dir,
         }
         if self.mlflow_url:
@@ -121,6 +127,17 @@ def run_moto(argv: list[str]) -> int:
     if not os.environ.get("FERRY_MOTO_ACCESS_LOG"):
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # errors and tracebacks are still logged
     return moto_main(argv) or 0
+
+
+def start_local_lambda(workdir: Path, moto_url: str) -> tuple[str, subprocess.Popen]:
+    port = free_port()
+    log = workdir / "lambda.log"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent))
+    proc = spawn([sys.executable, "-m", "lambda_local", "--moto", moto_url, "--port", str(port),
+                  "--state", str(workdir / "lambda")], log, env)
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(f"{url}/ferry-lambda/", MOTO_READY_TIMEOUT_S, proc, log, "the local Lambda")
+    return url, proc
 
 
 def create_bucket(moto_url: str, bucket: str) -> None:
@@ -190,15 +207,17 @@ def up(workdir: Path, with_mlflow: bool = True, parent_pid: int | None = None) -
     try:
         moto_url, moto = start_moto(workdir)
         started.append(moto.pid)
-        create_bucket(moto_url, BUCKET)
+        aws_url, local_lambda = start_local_lambda(workdir, moto_url)
+        started.append(local_lambda.pid)
+        create_bucket(aws_url, BUCKET)
         mlflow_url = None
         if with_mlflow:
-            mlflow_url, mlflow = start_mlflow(workdir, moto_url)
+            mlflow_url, mlflow = start_mlflow(workdir, aws_url)
             started.append(mlflow.pid)
     except BaseException:
         stop_groups(started)
         raise
-    st = Standins(dir=str(workdir), moto_url=moto_url, mlflow_url=mlflow_url, pids=started)
+    st = Standins(dir=str(workdir), aws_url=aws_url, moto_url=moto_url, mlflow_url=mlflow_url, pids=started)
     write_files(st)
     if parent_pid:
         start_watchdog(parent_pid, started)
@@ -297,8 +316,10 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(asdict(st)))
         else:
             print(f"moto    {st.moto_url}  (pid {st.pids[0]}, log {st.dir}/moto.log)")
+            print(f"Lambda  {st.aws_url}  (pid {st.pids[1]}, log {st.dir}/lambda.log; function logs in "
+                  f"{st.dir}/lambda/logs/): AWS_ENDPOINT_URL")
             if st.mlflow_url:
-                print(f"MLflow  {st.mlflow_url}  (pid {st.pids[1]}, log {st.dir}/mlflow.log)")
+                print(f"MLflow  {st.mlflow_url}  (pid {st.pids[2]}, log {st.dir}/mlflow.log)")
             print(f"env     {st.dir}/env\nplatform {st.dir}/platform.json")
     elif args.command == "down":
         down(args.dir)

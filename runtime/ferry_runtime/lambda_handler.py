@@ -131,14 +131,15 @@ def _answer(resp: service.Response, http: bool) -> Any:
 
 
 def _preload_on_lambda() -> None:
-    """On Lambda, load during the init phase (full CPU, before the first request is waiting). A failure is logged
-    and the first invoke tries again and answers with an error id, instead of the init crashing in a loop."""
+    """On Lambda, load during the init phase (full CPU, before the first request is waiting). A failure of any kind
+    is logged and the first invoke tries again and answers with an error id, instead of the init crashing in a loop
+    (Lambda would answer every invoke with `Runtime.ImportModuleError` and no error id to look up)."""
     if not (os.environ.get("AWS_LAMBDA_FUNCTION_NAME") and os.environ.get("FERRY_MODEL_PATH")):
         return
     try:
         get_model()
-    except (ConfigError, ModelLoadError) as err:
-        logs.error("model_unavailable", phase="init", error=str(err),
+    except Exception as err:  # noqa: BLE001 - whatever it is, the invoke answers it with an error id
+        logs.error("model_unavailable", phase="init", error=f"{type(err).__name__}: {err}",
                    model=os.environ.get("FERRY_MODEL_NAME"), version=os.environ.get("FERRY_MODEL_VERSION"))
 
 

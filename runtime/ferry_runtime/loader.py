@@ -3,10 +3,15 @@ keeps it. Loading reads only local files: no registry, no S3, no network.
 
 Concurrent first requests for one folder wait for the one load in progress instead of loading again; a failed
 load is not kept, so the next request tries again (and fails again, with the same clear reason, if the folder is
-still wrong)."""
+still wrong).
+
+No bytecode is ever written: a version folder is frozen, and verified file by file against its manifest, so a
+`code/__pycache__/` written while loading its code would make it fail verification (on Lambda the mount is read-only
+anyway; on the EKS service and locally it is not)."""
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,6 +21,10 @@ from typing import Any
 from . import logs, manifest
 
 TMP_PREFIX = ".ferry-tmp-"
+sys.dont_write_bytecode = True  # for every import from here on, the model's own code among them
+# Serving makes no network call: MLflow's usage telemetry (started when mlflow is imported) stays off unless the
+# function's environment says otherwise. In a VPC without a route out it would only wait and fail.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 class ModelLoadError(Exception):
@@ -86,7 +95,11 @@ def _load_uncached(path: Path, key: str, name: str, version: str, verify: bool, 
     verified_ms = (time.perf_counter() - started) * 1000
 
     t_import = time.perf_counter()
-    import mlflow.pyfunc  # imported here so that importing ferry_runtime stays cheap
+    try:
+        import mlflow.pyfunc  # imported here so that importing ferry_runtime stays cheap
+    except Exception as err:  # a layer built for another Python or machine fails here, not in the handler import
+        raise ModelLoadError(f"cannot import mlflow.pyfunc ({type(err).__name__}: {err}): the runtime layer does "
+                             f"not match this Python {sys.version.split()[0]}") from err
 
     import_ms = (time.perf_counter() - t_import) * 1000
     t_load = time.perf_counter()

@@ -1,29 +1,33 @@
 #!/usr/bin/env python3
-"""Builds the Lambda artifacts of the runtime into dist/ and reports their sizes (`make package-runtime`).
+"""Builds the Lambda artifacts of the runtime into dist/ for the one runtime target that
+runtime/lambda-target.json names (`make package-runtime`):
 
-    dist/ferry-runtime-layer.zip      a Lambda layer: python/ with mlflow-skinny, numpy, pandas, their dependencies
-                                      (manylinux2014 x86_64 wheels for python3.11) and ferry_runtime
-    dist/ferry-runtime-function.zip   the function code: ferry_runtime alone (a few KB); handler
-                                      `ferry_runtime.lambda_handler.handler`
-    dist/ferry-runtime-sizes.json     what was built: versions, file counts, zipped and unzipped bytes
+    dist/ferry-runtime-function.zip          the function code: ferry_runtime alone (a few KB); handler
+                                             `ferry_runtime.lambda_handler.handler`
+    dist/ferry-runtime-layer-<arch>.zip      one Lambda layer per architecture (x86_64, arm64): python/ with
+                                             mlflow-skinny, numpy, pandas and their dependencies, and ferry_runtime
+    dist/ferry-runtime-layer.json            what was built: runtime, the exact package versions, per layer its
+                                             files, sizes, SHA-256, ELF machine and newest glibc symbol
 
-Dependencies come from PyPI through pip (`pip install --target --platform manylinux2014_x86_64 --only-binary=:all:
---python-version 3.11`), pinned by requirements/dev.txt so the layer runs what the tests ran, except numpy and
-pandas (LAYER_PINS: the newest with wheels for Lambda's Amazon Linux 2). tests/ folders,
-__pycache__ and console scripts are stripped. The build fails when function + layer exceed Lambda's 250 MB unzipped
-limit. Where this machine can run the result (Linux x86_64, CPython 3.11), a smoke test loads a demo model with
-the layer alone on sys.path and answers a request through the handler.
+Dependencies come from PyPI through pip, at the dev lock's exact versions (requirements/dev.txt: the layer runs what
+the tests and the models' training ran), as manylinux wheels no newer than the target's glibc (Amazon Linux 2023:
+2.34). pip does not widen one `--platform` tag to older ones, so every tag from manylinux_2_<glibc> down to
+manylinux_2_17 and manylinux2014 is passed. tests/ folders, caches and console scripts are stripped; the code is then
+compiled to bytecode by the target's own CPython (unchecked-hash pycs: /opt is read-only on Lambda, so without them
+every cold start compiles ~1,600 modules again). The build fails when function + layer exceed Lambda's 250 MB
+unzipped limit, when an extension module is for another machine, or when it needs a newer glibc than the target.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -31,25 +35,62 @@ from pathlib import Path
 RUNTIME = Path(__file__).resolve().parents[1]
 REPO = RUNTIME.parent
 PACKAGE = RUNTIME / "ferry_runtime"
-HANDLER = "ferry_runtime.lambda_handler.handler"
-PLATFORM = "manylinux2014_x86_64"
-PYTHON_VERSION = "3.11"
+TARGET_FILE = RUNTIME / "lambda-target.json"
+FIND_PYTHON = REPO / "tools" / "find-python"
 REQUIREMENTS = ["mlflow-skinny", "numpy", "pandas"]
 LOCK = REPO / "requirements" / "dev.txt"
-# Lambda's python3.11 runtime runs on Amazon Linux 2 (glibc 2.26), so only manylinux2014 (glibc 2.17) wheels run
-# there. The dev lock's numpy 2.4.6 and pandas 3.1.1 ship manylinux_2_27/2_28 wheels only; these are the newest
-# releases with manylinux2014 wheels for CPython 3.11. Everything else is pinned by the dev lock.
-LAYER_PINS = {"numpy": "2.2.6", "pandas": "2.3.2"}
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024      # function + all layers, unzipped
-LAYER_NAME = "ferry-runtime-layer.zip"
+LAMBDA_DIRECT_UPLOAD_LIMIT = 50 * 1024 * 1024  # a zip above this is published from S3
 FUNCTION_NAME = "ferry-runtime-function.zip"
+LAYER_ZIP_PATTERN = "ferry-runtime-layer-{arch}.zip"
+REPORT_NAME = "ferry-runtime-layer.json"
+OLDEST_MANYLINUX = 17                          # manylinux_2_17 == manylinux2014
+# Lambda's architecture names, and what wheels and ELF headers call them (e_machine: EM_X86_64, EM_AARCH64).
+WHEEL_ARCH = {"x86_64": "x86_64", "arm64": "aarch64"}
+ELF_MACHINE = {"x86_64": 62, "arm64": 183}
 STRIP_DIRS = {"tests", "__pycache__"}
 STRIP_SUFFIXES = (".pyc", ".pyo")
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)               # fixed: the same inputs give the same zip
+GLIBC_SYMBOL = re.compile(rb"GLIBC_2\.(\d+)(?:\.\d+)?\x00")
 
 
 class PackagingError(Exception):
     pass
+
+
+def target(path: Path = TARGET_FILE) -> dict:
+    """The runtime target: {"runtime": "python3.13", "architectures": [...], "glibc_max": "2.34", ...}."""
+    try:
+        doc = json.loads(path.read_text())
+        runtime, archs, glibc = doc["runtime"], doc["architectures"], doc["glibc_max"]
+    except (OSError, ValueError, KeyError) as err:
+        raise PackagingError(f"{path}: not a runtime target ({type(err).__name__}: {err})") from None
+    if not re.fullmatch(r"python3\.\d+", runtime):
+        raise PackagingError(f"{path}: runtime = {runtime!r} is not a Lambda Python runtime like python3.13")
+    unknown = [a for a in archs if a not in WHEEL_ARCH]
+    if not archs or unknown:
+        raise PackagingError(f"{path}: architectures = {archs!r}; each must be one of {sorted(WHEEL_ARCH)}")
+    if not re.fullmatch(r"2\.\d+", glibc):
+        raise PackagingError(f"{path}: glibc_max = {glibc!r} is not a glibc version like 2.34")
+    return doc
+
+
+def python_minor(runtime: str) -> str:
+    return runtime.removeprefix("python")
+
+
+def find_python(runtime: str) -> str:
+    done = subprocess.run([str(FIND_PYTHON), runtime], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise PackagingError(done.stderr.strip() or f"no interpreter for {runtime}")
+    return done.stdout.strip()
+
+
+def manylinux_tags(arch: str, glibc_max: str) -> list[str]:
+    """Every platform tag a wheel for this architecture may carry and still run on glibc `glibc_max`."""
+    machine = WHEEL_ARCH[arch]
+    newest = int(glibc_max.split(".")[1])
+    return [f"manylinux_2_{n}_{machine}" for n in range(newest, OLDEST_MANYLINUX - 1, -1)] + [f"manylinux2014_{machine}"]
 
 
 def lock_pins(lock: Path = LOCK) -> dict[str, str]:
@@ -61,27 +102,28 @@ def lock_pins(lock: Path = LOCK) -> dict[str, str]:
     return pins
 
 
-def pinned_requirements(lock: Path = LOCK, names: list[str] = REQUIREMENTS,
-                        overrides: dict[str, str] = LAYER_PINS) -> list[str]:
-    """`name==version` for each requirement: the layer's own pin where it has one, else the dev lock's."""
-    pins = {**lock_pins(lock), **overrides}
+def pinned_requirements(lock: Path = LOCK, names: list[str] = REQUIREMENTS) -> list[str]:
+    """`name==version` for each requirement, exactly as the dev lock pins it."""
+    pins = lock_pins(lock)
     missing = [n for n in names if n not in pins]
     if missing:
         raise PackagingError(f"{lock}: no pinned version of {', '.join(missing)}")
     return [f"{n}=={pins[n]}" for n in names]
 
 
-def write_constraints(dest: Path, lock: Path = LOCK, overrides: dict[str, str] = LAYER_PINS) -> Path:
-    """The dev lock as pip constraints, with the layer's own pins in place of the lock's."""
-    pins = {**lock_pins(lock), **overrides}
-    dest.write_text("".join(f"{name}=={version}\n" for name, version in sorted(pins.items())))
+def write_constraints(dest: Path, lock: Path = LOCK) -> Path:
+    """The dev lock as pip constraints: every dependency the layer pulls in is at the lock's version."""
+    dest.write_text("".join(f"{name}=={version}\n" for name, version in sorted(lock_pins(lock).items())))
     return dest
 
 
-def pip_command(target: Path, requirements: list[str], constraints: Path | None = None) -> list[str]:
+def pip_command(target_dir: Path, requirements: list[str], runtime: str, arch: str, glibc_max: str,
+                constraints: Path | None = None) -> list[str]:
     cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-           "--target", str(target), "--platform", PLATFORM, "--implementation", "cp",
-           "--python-version", PYTHON_VERSION, "--only-binary=:all:", "--upgrade"]
+           "--target", str(target_dir), "--implementation", "cp", "--python-version", python_minor(runtime),
+           "--only-binary=:all:", "--upgrade"]
+    for tag in manylinux_tags(arch, glibc_max):
+        cmd += ["--platform", tag]
     if constraints is not None:
         cmd += ["--constraint", str(constraints)]
     return cmd + requirements
@@ -127,6 +169,56 @@ def file_count(tree: Path) -> int:
     return sum(len(files) for _, _, files in os.walk(tree))
 
 
+def installed_packages(site: Path) -> dict[str, str]:
+    """name → version of every distribution pip installed into `site` (from its .dist-info folders)."""
+    found = {}
+    for info in site.glob("*.dist-info"):
+        meta = (info / "METADATA").read_text(encoding="utf-8", errors="replace")
+        name = re.search(r"^Name: (.+)$", meta, re.M)
+        version = re.search(r"^Version: (.+)$", meta, re.M)
+        if name and version:
+            found[name.group(1).strip().lower().replace("_", "-")] = version.group(1).strip()
+    return dict(sorted(found.items()))
+
+
+def elf_facts(path: Path) -> tuple[int, int] | None:
+    """(e_machine, newest GLIBC_2.N minor it needs) of an ELF file, or None when it is not ELF."""
+    with open(path, "rb") as f:
+        head = f.read(20)
+        if head[:4] != b"\x7fELF":
+            return None
+        order = "little" if head[5] == 1 else "big"
+        machine = int.from_bytes(head[18:20], order)
+        f.seek(0)
+        needed = [int(m.group(1)) for m in GLIBC_SYMBOL.finditer(f.read())]
+    return machine, max(needed, default=0)
+
+
+def check_binaries(tree: Path, arch: str, glibc_max: str) -> dict:
+    """Every ELF file must be for `arch` and need no glibc newer than `glibc_max`."""
+    want_machine, limit = ELF_MACHINE[arch], int(glibc_max.split(".")[1])
+    count, newest, wrong, too_new = 0, 0, [], []
+    for path in sorted(tree.rglob("*")):
+        if not path.is_file() or path.is_symlink():
+            continue
+        facts = elf_facts(path)
+        if facts is None:
+            continue
+        count += 1
+        machine, glibc = facts
+        newest = max(newest, glibc)
+        rel = path.relative_to(tree).as_posix()
+        if machine != want_machine:
+            wrong.append(f"{rel} (e_machine {machine})")
+        if glibc > limit:
+            too_new.append(f"{rel} (GLIBC_2.{glibc})")
+    if wrong:
+        raise PackagingError(f"{len(wrong)} ELF file(s) are not for {arch}: {', '.join(wrong[:5])}")
+    if too_new:
+        raise PackagingError(f"{len(too_new)} ELF file(s) need a glibc newer than {glibc_max}: {', '.join(too_new[:5])}")
+    return {"elf_files": count, "elf_machine": want_machine, "newest_glibc_symbol": f"2.{newest}" if count else None}
+
+
 def make_zip(tree: Path, zip_path: Path) -> int:
     """Zip the contents of `tree` (sorted, fixed dates, modes kept); returns the zip's size."""
     zip_path.parent.mkdir(parents=True, exist_ok=True)
@@ -143,6 +235,14 @@ def make_zip(tree: Path, zip_path: Path) -> int:
     return zip_path.stat().st_size
 
 
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def check_limit(unzipped: int, limit: int = LAMBDA_UNZIPPED_LIMIT) -> None:
     if unzipped > limit:
         raise PackagingError(f"function + layer unzipped is {mb(unzipped)}, above Lambda's limit of {mb(limit)}")
@@ -152,112 +252,86 @@ def mb(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MB"
 
 
-def can_run_here() -> bool:
-    import platform
-
-    return (sys.platform == "linux" and platform.machine() == "x86_64"
-            and f"{sys.version_info.major}.{sys.version_info.minor}" == PYTHON_VERSION)
-
-
-def smoke_test(layer_python: Path, function_tree: Path) -> dict:
-    """Save a demo model with this environment's MLflow, then, in an interpreter that sees only the function code and
-    the layer (no site-packages), load it through the handler and answer a request."""
-    sys.path.insert(0, str(REPO / "examples" / "models"))
-    import demo_models
-
-    with tempfile.TemporaryDirectory(prefix="ferry-layer-smoke-") as tmp:
-        folder = Path(tmp) / "risk-score" / "1"
-        demo_models.save("risk-score", 1, str(folder))
-        expected = demo_models.build("risk-score", 1).predict(None, demo_models.input_example("risk-score"))
-        code = (
-            "import json, sys, time\n"
-            f"sys.path[:0] = [{str(function_tree)!r}, {str(layer_python)!r}]\n"
-            "t = time.perf_counter(); import mlflow.pyfunc, pandas, numpy; imp = time.perf_counter() - t\n"
-            "from ferry_runtime.lambda_handler import handler\n"
-            "answer = handler(json.loads(sys.argv[1]), None)\n"
-            "import mlflow, ferry_runtime\n"
-            "assert mlflow.__file__.startswith(" + repr(str(layer_python)) + "), mlflow.__file__\n"
-            "assert ferry_runtime.__file__.startswith(" + repr(str(function_tree)) + "), ferry_runtime.__file__\n"
-            "print(json.dumps({'answer': answer, 'import_s': imp}))\n")
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": tmp, "FERRY_MODEL_PATH": str(folder),
-               "FERRY_MODEL_NAME": "risk-score", "FERRY_MODEL_VERSION": "1", "LANG": "C.UTF-8"}
-        python = Path(sys.base_prefix) / "bin" / "python3"
-        done = subprocess.run([str(python), "-S", "-E", "-c", code,
-                               json.dumps(demo_models.SAMPLE_INPUTS["risk-score"])],
-                              env=env, capture_output=True, text=True, timeout=300, cwd=tmp)
-        if done.returncode != 0:
-            raise PackagingError(f"smoke test of the layer failed:\n{done.stderr[-3000:]}")
-        result = json.loads(done.stdout.strip().splitlines()[-1])
-        if result["answer"].get("predictions") != expected:
-            raise PackagingError(f"smoke test answered {result['answer']}, expected predictions {expected}")
-        return {"passed": True, "import_mlflow_pandas_numpy_s": round(result["import_s"], 2)}
-
-
-def precompile(tree: Path) -> None:
-    """Write __pycache__/*.pyc for CPython 3.11 (this interpreter must be 3.11). Unchecked-hash pycs stay valid
-    whatever the files' dates after unzipping; /opt is read-only on Lambda, so pycs cannot be written there later."""
-    if f"{sys.version_info.major}.{sys.version_info.minor}" != PYTHON_VERSION:
-        raise PackagingError(f"--compile needs CPython {PYTHON_VERSION} to build with, not {sys.version.split()[0]}")
-    done = subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode",
-                           "unchecked-hash", str(tree)], capture_output=True, text=True)
+def precompile(tree: Path, python: str) -> None:
+    """Write __pycache__/*.pyc with the target's own CPython. Unchecked-hash pycs stay valid whatever the files'
+    dates after unzipping; /opt is read-only on Lambda, so pycs cannot be written there later."""
+    done = subprocess.run([python, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
+                           str(tree)], capture_output=True, text=True)
     if done.returncode != 0:
-        # a few vendored files in some wheels are Python 2 or templates; compileall reports them but the rest is written
+        # a few vendored files in some wheels are Python 2 or templates; compileall reports them, the rest is written
         print(f"compileall: {len(done.stdout.splitlines())} line(s) of warnings (files it could not compile)")
 
 
-def build(dist: Path, smoke: bool = True, compile_bytecode: bool = False) -> dict:
+def build_layer(work: Path, dist: Path, tgt: dict, arch: str, constraints: Path, compile_with: str | None) -> dict:
+    layer_python = work / f"layer-{arch}" / "python"
+    layer_python.mkdir(parents=True)
+    requirements = pinned_requirements()
+    tags = manylinux_tags(arch, tgt["glibc_max"])
+    print(f"pip: {' '.join(requirements)} for {tgt['runtime']} {arch} ({tags[0]} .. {tags[-1]})", flush=True)
+    done = subprocess.run(pip_command(layer_python, requirements, tgt["runtime"], arch, tgt["glibc_max"],
+                                      constraints), text=True)
+    if done.returncode != 0:
+        raise PackagingError(f"pip install for {arch} failed with status {done.returncode}")
+    stripped = prune(layer_python)
+    binaries = check_binaries(layer_python, arch, tgt["glibc_max"])
+    packages = installed_packages(layer_python)
+    copy_runtime(layer_python)
+    if compile_with:
+        precompile(layer_python, compile_with)
+    zip_path = dist / LAYER_ZIP_PATTERN.format(arch=arch)
+    zipped = make_zip(layer_python.parent, zip_path)
+    return {"path": str(zip_path.relative_to(REPO)) if zip_path.is_relative_to(REPO) else str(zip_path),
+            "architecture": arch, "platform_tags": [tags[0], tags[-1]], "files": file_count(layer_python),
+            "zipped_bytes": zipped, "unzipped_bytes": tree_size(layer_python.parent), "stripped_bytes": stripped,
+            "sha256": sha256_file(zip_path), "publish_from_s3": zipped > LAMBDA_DIRECT_UPLOAD_LIMIT,
+            "packages": packages, "largest_packages_unzipped_bytes": largest(layer_python), **binaries}
+
+
+def build(dist: Path, architectures: list[str] | None = None, compile_bytecode: bool = True) -> dict:
     started = time.monotonic()
+    tgt = target()
+    archs = architectures or tgt["architectures"]
+    unknown = [a for a in archs if a not in tgt["architectures"]]
+    if unknown:
+        raise PackagingError(f"architecture {', '.join(unknown)} is not in {TARGET_FILE.name} ({tgt['architectures']})")
+    compile_with = find_python(tgt["runtime"]) if compile_bytecode else None
     work = dist / ".build-runtime"
     if work.exists():
         shutil.rmtree(work)
-    layer_python = work / "layer" / "python"
     function_tree = work / "function"
-    layer_python.mkdir(parents=True)
     function_tree.mkdir(parents=True)
-    requirements = pinned_requirements()
-    print(f"pip: {' '.join(requirements)} for {PLATFORM} / CPython {PYTHON_VERSION} (from PyPI)", flush=True)
-    constraints = write_constraints(work / "constraints.txt")
-    done = subprocess.run(pip_command(layer_python, requirements, constraints), text=True)
-    if done.returncode != 0:
-        raise PackagingError(f"pip install failed with status {done.returncode}")
-    stripped = prune(layer_python)
-    copy_runtime(layer_python)
     copy_runtime(function_tree)
-    if compile_bytecode:
-        precompile(layer_python)
-
-    layer_unzipped = tree_size(work / "layer")
+    constraints = write_constraints(work / "constraints.txt")
+    layers = {arch: build_layer(work, dist, tgt, arch, constraints, compile_with) for arch in archs}
     function_unzipped = tree_size(function_tree)
-    check_limit(layer_unzipped + function_unzipped)
-    layer_zip = make_zip(work / "layer", dist / LAYER_NAME)
+    for layer in layers.values():
+        check_limit(layer["unzipped_bytes"] + function_unzipped)
     function_zip = make_zip(function_tree, dist / FUNCTION_NAME)
+    first = layers[archs[0]]["packages"]
     report = {
-        "handler": HANDLER,
-        "runtime": f"python{PYTHON_VERSION}",
-        "architecture": "x86_64",
-        "platform": PLATFORM,
-        "requirements": requirements,
-        "bytecode": "precompiled (unchecked-hash)" if compile_bytecode else "stripped",
-        "installed": sorted(p.name.removesuffix(".dist-info") for p in layer_python.glob("*.dist-info")),
-        "layer": {"path": str(dist / LAYER_NAME), "files": file_count(work / "layer"), "zipped_bytes": layer_zip,
-                  "unzipped_bytes": layer_unzipped, "stripped_bytes": stripped},
-        "function": {"path": str(dist / FUNCTION_NAME), "files": file_count(function_tree),
-                     "zipped_bytes": function_zip, "unzipped_bytes": function_unzipped},
-        "unzipped_total_bytes": layer_unzipped + function_unzipped,
+        "runtime": tgt["runtime"],
+        "architectures": archs,
+        "handler": tgt["handler"],
+        "requirements": pinned_requirements(),
+        "bytecode": f"precompiled by {compile_with} (unchecked-hash)" if compile_with else "none (--no-compile)",
+        "packages": first,
+        "layers": layers,
+        "function": {"path": str((dist / FUNCTION_NAME).relative_to(REPO)) if dist.is_relative_to(REPO)
+                     else str(dist / FUNCTION_NAME), "files": file_count(function_tree),
+                     "zipped_bytes": function_zip, "unzipped_bytes": function_unzipped,
+                     "sha256": sha256_file(dist / FUNCTION_NAME)},
         "limit_unzipped_bytes": LAMBDA_UNZIPPED_LIMIT,
-        "largest_packages_unzipped_bytes": largest(layer_python),
     }
-    if smoke and can_run_here():
-        report["smoke_test"] = smoke_test(layer_python, function_tree)
-    else:
-        report["smoke_test"] = {"passed": None, "why": "skipped (needs Linux x86_64 and CPython 3.11)"}
+    differing = [a for a in archs if layers[a]["packages"] != first]
+    if differing:
+        raise PackagingError(f"the layers for {', '.join(differing)} hold other package versions than {archs[0]}'s")
     shutil.rmtree(work)
     report["build_seconds"] = round(time.monotonic() - started, 1)
-    (dist / "ferry-runtime-sizes.json").write_text(json.dumps(report, indent=2) + "\n")
+    (dist / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
     return report
 
 
-def largest(tree: Path, n: int = 8) -> dict[str, int]:
+def largest(tree: Path, n: int = 6) -> dict[str, int]:
     sizes = {p.name: tree_size(p) if p.is_dir() else p.stat().st_size
              for p in tree.iterdir() if not p.name.endswith(".dist-info")}
     return dict(sorted(sizes.items(), key=lambda kv: -kv[1])[:n])
@@ -266,25 +340,25 @@ def largest(tree: Path, n: int = 8) -> dict[str, int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dist", type=Path, default=REPO / "dist")
-    parser.add_argument("--no-smoke", action="store_true", help="skip loading a model with the built layer")
-    parser.add_argument("--compile", action="store_true",
-                        help="ship precompiled bytecode (bigger layer, faster imports at cold start)")
+    parser.add_argument("--arch", action="append", choices=sorted(WHEEL_ARCH),
+                        help="build only this architecture (repeatable; default: every one the target names)")
+    parser.add_argument("--no-compile", action="store_true",
+                        help="ship no bytecode (smaller layer; every cold start compiles the imports again)")
     args = parser.parse_args(argv)
     try:
-        report = build(args.dist.resolve(), smoke=not args.no_smoke, compile_bytecode=args.compile)
+        report = build(args.dist.resolve(), architectures=args.arch, compile_bytecode=not args.no_compile)
     except PackagingError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    layer, function = report["layer"], report["function"]
-    print(f"layer     {layer['path']}: {mb(layer['zipped_bytes'])} zipped, {mb(layer['unzipped_bytes'])} unzipped "
-          f"({layer['files']} files; {mb(layer['stripped_bytes'])} of tests and caches stripped)")
-    print(f"function  {function['path']}: {function['zipped_bytes'] / 1024:.1f} KB zipped, "
-          f"{function['unzipped_bytes'] / 1024:.1f} KB unzipped; handler {report['handler']}")
-    print(f"total     {mb(report['unzipped_total_bytes'])} unzipped of Lambda's {mb(report['limit_unzipped_bytes'])}")
-    print("largest   " + ", ".join(f"{k} {mb(v)}" for k, v in report["largest_packages_unzipped_bytes"].items()))
-    smoke = report["smoke_test"]
-    print("smoke     " + (f"passed (layer-only interpreter answered a request; importing mlflow.pyfunc, pandas, "
-                          f"numpy took {smoke['import_mlflow_pandas_numpy_s']} s)" if smoke["passed"] else smoke["why"]))
+    function = report["function"]
+    for arch, layer in report["layers"].items():
+        print(f"layer     {layer['path']}: {mb(layer['zipped_bytes'])} zipped, {mb(layer['unzipped_bytes'])} "
+              f"unzipped ({layer['files']} files; {layer['elf_files']} ELF files for {arch}, newest glibc symbol "
+              f"{layer['newest_glibc_symbol']}){'; above 50 MB: publish it from S3' if layer['publish_from_s3'] else ''}")
+    print(f"function  {function['path']}: {function['zipped_bytes'] / 1024:.1f} KB zipped; handler {report['handler']}")
+    print(f"runtime   {report['runtime']}; {report['bytecode']}; " +
+          ", ".join(f"{n} {report['packages'][n]}" for n in ("mlflow-skinny", "numpy", "pandas", "cloudpickle")
+                    if n in report["packages"]))
     return 0
 
 

@@ -28,7 +28,7 @@ def demo_run(tmp_path, ferry_bin):
 
 
 def client(service, state):
-    return boto3.client(service, endpoint_url=state["moto_url"], region_name="us-east-1",
+    return boto3.client(service, endpoint_url=state["aws_url"], region_name="us-east-1",
                         aws_access_key_id=standins.ACCESS_KEY, aws_secret_access_key=standins.SECRET_KEY)
 
 

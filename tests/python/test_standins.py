@@ -1,4 +1,4 @@
-"""The stand-ins themselves: both servers answer, and `down` stops every process it started."""
+"""The stand-ins themselves: the servers answer, and `down` stops every process it started."""
 import json
 
 import urllib.request
@@ -11,8 +11,11 @@ def test_up_writes_env_and_platform_and_down_stops_every_process(tmp_path):
     try:
         with urllib.request.urlopen(f"{st.moto_url}/moto-api/", timeout=5) as answer:
             assert answer.status == 200
+        # Clients talk to the local Lambda, which passes moto's own API through as well.
+        with urllib.request.urlopen(f"{st.aws_url}/moto-api/", timeout=5) as answer:
+            assert answer.status == 200
         env = (tmp_path / "local" / "env").read_text()
-        assert f"export AWS_ENDPOINT_URL={st.moto_url}\n" in env
+        assert f"export AWS_ENDPOINT_URL={st.aws_url}\n" in env
         platform = json.loads((tmp_path / "local" / "platform.json").read_text())
         assert platform["efs"]["local_root"] == str(tmp_path / "local" / "efs")
         assert sorted(platform["functions"]) == ["readmission", "risk-score"]
@@ -26,7 +29,7 @@ def test_up_writes_env_and_platform_and_down_stops_every_process(tmp_path):
 def test_the_session_stack_serves_mlflow_with_its_artifact_bucket_in_moto(stack):
     with urllib.request.urlopen(f"{stack.mlflow_url}/health", timeout=5) as answer:
         assert answer.status == 200
-    s3 = __import__("boto3").client("s3", endpoint_url=stack.moto_url, region_name=stack.region,
+    s3 = __import__("boto3").client("s3", endpoint_url=stack.aws_url, region_name=stack.region,
                                     aws_access_key_id=standins.ACCESS_KEY, aws_secret_access_key=standins.SECRET_KEY)
     assert standins.BUCKET in [b["Name"] for b in s3.list_buckets()["Buckets"]]
-    assert stack.env()["MLFLOW_S3_ENDPOINT_URL"] == stack.moto_url
+    assert stack.env()["MLFLOW_S3_ENDPOINT_URL"] == stack.aws_url

@@ -21,6 +21,11 @@ struct Fixture {
 impl Fixture {
     /// Two models; `risk` gets 3 versions (1 and 2 approved, `production` on 2), readmission 2 (1 approved).
     fn new(tag: &str, catalog_extra: &str) -> Fixture {
+        Fixture::with_platform_args(tag, catalog_extra, &[])
+    }
+
+    /// As `new`, with extra arguments for tools/local_platform.py (which creates the functions).
+    fn with_platform_args(tag: &str, catalog_extra: &str, platform_args: &[&str]) -> Fixture {
         let env = Env::new();
         env.export();
         let risk = format!("{tag}-risk");
@@ -37,11 +42,13 @@ impl Fixture {
             ),
         );
         let platform = env.platform(&[("risk-score", RISK_FN), ("readmission", READM_FN)]);
-        env.python(&[
+        let mut args = vec![
             "tools/local_platform.py",
             "--platform",
             platform.to_str().unwrap(),
-        ]);
+        ];
+        args.extend_from_slice(platform_args);
+        env.python(&args);
         Fixture {
             env,
             catalog,
@@ -309,36 +316,57 @@ async fn an_alias_repointed_by_hand_is_drift_and_nothing_is_changed() {
         .stdout(predicate::str::contains("FAIL"));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_failed_smoke_invoke_creates_no_alias() {
-    let fx = Fixture::new("deploy-smoke", "");
-    // moto's simple Lambda answers each invoke with the next queued response.
-    let queued = serde_json::json!({
-        "account_id": "123456789012", "region": "us-east-1",
-        "results": [r#"{"error_code": "INTERNAL_ERROR", "message": "model failed", "status": 500}"#]
-    });
-    let (status, body) = http_request(
-        "POST",
-        &format!(
-            "{}/moto-api/static/lambda-simple/response",
-            fx.env.stack.moto_url
-        ),
-        &queued.to_string(),
-    )
-    .unwrap();
-    assert_eq!(status, 201, "{body}");
-    fx.ferry(&["deploy"]).assert().code(1).stderr(
-        predicate::str::contains("smoke invoke").and(predicate::str::contains("no alias created")),
+/// The smoke test runs the new version for real (the local Lambda runs its code and layer): a version that cannot
+/// answer gets no alias, and a model without a smoke payload is deployed all the same.
+async fn assert_smoke_failed_and_no_alias(fx: &Fixture, why: &str) {
+    let out = fx.ferry(&["deploy"]).assert().code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("smoke invoke")
+            && stderr.contains("no alias created")
+            && stderr.contains(why),
+        "{stderr}"
     );
     let risk = aliases(RISK_FN).await;
     assert!(
-        !risk.contains_key("v1"),
-        "the first version failed its smoke test: {risk:?}"
+        !risk.contains_key("v1") && !risk.contains_key("v2"),
+        "no version that failed its smoke test has an alias: {risk:?}"
     );
     assert!(
         aliases(READM_FN).await.contains_key("v1"),
         "the other model is deployed all the same"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_version_rendered_with_a_model_path_its_function_does_not_mount_fails_its_smoke_test() {
+    let fx = Fixture::new("deploy-smoke-path", "");
+    // Terraform mounted the file system at /mnt/models; this platform file says /mnt/ferry-models, so every rendered
+    // FERRY_MODEL_PATH points at a folder the function cannot see.
+    let text = std::fs::read_to_string(&fx.platform).unwrap();
+    std::fs::write(
+        &fx.platform,
+        text.replace("\"/mnt/models\"", "\"/mnt/ferry-models\""),
+    )
+    .unwrap();
+    assert_smoke_failed_and_no_alias(&fx, "MODEL_UNAVAILABLE").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_runtime_layer_that_does_not_import_fails_the_smoke_test() {
+    // The arm64 layer on an x86_64 function: its numpy, pandas and pydantic_core cannot be loaded.
+    let arm64 = crate::harness::workspace().join("dist/ferry-runtime-layer-arm64.zip");
+    let other = if std::env::consts::ARCH == "aarch64" {
+        arm64.with_file_name("ferry-runtime-layer-x86_64.zip")
+    } else {
+        arm64
+    };
+    let fx = Fixture::with_platform_args(
+        "deploy-smoke-layer",
+        "",
+        &["--layer", other.to_str().unwrap()],
+    );
+    assert_smoke_failed_and_no_alias(&fx, "MODEL_UNAVAILABLE").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -532,7 +560,7 @@ impl Fixture {
         Fut: std::future::Future<Output = bool>,
     {
         let relay = SlowRelay::start(
-            &self.env.stack.moto_url,
+            &self.env.stack.aws_url,
             std::time::Duration::from_millis(150),
         )
         .await;

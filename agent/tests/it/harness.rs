@@ -1,5 +1,5 @@
-//! Test harness: one moto + MLflow pair per test binary, started on free ports by `tools/standins.py` (the same code
-//! as `make local-up`), and stopped by PID when the binary exits — normally, after a failed test, or killed
+//! Test harness: one moto + local Lambda + MLflow per test binary, started on free ports by `tools/standins.py` (the
+//! same code as `make local-up`), and stopped by PID when the binary exits — normally, after a failed test, or killed
 //! (a watchdog started with `--parent-pid` stops them then).
 //!
 //! Tests that touch the servers take [`Env::new`], which serialises them, resets moto, and recreates the artifact
@@ -19,6 +19,9 @@ pub const BUCKET: &str = "ferry-artifacts";
 #[derive(Debug, Deserialize)]
 pub struct Stack {
     pub dir: String,
+    /// `AWS_ENDPOINT_URL`: the local Lambda (tools/lambda_local), which runs invokes and passes the rest to moto.
+    pub aws_url: String,
+    /// moto itself: its request recorder sees every request but invokes.
     pub moto_url: String,
     pub mlflow_url: Option<String>,
     pub pids: Vec<i32>,
@@ -98,7 +101,8 @@ impl Env {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let stack = stack();
-        let reset = ureq_post(&format!("{}/moto-api/reset", stack.moto_url), "");
+        // Through the local Lambda, which stops every execution environment with it.
+        let reset = ureq_post(&format!("{}/moto-api/reset", stack.aws_url), "");
         assert!(reset, "moto reset failed");
         let env = Env {
             _serial: serial,
@@ -115,8 +119,8 @@ impl Env {
     pub fn vars(&self) -> BTreeMap<String, String> {
         let mut v = BTreeMap::new();
         for (k, val) in [
-            ("AWS_ENDPOINT_URL", self.stack.moto_url.as_str()),
-            ("MLFLOW_S3_ENDPOINT_URL", self.stack.moto_url.as_str()),
+            ("AWS_ENDPOINT_URL", self.stack.aws_url.as_str()),
+            ("MLFLOW_S3_ENDPOINT_URL", self.stack.aws_url.as_str()),
             ("AWS_REGION", "us-east-1"),
             ("AWS_DEFAULT_REGION", "us-east-1"),
             ("AWS_ACCESS_KEY_ID", "ferry-local"),

@@ -1,0 +1,14 @@
+"""A local Lambda in front of moto: every AWS request passes through to moto unchanged, except `Invoke`, which runs
+the invoked version's own code and layers, as moto stores them, on that version's runtime Python, through the real
+runtime interface client (PyPI `awslambdaric`) against a Runtime API served here.
+
+    python -m lambda_local --moto http://127.0.0.1:MOTO --port PORT --state DIR   (tools/standins.py starts it)
+
+Modules, one job each:
+    proxy        the HTTP front: pass-through to moto, Invoke intercepted, code uploads recorded
+    code_store   function and layer zips by CodeSha256, unpacked once (moto cannot hand them back)
+    interpreters a Lambda runtime name -> this machine's CPython and the runtime interface client for it
+    sandbox      the mount namespace that lays a version out as Lambda does (/var/task, /opt, the EFS mount)
+    environment  one execution environment: its process, its Runtime API, init once, invocations one at a time
+    invoke       one Invoke request: resolve the qualifier, pick or start an environment, answer as Lambda does
+"""

@@ -1,0 +1,211 @@
+"""The HTTP front of the local Lambda: one endpoint for `AWS_ENDPOINT_URL` (ferry, boto3, the AWS CLI, MLflow's S3
+client). Every request goes to moto as it came, byte for byte, headers included, except:
+
+  - `Invoke` (POST /2015-03-31/functions/{name}/invocations) runs the function here (invoke.py);
+  - code uploads (CreateFunction, UpdateFunctionCode, PublishLayerVersion) are passed on and their zips recorded
+    (code_store.py), with a function's FileSystemConfigs (moto drops them);
+  - `POST /moto-api/reset` is passed on and also stops every execution environment;
+  - `/ferry-lambda/...` is this executor's own: `GET /ferry-lambda/environments` lists the environments (init
+    duration and CPU, busy, alive), `POST /ferry-lambda/mounts` {"access_point_arn", "local_root"} says which
+    local folder stands in for an EFS access point.
+"""
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import re
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from .code_store import CodeStore
+from .invoke import Invoker
+
+INVOKE = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations$")
+CREATE_FUNCTION = re.compile(r"^/2015-03-31/functions/?$")
+UPDATE_CODE = re.compile(r"^/2015-03-31/functions/([^/]+)/code$")
+UPDATE_CONFIG = re.compile(r"^/2015-03-31/functions/([^/]+)/configuration$")
+FUNCTION = re.compile(r"^/2015-03-31/functions/([^/]+)$")
+PUBLISH_LAYER = re.compile(r"^/2018-10-31/layers/([^/]+)/versions$")
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection",
+              "expect"}  # the front answered `Expect: 100-continue` itself
+CHUNK = 1 << 20
+ACCESS_KEY = "ferry-local"    # tools/standins.py's; moto maps every access key to its default account
+
+
+class Upstream:
+    """Keep-alive connections to moto, one per thread."""
+
+    def __init__(self, url: str):
+        parsed = urllib.parse.urlsplit(url)
+        self.host, self.port = parsed.hostname, parsed.port or 80
+        self._local = threading.local()
+
+    def connection(self, fresh: bool = False) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or fresh:
+            if conn is not None:
+                conn.close()
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=600)
+            self._local.conn = conn
+        return conn
+
+    def request(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> http.client.HTTPResponse:
+        for attempt in (0, 1):
+            conn = self.connection(fresh=attempt == 1)
+            try:
+                conn.request(method, path, body=body, headers=headers)
+                return conn.getresponse()
+            except (ConnectionError, http.client.HTTPException):
+                if attempt == 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def get(self, path: str, service: str = "lambda", region: str = "us-east-1") -> tuple[int, bytes]:
+        """The executor's own reads. moto picks the service, region and account from the credential scope of the
+        Authorization header (it checks no signature), so one is made up for the stand-in's access key."""
+        auth = (f"AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/20260101/{region}/{service}/aws4_request, "
+                "SignedHeaders=host, Signature=0")
+        resp = self.request("GET", path, None, {"Host": f"{self.host}:{self.port}", "Authorization": auth})
+        return resp.status, resp.read()
+
+
+class Executor:
+    def __init__(self, moto_url: str, state: Path):
+        self.upstream = Upstream(moto_url)
+        self.store = CodeStore(state / "store")
+        self.invoker = Invoker(state, self.upstream.get, self.store)
+
+    def record(self, method: str, path: str, body: bytes) -> None:
+        """Keep the zips of code uploads, and a function's file systems, before moto sees the request."""
+        if method == "POST" and CREATE_FUNCTION.match(path):
+            doc = _json(body)
+            self._keep_code(doc.get("Code") or {})
+            self.invoker.record_file_systems(doc.get("FunctionName", ""), doc.get("FileSystemConfigs"))
+        elif method == "PUT" and (m := UPDATE_CODE.match(path)):
+            self._keep_code(_json(body))
+        elif method == "PUT" and (m := UPDATE_CONFIG.match(path)):
+            self.invoker.record_file_systems(urllib.parse.unquote(m.group(1)), _json(body).get("FileSystemConfigs"))
+        elif method == "POST" and PUBLISH_LAYER.match(path):
+            self._keep_code(_json(body).get("Content") or {})
+        elif method == "DELETE" and (m := FUNCTION.match(path)):
+            self.invoker.forget_function(urllib.parse.unquote(m.group(1)))
+
+    def _keep_code(self, code: dict) -> None:
+        if code.get("ZipFile"):
+            self.store.put(base64.b64decode(code["ZipFile"]))
+        elif code.get("S3Bucket") and code.get("S3Key"):
+            key = urllib.parse.quote(code["S3Key"])
+            status, data = self.upstream.get(f"/{code['S3Bucket']}/{key}", service="s3")
+            if status == 200:
+                self.store.put(data)
+
+
+def _json(body: bytes) -> dict:
+    try:
+        doc = json.loads(body or b"{}")
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def handler_class(ex: Executor):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes: with Nagle's algorithm the second waits for the peer's delayed
+        # ACK, 40 ms a request.
+        disable_nagle_algorithm = True
+
+        def log_message(self, *args):
+            pass
+
+        def _read_body(self) -> bytes:
+            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                parts = []
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                            pass
+                        return b"".join(parts)
+                    parts.append(self.rfile.read(size))
+                    self.rfile.readline()
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+        def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def _handle(self) -> None:
+            body = self._read_body()
+            path = self.path.split("?", 1)[0]
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            if path.startswith("/ferry-lambda/"):
+                return self._own(path, body)
+            if self.command == "POST" and (m := INVOKE.match(path)):
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                answer = ex.invoker.invoke(m.group(1), query, headers, body)
+                return self._send(answer.status, answer.body, answer.headers)
+            ex.record(self.command, path, body)
+            if self.command == "POST" and path == "/moto-api/reset":
+                ex.invoker.reset()  # before moto answers: once the caller sees the reset, no environment is left
+            self._pass_on(body)
+
+        def _pass_on(self, body: bytes) -> None:
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+            if body or self.command in ("POST", "PUT", "PATCH"):
+                headers["Content-Length"] = str(len(body))
+            resp = ex.upstream.request(self.command, self.path, body if body else None, headers)
+            length = resp.getheader("Content-Length")
+            out = [(k, v) for k, v in resp.getheaders() if k.lower() not in HOP_BY_HOP and k.lower() != "content-length"]
+            self.send_response(resp.status)
+            for k, v in out:
+                self.send_header(k, v)
+            if length is None or self.command == "HEAD":
+                data = resp.read()
+                self.send_header("Content-Length", length if self.command == "HEAD" and length else str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                return
+            self.send_header("Content-Length", length)
+            self.end_headers()
+            while chunk := resp.read(CHUNK):
+                self.wfile.write(chunk)
+
+        def _own(self, path: str, body: bytes) -> None:
+            if path == "/ferry-lambda/environments" and self.command == "GET":
+                return self._send(200, json.dumps(ex.invoker.environments()).encode(),
+                                  {"Content-Type": "application/json"})
+            if path == "/ferry-lambda/mounts" and self.command == "POST":
+                doc = _json(body)
+                root = Path(str(doc.get("local_root", "")))
+                if not doc.get("access_point_arn") or not root.is_absolute() or not root.is_dir():
+                    return self._send(400, b'{"message": "need access_point_arn and an existing absolute local_root"}',
+                                      {"Content-Type": "application/json"})
+                ex.invoker.mounts[doc["access_point_arn"]] = root
+                return self._send(200, b"{}", {"Content-Type": "application/json"})
+            if path == "/ferry-lambda/" and self.command == "GET":
+                return self._send(200, b'{"status": "ok"}', {"Content-Type": "application/json"})
+            self._send(404, b"{}", {"Content-Type": "application/json"})
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _handle
+
+    return Handler
+
+
+def serve(moto_url: str, port: int, state: Path) -> None:
+    ex = Executor(moto_url, state)
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler_class(ex))
+    server.daemon_threads = True
+    try:
+        server.serve_forever()
+    finally:
+        ex.invoker.stop_all()
