@@ -102,7 +102,10 @@ def setup(workdir: Path, models: int, versions: int) -> tuple[Path, Path, Path, 
     """Functions for each contender, artifacts in S3, a catalog and a release manifest for ferry."""
     s3 = boto3.client("s3")
     for contender in ("ferry", "ferrycount", "ferrylat", "boto3", "boto3job", "boto3lat", "boto3joblat", "awscli"):
-        local_platform.create(platform_for(f"bench-{contender}", models, workdir), os.environ["AWS_ENDPOINT_URL"])
+        # Straight at moto (not the local Lambda): this bench measures control-plane work, and each smoke invoke
+        # is moto's echo of the request.
+        local_platform.create(platform_for(f"bench-{contender}", models, workdir), os.environ["AWS_ENDPOINT_URL"],
+                              local_lambda=False)
     lines = []
     for i in range(models):
         model = f"m{i:02d}"
@@ -220,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         st = standins.up(workdir / "standins", with_mlflow=False, parent_pid=os.getpid())
         try:
             os.environ.update(st.env())
+            # Control-plane work only: moto straight, not the local Lambda in front of it (moto echoes invokes).
+            os.environ["AWS_ENDPOINT_URL"] = st.moto_url
             catalog, platform, count_platform, latency_platform = setup(workdir, args.models, args.versions)
             moto_pid = st.pids[0]
 

@@ -93,9 +93,12 @@ def create_model_storage(platform: dict) -> None:
                            sync_access_point_arn=arns["sync"])
 
 
-def create(platform: dict, endpoint: str, layer_zip: Path = LAYER_ZIP) -> list[str]:
+def create(platform: dict, endpoint: str, layer_zip: Path = LAYER_ZIP, local_lambda: bool = True) -> list[str]:
+    """`local_lambda=False` when `endpoint` is moto itself (bench-deploy: control-plane calls only, invokes answered
+    by moto's echo), which has no local folder to register."""
     create_model_storage(platform)
-    register_mount(endpoint, platform)
+    if local_lambda:
+        register_mount(endpoint, platform)
     iam = boto3.client("iam")
     try:
         role_arn = iam.get_role(RoleName=ROLE)["Role"]["Arn"]

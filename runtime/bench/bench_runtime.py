@@ -86,7 +86,10 @@ def report_of(log_b64: str) -> tuple[float, float | None]:
     return float(found.group(1)), float(found.group(2)) if found.group(2) else None
 
 
-def lambda_cold_and_warm(st, function: str, env: dict[str, str], reps: int, iterations: int) -> dict:
+def lambda_cold_and_warm(st, function: str, env: dict[str, str], reps: int, iterations: int,
+                         between=lambda: None) -> dict:
+    """`between` runs after each cold start: the other ways' samples interleave with these, so that drift of a shared
+    machine hits every way alike."""
     import boto3
 
     lam = boto3.client("lambda")
@@ -112,6 +115,7 @@ def lambda_cold_and_warm(st, function: str, env: dict[str, str], reps: int, iter
                      "init_cpu_s": envs[0]["init_cpu_s"] if envs else None})
         print(f"  cold start {rep + 1}/{reps}: init {init:.0f} ms ({cold[-1]['init_cpu_s']} s CPU), first prediction "
               f"{duration:.1f} ms", flush=True)
+        between()
     durations, round_trips = [], []
     for i in range(iterations + 50):
         t = time.perf_counter()
@@ -159,38 +163,43 @@ def old_way(uri: str, reps: int, env: dict) -> dict:
     return {"samples": rows, "median_ms": statistics.median(r["process_to_loaded_and_predicted_ms"] for r in rows)}
 
 
-def floor(layer_zip: Path, workdir: Path, python: str, reps: int) -> dict:
+class Floor:
     """Fresh interpreters seeing only the layer (as on Lambda, with -S -s), timed from process start to exit."""
-    opt = workdir / "opt"
-    with zipfile.ZipFile(layer_zip) as zf:
-        zf.extractall(opt)
-    minor = ".".join(platform.python_version_tuple()[:2])
-    env = {"PYTHONPATH": f"{opt}/python/lib/python{minor}/site-packages:{opt}/python", "PATH": "/usr/bin:/bin",
-           "LANG": "C.UTF-8"}
-    steps = {"interpreter": "pass", "numpy": "import numpy", "numpy_pandas": "import numpy, pandas",
+    STEPS = {"interpreter": "pass", "numpy": "import numpy", "numpy_pandas": "import numpy, pandas",
              "mlflow_pyfunc": "import numpy, pandas, mlflow.pyfunc"}
-    out = {}
-    for key, code in steps.items():
-        walls = []
-        for _ in range(reps):
+
+    def __init__(self, layer_zip: Path, workdir: Path, python: str):
+        opt = workdir / "opt"
+        with zipfile.ZipFile(layer_zip) as zf:
+            zf.extractall(opt)
+        minor = ".".join(platform.python_version_tuple()[:2])
+        self.python = python
+        self.env = {"PYTHONPATH": f"{opt}/python/lib/python{minor}/site-packages:{opt}/python",
+                    "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "MLFLOW_DISABLE_TELEMETRY": "true"}
+        self.samples: dict[str, list[float]] = {k: [] for k in self.STEPS}
+
+    def sample(self) -> None:
+        for key, code in self.STEPS.items():
             t = time.perf_counter()
-            subprocess.run([python, "-S", "-s", "-c", code], env=env, check=True, capture_output=True)
-            walls.append((time.perf_counter() - t) * 1000)
-        out[key] = {"median_ms": statistics.median(walls), "min_ms": min(walls)}
-    prof = subprocess.run([python, "-S", "-s", "-X", "importtime", "-c", "import mlflow.pyfunc"], env=env,
-                          capture_output=True, text=True, check=True).stderr
-    by_package: dict[str, int] = {}
-    modules = 0
-    for line in prof.splitlines():
-        m = re.match(r"import time:\s+(\d+) \|\s+\d+ \|\s*(\S+)", line)
-        if m:
-            modules += 1
-            top = m.group(2).split(".")[0]
-            by_package[top] = by_package.get(top, 0) + int(m.group(1))
-    out["import_profile"] = {"modules": modules,
-                             "self_ms_by_package": {k: round(v / 1000, 1) for k, v in
-                                                    sorted(by_package.items(), key=lambda kv: -kv[1])[:12]}}
-    return out
+            subprocess.run([self.python, "-S", "-s", "-c", code], env=self.env, check=True, capture_output=True)
+            self.samples[key].append((time.perf_counter() - t) * 1000)
+
+    def result(self) -> dict:
+        out = {k: {"median_ms": statistics.median(v), "min_ms": min(v)} for k, v in self.samples.items()}
+        prof = subprocess.run([self.python, "-S", "-s", "-X", "importtime", "-c", "import mlflow.pyfunc"],
+                              env=self.env, capture_output=True, text=True, check=True).stderr
+        by_package: dict[str, int] = {}
+        modules = 0
+        for line in prof.splitlines():
+            m = re.match(r"import time:\s+(\d+) \|\s+\d+ \|\s*(\S+)", line)
+            if m:
+                modules += 1
+                top = m.group(2).split(".")[0]
+                by_package[top] = by_package.get(top, 0) + int(m.group(1))
+        out["import_profile"] = {"modules": modules,
+                                 "self_ms_by_package": {k: round(v / 1000, 1) for k, v in
+                                                        sorted(by_package.items(), key=lambda kv: -kv[1])[:12]}}
+        return out
 
 
 def run(reps: int, iterations: int, workdir: Path) -> dict:
@@ -215,15 +224,15 @@ def run(reps: int, iterations: int, workdir: Path) -> dict:
                   "FERRY_MODEL_NAME": MODEL, "FERRY_MODEL_VERSION": version, "FERRY_VERIFY_MANIFEST": "true",
                   "FERRY_ARTIFACT_DIGEST": digest}
         print(f"registered {name} v{version}; synced to {efs / MODEL / version}; function {function}", flush=True)
-        lam = lambda_cold_and_warm(st, function, fn_env, reps, iterations)
+        base_floor = Floor(local_platform.LAYER_ZIP, workdir, sys.executable)
+        lam = lambda_cold_and_warm(st, function, fn_env, reps, iterations, between=base_floor.sample)
         print(f"old way: load_model(models:/{name}/{version}), {reps} fresh processes ...", flush=True)
         old = old_way(f"models:/{name}/{version}", reps, env)
         bare = bare_predict(efs / MODEL / version, iterations)
     finally:
         standins.stop_groups(st.pids)
         print(f"stopped the stand-ins (pids {', '.join(map(str, st.pids))})", flush=True)
-    print("floor: interpreters with only the layer on their path ...", flush=True)
-    base = floor(local_platform.LAYER_ZIP, workdir, sys.executable, reps)
+    base = base_floor.result()
 
     inits = [c["init_ms"] for c in lam["cold"]]
     firsts = [c["first_prediction_ms"] for c in lam["cold"]]

@@ -232,6 +232,9 @@ def test_the_shipped_layer_serves_a_demo_model_from_the_read_only_efs_mount(runt
     import demo_models
 
     name, mount, folder, publish = runtime_function
+    conf = lam().get_function_configuration(FunctionName=name)
+    assert conf["Runtime"] == TARGET["runtime"] and conf["Handler"] == TARGET["handler"]
+    assert [layer["Arn"].split(":")[6] for layer in conf["Layers"]] == [local_platform.LAYER_NAME]
     version = publish({"FERRY_MODEL_PATH": f"{mount}/risk-score/2", "FERRY_MODEL_NAME": "risk-score",
                        "FERRY_MODEL_VERSION": "2", "FERRY_VERIFY_MANIFEST": "true"})
     answer, body, logs = invoke(name, demo_models.SAMPLE_INPUTS["risk-score"], qualifier=version)

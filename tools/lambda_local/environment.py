@@ -250,7 +250,6 @@ class Environment:
                 self._cond.wait()
             inv, self._pending = self._pending, None
             self._current = inv
-        inv.started = time.monotonic()
         inv.deadline_ms = int((time.time() + self.cfg.timeout_s) * 1000)
         self._log(f"START RequestId: {inv.request_id} Version: {self.cfg.version}")
         return inv
@@ -289,6 +288,7 @@ class Environment:
                     "Lambda-Runtime-Invoked-Function-Arn": inv.invoked_arn,
                     "Lambda-Runtime-Trace-Id": f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0",
                 })
+                inv.started = time.monotonic()  # Duration and the timeout count from the event's delivery
 
             def do_POST(self):
                 body = self._body()
