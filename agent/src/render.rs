@@ -220,7 +220,7 @@ fn render_version(
         version: version.to_string(),
         function_name: function_name.to_string(),
         alias: out.alias.unwrap_or_else(|| format!("v{version}")),
-        description: out.description,
+        description: spec::fit_description(&out.description),
         memory_mb: out.memory_mb,
         timeout_s: out.timeout_s,
         ephemeral_storage_mb: out
@@ -368,6 +368,14 @@ mod tests {
     }
 
     fn render_json(env_pairs: &[(String, String)], versions: &[u32]) -> String {
+        serde_json::to_string(&render_specs(env_pairs, versions, approved)).unwrap()
+    }
+
+    fn render_specs(
+        env_pairs: &[(String, String)],
+        versions: &[u32],
+        approve: impl Fn(u32) -> ApprovedVersion,
+    ) -> Vec<FunctionSpec> {
         let mut env = String::new();
         for (k, v) in env_pairs {
             env.push_str(&format!("{k} = \"{v}\"\n"));
@@ -379,19 +387,55 @@ mod tests {
         .unwrap();
         let platform = Platform::parse(Path::new("p.json"), PLATFORM).unwrap();
         let approvals = ModelApprovals {
-            approved: versions.iter().map(|v| approved(*v)).collect(),
+            approved: versions.iter().map(|v| approve(*v)).collect(),
             revoked: vec![],
             stages: BTreeMap::new(),
         };
-        let specs = render_model(
+        render_model(
             &mut Templates::new(),
             &catalog.models["risk-score"],
             &approvals,
             &platform,
             Path::new("p.json"),
         )
-        .unwrap();
-        serde_json::to_string(&specs).unwrap()
+        .unwrap()
+    }
+
+    fn approved_by(approver: &str, ticket: &str) -> impl Fn(u32) -> ApprovedVersion {
+        move |version| {
+            let mut a = approved(version);
+            a.approval.approved_by = approver.to_string();
+            a.approval.ticket = ticket.to_string();
+            a
+        }
+    }
+
+    #[test]
+    fn an_ordinary_long_approver_address_renders_a_valid_spec() {
+        let approver = "maria.rodriguez-fernandez@clinical-research.example.org";
+        let specs = render_specs(&[], &[1, 2], approved_by(approver, "CHG-1042"));
+        assert_eq!(
+            specs[0].description,
+            format!("risk-score v1, approved by {approver} (CHG-1042)")
+        );
+        assert!(crate::spec::validate(&specs[0]).is_empty());
+    }
+
+    #[test]
+    fn a_huge_ticket_gives_a_description_shortened_to_lambdas_limit() {
+        let ticket = "CHG-ü".repeat(200_000); // 1 MB of ticket, multi-byte characters included
+        let specs = render_specs(&[], &[1], approved_by("qa@example.org", &ticket));
+        let description = &specs[0].description;
+        assert_eq!(
+            description.chars().count(),
+            crate::spec::limits::DESCRIPTION_CHARS
+        );
+        assert!(description.starts_with("risk-score v1, approved by qa@example.org (CHG-ü"));
+        assert!(description.ends_with('…'));
+        assert_eq!(
+            specs[0].approval.ticket, ticket,
+            "the approval itself is kept whole"
+        );
     }
 
     proptest! {

@@ -65,6 +65,17 @@ impl FunctionSpec {
     }
 }
 
+/// A rendered description within Lambda's limit: longer text (an approver's long address, a ticket pasted whole) is
+/// cut to the limit with `…`. The approval itself is kept whole in the spec and the audit record.
+pub fn fit_description(text: &str) -> String {
+    if text.chars().count() <= limits::DESCRIPTION_CHARS {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(limits::DESCRIPTION_CHARS - 1).collect();
+    cut.push('…');
+    cut
+}
+
 /// Parses `ferry:<hash> <model>/v<version>` back; `None` for a description Ferry did not write.
 pub fn parse_version_description(description: &str) -> Option<(&str, &str, &str)> {
     let rest = description.strip_prefix(DESCRIPTION_TAG)?;
@@ -120,7 +131,6 @@ pub mod limits {
     pub const DESCRIPTION_CHARS: usize = 256;
     pub const ALIAS_CHARS: usize = 128;
     pub const LAYERS: usize = 5;
-    /// Room the version description needs for `ferry:<64 hex> <model>/v<N>`, beyond the user's text.
     pub const RESERVED_ENV: &[&str] = &[
         "_HANDLER",
         "_X_AMZN_TRACE_ID",
@@ -212,22 +222,22 @@ pub fn validate(spec: &FunctionSpec) -> Vec<String> {
             "environment is {env_bytes} bytes; Lambda allows {ENVIRONMENT_BYTES} in total"
         ));
     }
+    // Two descriptions, each with Lambda's limit: the user's (rendered; set on $LATEST, shortened by the renderer)
+    // and the published version's, which is Ferry's own `ferry:<hash> <model>/v<N>` and nothing else.
+    let chars = spec.description.chars().count();
+    if chars > DESCRIPTION_CHARS {
+        problems.push(format!(
+            "description is {chars} characters; Lambda allows {DESCRIPTION_CHARS}"
+        ));
+    }
     let described = FunctionSpec {
         spec_hash: "0".repeat(64),
         ..spec.clone()
     }
     .version_description();
-    let room = DESCRIPTION_CHARS
-        .saturating_sub(described.chars().count() - spec.description.chars().count());
-    if spec.description.chars().count() > room {
-        problems.push(format!(
-            "description is {} characters; at most {room} fit beside Ferry's spec hash in Lambda's {DESCRIPTION_CHARS}",
-            spec.description.chars().count()
-        ));
-    }
     if described.chars().count() > DESCRIPTION_CHARS {
         problems.push(format!(
-            "model and version are too long for a {DESCRIPTION_CHARS}-character description"
+            "model and version are too long for a {DESCRIPTION_CHARS}-character version description"
         ));
     }
     if spec.layers.len() > LAYERS {
