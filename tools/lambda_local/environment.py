@@ -241,13 +241,16 @@ class Environment:
             return None
 
     # ---- the runtime's side: the Runtime API ----------------------------------------------------------------
-    def _next(self) -> _Invocation:
+    def _next(self) -> _Invocation | None:
+        """The next invocation, once there is one; None when the environment ended meanwhile."""
         with self._cond:
             if self.init_ms is None:
                 self.init_ms = (time.monotonic() - self._started) * 1000
                 self.init_cpu_s = self._cpu_seconds()
             while self._pending is None:
-                self._cond.wait()
+                if self.dead:
+                    return None
+                self._cond.wait(0.5)
             inv, self._pending = self._pending, None
             self._current = inv
         inv.deadline_ms = int((time.time() + self.cfg.timeout_s) * 1000)
@@ -281,6 +284,8 @@ class Environment:
                 if self.path != f"{API}/invocation/next":
                     return self._reply(404)
                 inv = env._next()
+                if inv is None:
+                    return self._reply(410, b'{"errorType":"EnvironmentEnded"}')
                 self._reply(200, inv.payload, {
                     "Content-Type": "application/json",  # awslambdaric crashes on a /next without it
                     "Lambda-Runtime-Aws-Request-Id": inv.request_id,
