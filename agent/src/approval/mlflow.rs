@@ -22,6 +22,10 @@ pub const TAG_APPROVED_AT: &str = "ferry.approved_at";
 pub const TAG_TICKET: &str = "ferry.ticket";
 pub const TAG_ARTIFACT_SHA256: &str = "ferry.artifact_sha256";
 
+/// The most versions of one registered model Ferry reads: a registry that pages on past it is answered with an error
+/// instead of being followed for ever (a registry answering ever-new page tokens took 43,734 requests in 45 s).
+pub const MAX_LISTED_VERSIONS: usize = 100_000;
+
 pub struct MlflowRegistry {
     base: String,
     page_size: u32,
@@ -128,13 +132,15 @@ impl MlflowRegistry {
         })
     }
 
-    /// Every version of a registered model, following `next_page_token`.
+    /// Every version of a registered model, following `next_page_token`, for at most as many pages as
+    /// [`MAX_LISTED_VERSIONS`] fill.
     async fn all_versions(&self, name: &str) -> Result<Vec<ModelVersion>, ApprovalError> {
         let filter = format!("name='{}'", name.replace('\'', "\\'"));
         let page_size = self.page_size.to_string();
+        let max_pages = MAX_LISTED_VERSIONS.div_ceil(self.page_size.max(1) as usize) + 1;
         let mut versions = Vec::new();
         let mut token: Option<String> = None;
-        loop {
+        for _ in 0..max_pages {
             let mut query = vec![
                 ("filter", filter.as_str()),
                 ("max_results", page_size.as_str()),
@@ -148,10 +154,18 @@ impl MlflowRegistry {
             versions.extend(page.model_versions);
             match page.next_page_token.filter(|t| !t.is_empty()) {
                 Some(next) if Some(&next) != token.as_ref() => token = Some(next),
-                _ => break,
+                _ => return Ok(versions),
+            }
+            if versions.len() > MAX_LISTED_VERSIONS {
+                break;
             }
         }
-        Ok(versions)
+        Err(ApprovalError::Unbounded {
+            uri: self.base.clone(),
+            model: name.to_string(),
+            pages: max_pages,
+            max_versions: MAX_LISTED_VERSIONS,
+        })
     }
 
     async fn download_uri(&self, name: &str, version: &str) -> Result<String, ApprovalError> {
@@ -252,5 +266,56 @@ impl ApprovalSource for MlflowRegistry {
             revoked,
             stages,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A registry on 127.0.0.1 that answers every search page with no versions and a new `next_page_token`.
+    async fn endless_registry() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let uri = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let mut page = 0u64;
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    match socket.read(&mut buf).await {
+                        Ok(n) if n > 0 => {}
+                        _ => break,
+                    }
+                    page += 1;
+                    let body =
+                        format!(r#"{{"model_versions": [], "next_page_token": "page-{page}"}}"#);
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if socket.write_all(answer.as_bytes()).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        uri
+    }
+
+    #[tokio::test]
+    async fn a_registry_that_never_stops_paging_is_refused_after_a_bound() {
+        let registry = MlflowRegistry::new(&endless_registry().await, 1000);
+        let answer =
+            tokio::time::timeout(Duration::from_secs(60), registry.all_versions("risk-score"))
+                .await
+                .expect("paging stops by itself");
+        let err = answer
+            .expect_err("an endless listing is an error")
+            .to_string();
+        assert!(
+            err.contains("risk-score") && err.contains("pages") && err.contains("next_page_token"),
+            "{err}"
+        );
     }
 }

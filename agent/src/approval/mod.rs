@@ -64,6 +64,16 @@ pub enum ApprovalError {
         version: String,
         reason: String,
     },
+    #[error(
+        "registry {uri}: listing the versions of {model} did not end after {pages} pages (at most {max_versions} \
+         versions are read): the registry keeps answering a next_page_token"
+    )]
+    Unbounded {
+        uri: String,
+        model: String,
+        pages: usize,
+        max_versions: usize,
+    },
     #[error("{path}: {reason}")]
     Manifest { path: String, reason: String },
     #[error("no registry URI: set MLFLOW_TRACKING_URI or registry.tracking_uri in the catalog")]
