@@ -208,6 +208,31 @@ pub fn validate(spec: &FunctionSpec) -> Vec<String> {
     );
     if let Err(r) = check_alias_name(&spec.alias) {
         problems.push(format!("alias = {:?} {r}", spec.alias));
+    } else if spec.alias != format!("v{}", spec.version) {
+        // One frozen alias per version, named for it: the plan, retire and verify find a version by this name.
+        problems.push(format!(
+            "alias = {:?} must be \"v{}\": each version is served behind its own alias v<version>",
+            spec.alias, spec.version
+        ));
+    }
+    // The runtime's contract (docs/contracts.md, section 3): the folder to load, and no other name or version.
+    if !spec.environment.contains_key("FERRY_MODEL_PATH") {
+        problems.push(format!(
+            "environment has no FERRY_MODEL_PATH (the version's folder, {:?}): the runtime cannot find the model",
+            spec.efs_path
+        ));
+    }
+    for (key, want) in [
+        ("FERRY_MODEL_NAME", &spec.model),
+        ("FERRY_MODEL_VERSION", &spec.version),
+    ] {
+        if let Some(found) = spec.environment.get(key)
+            && found != want
+        {
+            problems.push(format!(
+                "environment.{key} = {found:?} is not the version's {want:?}"
+            ));
+        }
     }
     for name in spec.environment.keys() {
         if let Err(r) = check_env_name(name) {
@@ -331,6 +356,38 @@ mod tests {
             Some((spec.spec_hash.as_str(), "risk-score", "3"))
         );
         assert_eq!(parse_version_description("hand-published"), None);
+    }
+
+    #[test]
+    fn a_template_must_keep_the_alias_and_the_runtime_contract() {
+        let mut spec = sample();
+        spec.alias = "live".into();
+        spec.environment.remove("FERRY_MODEL_PATH");
+        spec.environment
+            .insert("FERRY_MODEL_VERSION".into(), "1".into());
+        let problems = validate(&spec);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("alias = \"live\" must be \"v3\"")),
+            "{problems:#?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("environment has no FERRY_MODEL_PATH"))
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p == "environment.FERRY_MODEL_VERSION = \"1\" is not the version's \"3\"")
+        );
+        spec.alias = "v10".into();
+        assert!(
+            validate(&spec)
+                .iter()
+                .any(|p| p.starts_with("alias = \"v10\" must be \"v3\""))
+        );
     }
 
     #[test]

@@ -137,6 +137,11 @@ pub async fn read_all<S: ApprovalSource + Sync>(
     futures::future::try_join_all(models.iter().map(|m| source.read(m))).await
 }
 
+/// The longest approver Ferry records: an e-mail address may have 254 characters, a name beside it some more.
+pub const APPROVER_CHARS: usize = 320;
+/// The longest ticket: an id or a URL to the change record, not the record itself.
+pub const TICKET_CHARS: usize = 2048;
+
 /// Checks the fields every approval needs; `Err(reason)` names the field.
 pub fn check_approval(approval: &Approval) -> Result<(), String> {
     if approval.approved_by.trim().is_empty() {
@@ -144,6 +149,24 @@ pub fn check_approval(approval: &Approval) -> Result<(), String> {
     }
     if approval.ticket.trim().is_empty() {
         return Err("has no ticket (ferry.ticket)".into());
+    }
+    // An audit record is read by people and by tools: one line per field, of a size a record can hold.
+    for (tag, value, max) in [
+        ("ferry.approved_by", &approval.approved_by, APPROVER_CHARS),
+        ("ferry.ticket", &approval.ticket, TICKET_CHARS),
+    ] {
+        if let Some(c) = value.chars().find(|c| c.is_control()) {
+            return Err(format!(
+                "has {tag} with a control character ({:?}); an approval is one line of text",
+                c
+            ));
+        }
+        let chars = value.chars().count();
+        if chars > max {
+            return Err(format!(
+                "has {tag} of {chars} characters; at most {max} are recorded"
+            ));
+        }
     }
     if time::OffsetDateTime::parse(
         &approval.approved_at,
@@ -173,5 +196,54 @@ pub fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
     match (a.parse::<u64>(), b.parse::<u64>()) {
         (Ok(x), Ok(y)) => x.cmp(&y),
         _ => a.cmp(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn approval(approved_by: &str, ticket: &str) -> Approval {
+        Approval {
+            approved_by: approved_by.into(),
+            approved_at: "2026-11-30T09:12:03Z".into(),
+            ticket: ticket.into(),
+            artifact_sha256: None,
+        }
+    }
+
+    #[test]
+    fn long_unicode_approvers_and_tickets_people_use_are_accepted() {
+        for (who, ticket) in [
+            (
+                "maria.rodriguez-fernandez@clinical-research.example.org",
+                "CHG-1042",
+            ),
+            (
+                "José Ñúñez-Müller <jose.nunez-muller@universitätsklinikum.example.de>",
+                "https://jira.example.org/browse/QA-812?focusedCommentId=1&page=com.atlassian",
+            ),
+            ("李小龍 <li@example.cn>", "変更-2026-0001"),
+        ] {
+            assert_eq!(check_approval(&approval(who, ticket)), Ok(()), "{who}");
+        }
+    }
+
+    #[test]
+    fn control_characters_and_oversized_fields_are_refused_naming_the_tag() {
+        let newline = check_approval(&approval("qa@example.org\nroot@evil", "QA-1")).unwrap_err();
+        assert!(newline.contains("ferry.approved_by") && newline.contains("control character"));
+        let nul = check_approval(&approval("qa@example.org", "QA-1\u{0}")).unwrap_err();
+        assert!(nul.contains("ferry.ticket"));
+        let huge = check_approval(&approval("qa@example.org", &"x".repeat(1 << 20))).unwrap_err();
+        assert!(
+            huge.contains("ferry.ticket of 1048576 characters"),
+            "{huge}"
+        );
+        let long = check_approval(&approval(&"a".repeat(321), "QA-1")).unwrap_err();
+        assert!(
+            long.contains("ferry.approved_by of 321 characters"),
+            "{long}"
+        );
     }
 }
