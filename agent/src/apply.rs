@@ -109,7 +109,10 @@ pub async fn apply_model(
         error: None,
     };
     if plan.blocked {
-        outcome.error = Some("drift: nothing was changed for this model (see the plan)".into());
+        outcome.error = Some(format!(
+            "{}: nothing was changed for this model (see the plan)",
+            plan.blocked_by()
+        ));
         return outcome;
     }
     if let Err(e) = apply_actions(ctx, plan, observed, verified, &mut outcome).await {

@@ -1,9 +1,9 @@
 //! Ferry deploys approved ML model versions to AWS Lambda, each frozen behind its own alias.
 //!
 //! The pure core takes values and returns values: [`catalog`], [`platform`], [`render`], [`spec`], [`plan`],
-//! [`manifest`]. The edges talk to the outside world behind small traits: [`approval`] (MLflow's REST API or a
-//! release manifest), [`aws`] (Lambda, S3), [`sync`] (S3 → EFS), [`audit`], [`lock`]. [`apply`] walks a plan
-//! through the edges; [`commands`] wires the CLI to all of it.
+//! [`python_env`], [`manifest`]. The edges talk to the outside world behind small traits: [`approval`] (MLflow's
+//! REST API or a release manifest), [`aws`] (Lambda, S3), [`sync`] (S3 → EFS), [`audit`], [`lock`]. [`apply`]
+//! walks a plan through the edges; [`commands`] wires the CLI to all of it.
 pub mod apply;
 pub mod approval;
 pub mod audit;
@@ -19,6 +19,7 @@ pub mod memory;
 pub mod observe;
 pub mod plan;
 pub mod platform;
+pub mod python_env;
 pub mod render;
 pub mod report;
 pub mod spec;

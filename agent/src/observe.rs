@@ -1,5 +1,6 @@
 //! Observed state of one model function: published versions (with the spec hash each description carries),
-//! aliases with their routing, and what the audit prefix recorded for each version alias. Three paginated reads.
+//! aliases with their routing, and what the audit prefix recorded for each version alias. Three paginated reads;
+//! the first one also carries `$LATEST`'s runtime, which the plan checks new versions against.
 use std::collections::BTreeMap;
 
 use aws_sdk_lambda::error::ProvideErrorMetadata;
@@ -37,6 +38,9 @@ pub struct ObservedFunction {
     pub recorded: BTreeMap<String, String>,
     /// `$LATEST`'s revision as listed (the first update's precondition; saves a read per function).
     pub latest_revision_id: Option<String>,
+    /// `$LATEST`'s runtime as listed (`python3.13`), what a version published now runs on; `None` for a function
+    /// without a managed runtime (a container image).
+    pub runtime: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +89,7 @@ pub async fn observe(
     };
     let mut versions = BTreeMap::new();
     let mut latest_revision_id = None;
+    let mut runtime = None;
     let mut pages = lambda
         .list_versions_by_function()
         .function_name(function)
@@ -103,6 +108,7 @@ pub async fn observe(
         for v in page.versions() {
             let Some(number) = v.version().filter(|n| *n != "$LATEST") else {
                 latest_revision_id = v.revision_id().map(str::to_string);
+                runtime = v.runtime().map(|r| r.as_str().to_string());
                 continue;
             };
             let description = v.description().unwrap_or_default().to_string();
@@ -163,5 +169,6 @@ pub async fn observe(
         aliases,
         recorded,
         latest_revision_id,
+        runtime,
     })
 }

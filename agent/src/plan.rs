@@ -1,11 +1,16 @@
 //! The plan: a pure diff of desired specs (render) against observed state. No I/O; a value that `apply` walks and
 //! `ferry plan` prints. Frozen means frozen: nothing here ever repoints, rewrites or deletes a version alias.
+//! A version about to be created is checked against its function's Python ([`crate::python_env`]) first.
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use crate::approval::ModelApprovals;
 use crate::observe::ObservedFunction;
+use crate::platform::Runtime;
+use crate::python_env::{
+    PackageDiff, PythonCheck, SavedEnv, UnknownPython, check_python, package_diffs, runtime_minor,
+};
 use crate::spec::FunctionSpec;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -45,6 +50,16 @@ pub enum Action {
     Drift { alias: String, reason: String },
     /// An alias whose version is no longer approved: left live until `ferry retire`.
     Revoked { alias: String, version: String },
+    /// A new version saved on another Python minor than its function runs: never created; blocks this model.
+    Refused {
+        alias: String,
+        version: String,
+        /// The Python the version was saved with (`3.11.7`).
+        saved_python: String,
+        /// The function's runtime (`python3.13`).
+        function_runtime: String,
+        reason: String,
+    },
     /// Point a stage alias at a version (creating the alias if needed); with a canary, only a share of traffic.
     StageMove {
         stage: String,
@@ -76,8 +91,53 @@ pub struct ModelPlan {
     pub model: String,
     pub function: String,
     pub actions: Vec<Action>,
-    /// Drift blocks every change to this model.
+    /// Drift or a refused version blocks every change to this model.
     pub blocked: bool,
+}
+
+impl ModelPlan {
+    /// What blocks the model, for people: `drift`, `a refused version`, or both.
+    pub fn blocked_by(&self) -> &'static str {
+        let drift = self
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Drift { .. }));
+        let refused = self
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Refused { .. }));
+        match (drift, refused) {
+            (true, true) => "drift and a refused version",
+            (false, true) => "a refused version",
+            _ => "drift",
+        }
+    }
+}
+
+/// Something a reviewer should know that changes nothing and blocks nothing.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Warning {
+    pub model: String,
+    /// The version alias it is about; null when it is about the model's function.
+    pub alias: Option<String>,
+    pub version: Option<String>,
+    pub kind: WarningKind,
+    pub message: String,
+    /// For `package_versions`: each package pinned at another version than the runtime layer has.
+    pub packages: Vec<PackageDiff>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WarningKind {
+    /// A new version's artifacts do not say which Python saved it: not checked.
+    PythonUnknown,
+    /// The function has no Python runtime Ferry can read: new versions are not checked.
+    RuntimeUnknown,
+    /// The platform's `runtime.python` is not what the function runs; the function's runtime is used.
+    PlatformRuntime,
+    /// A new version pins numpy, pandas, mlflow or cloudpickle at another version than the runtime layer has.
+    PackageVersions,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
@@ -89,17 +149,20 @@ pub struct Summary {
     pub revoked: usize,
     pub pending_respec: usize,
     pub unchanged: usize,
+    pub refused: usize,
+    pub warnings: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Plan {
     pub format: u32,
     pub models: Vec<ModelPlan>,
+    pub warnings: Vec<Warning>,
     pub summary: Summary,
 }
 
 impl Plan {
-    pub fn new(models: Vec<ModelPlan>) -> Plan {
+    pub fn new(models: Vec<ModelPlan>, warnings: Vec<Warning>) -> Plan {
         let mut s = Summary::default();
         for a in models.iter().flat_map(|m| &m.actions) {
             match a {
@@ -109,12 +172,15 @@ impl Plan {
                 Action::Drift { .. } => s.drift += 1,
                 Action::Revoked { .. } => s.revoked += 1,
                 Action::PendingRespec { .. } => s.pending_respec += 1,
+                Action::Refused { .. } => s.refused += 1,
                 Action::Unchanged { .. } | Action::StageUnchanged { .. } => s.unchanged += 1,
             }
         }
+        s.warnings = warnings.len();
         Plan {
             format: 1,
             models,
+            warnings,
             summary: s,
         }
     }
@@ -125,8 +191,24 @@ impl Plan {
             .any(|m| !m.blocked && m.actions.iter().any(Action::is_change))
     }
 
-    pub fn has_drift(&self) -> bool {
+    /// Some model is blocked (drift, or a refused version): the plan and the deploy exit 1.
+    pub fn is_blocked(&self) -> bool {
         self.models.iter().any(|m| m.blocked)
+    }
+
+    /// One line per refused version, as `error:` lines name it: `risk-score v4: saved with Python 3.11.7, ...`.
+    pub fn refusals(&self) -> Vec<String> {
+        self.models
+            .iter()
+            .flat_map(|m| {
+                m.actions.iter().filter_map(move |a| match a {
+                    Action::Refused { alias, reason, .. } => {
+                        Some(format!("{} {alias}: {reason}", m.model))
+                    }
+                    _ => None,
+                })
+            })
+            .collect()
     }
 }
 
@@ -138,6 +220,23 @@ pub struct PlanInput<'a> {
     pub canary_weight: Option<f64>,
     pub provisioned_concurrency: &'a BTreeMap<String, u32>,
     pub promote: bool,
+    /// The platform's optional `runtime`: the layer's packages, and the runtime the stack means to run.
+    pub platform_runtime: Option<&'a Runtime>,
+    /// What each version of [`versions_to_create`] was saved with, by registry version, read from its artifacts;
+    /// a version missing here is one whose Python is unknown.
+    pub saved: &'a BTreeMap<String, SavedEnv>,
+}
+
+/// The specs this plan creates (no alias `v<N>` yet): the versions whose artifacts the plan needs to have read.
+pub fn versions_to_create<'s>(
+    specs: &'s [FunctionSpec],
+    observed: &ObservedFunction,
+) -> impl Iterator<Item = &'s FunctionSpec> {
+    specs.iter().filter(|s| is_new(s, observed))
+}
+
+fn is_new(spec: &FunctionSpec, observed: &ObservedFunction) -> bool {
+    !observed.aliases.contains_key(&spec.alias)
 }
 
 fn is_version_alias(name: &str) -> Option<&str> {
@@ -145,7 +244,8 @@ fn is_version_alias(name: &str) -> Option<&str> {
     (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then_some(n)
 }
 
-pub fn plan_model(input: &PlanInput) -> ModelPlan {
+/// The model's plan, and what the reviewer should know about it.
+pub fn plan_model(input: &PlanInput) -> (ModelPlan, Vec<Warning>) {
     let PlanInput {
         model,
         specs,
@@ -208,19 +308,158 @@ pub fn plan_model(input: &PlanInput) -> ModelPlan {
         }
     }
 
+    let (mut actions, warnings) = check_new_versions(input, actions);
     actions.extend(plan_stages(input));
-    let blocked = actions.iter().any(|a| matches!(a, Action::Drift { .. }));
-    ModelPlan {
+    let blocked = actions
+        .iter()
+        .any(|a| matches!(a, Action::Drift { .. } | Action::Refused { .. }));
+    let plan = ModelPlan {
         model: model.to_string(),
         function: observed.function_name.clone(),
         actions,
         blocked,
+    };
+    (plan, warnings)
+}
+
+/// Each version about to be created against the Python its function runs (`$LATEST`'s runtime, as observed):
+/// another minor is refused; a version that does not say, or a function whose runtime is not a Python one, is
+/// said so; pins that differ from the runtime layer's packages are said so.
+fn check_new_versions(input: &PlanInput, actions: Vec<Action>) -> (Vec<Action>, Vec<Warning>) {
+    let mut warnings = Vec::new();
+    if !actions.iter().any(|a| matches!(a, Action::Create { .. })) {
+        return (actions, warnings);
     }
+    let function = &input.observed.function_name;
+    let warn = |alias: Option<&str>, version: Option<&str>, kind, message: String| Warning {
+        model: input.model.to_string(),
+        alias: alias.map(str::to_string),
+        version: version.map(str::to_string),
+        kind,
+        message,
+        packages: vec![],
+    };
+    let runtime = input.observed.runtime.as_deref();
+    let target = runtime.and_then(|r| Some((r, runtime_minor(r)?)));
+    if let (Some(platform), Some(observed)) = (input.platform_runtime, runtime)
+        && platform.python != observed
+    {
+        warnings.push(warn(
+            None,
+            None,
+            WarningKind::PlatformRuntime,
+            format!(
+                "the platform's runtime.python is {}, but function {function} runs {observed}: new versions are \
+                 checked against {observed}, the function's (update the stack's ferry_platform output)",
+                platform.python
+            ),
+        ));
+    }
+    if target.is_none() {
+        let runs = runtime.map_or("no managed runtime (a container image?)".to_string(), |r| {
+            format!("{r}, not a Lambda Python runtime")
+        });
+        warnings.push(warn(
+            None,
+            None,
+            WarningKind::RuntimeUnknown,
+            format!(
+                "function {function} reports {runs}: the Python new versions were saved with is not checked"
+            ),
+        ));
+    }
+    let no_env = SavedEnv::default();
+    let actions = actions
+        .into_iter()
+        .map(|action| {
+            let Action::Create {
+                alias,
+                version,
+                spec,
+                ..
+            } = &action
+            else {
+                return action;
+            };
+            let saved = input.saved.get(version).unwrap_or(&no_env);
+            if let Some((runtime, minor)) = target {
+                let unknown = |why: String| {
+                    warn(
+                        Some(alias),
+                        Some(version),
+                        WarningKind::PythonUnknown,
+                        format!(
+                            "{why}: cannot check it against {runtime}; a model saved on another Python minor \
+                             crashes on its first prediction (make sure it was saved on Python {}.{})",
+                            minor.0, minor.1
+                        ),
+                    )
+                };
+                match check_python(saved, minor) {
+                    PythonCheck::Matches => {}
+                    PythonCheck::OtherMinor { saved, saved_minor } => {
+                        return Action::Refused {
+                            alias: alias.clone(),
+                            version: version.clone(),
+                            reason: format!(
+                                "saved with Python {saved}, but function {function} runs {runtime}; cloudpickled \
+                                 model code crashes across Python minors: re-save the model on Python {}.{} (or \
+                                 deploy it to a python{}.{} function)",
+                                minor.0, minor.1, saved_minor.0, saved_minor.1
+                            ),
+                            saved_python: saved,
+                            function_runtime: runtime.to_string(),
+                        };
+                    }
+                    PythonCheck::Unknown(UnknownPython::NoMlmodel) => warnings.push(unknown(format!(
+                        "no MLmodel at {}",
+                        spec.artifact.source
+                    ))),
+                    PythonCheck::Unknown(UnknownPython::NoPythonVersion) => warnings.push(unknown(
+                        "its MLmodel names no flavors.python_function.python_version and no python_env.yaml \
+                         names one"
+                            .into(),
+                    )),
+                    PythonCheck::Unknown(UnknownPython::NotAVersion(v)) => warnings.push(unknown(
+                        format!("its MLmodel's python_version {v:?} is not a Python version"),
+                    )),
+                }
+            }
+            if let (Some(platform), Some(pins)) = (input.platform_runtime, &saved.pins) {
+                let diffs = package_diffs(pins, &platform.layer_packages);
+                if !diffs.is_empty() {
+                    let list = |side: fn(&PackageDiff) -> &str| {
+                        diffs
+                            .iter()
+                            .map(|d| format!("{} {}", d.package, side(d)))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    };
+                    let mut w = warn(
+                        Some(alias),
+                        Some(version),
+                        WarningKind::PackageVersions,
+                        format!(
+                            "saved with {}, but the runtime layer has {}: it will run on the layer's (check its \
+                             predictions, or re-save it with the layer's versions)",
+                            list(|d| &d.saved),
+                            list(|d| &d.layer)
+                        ),
+                    );
+                    w.packages = diffs;
+                    warnings.push(w);
+                }
+            }
+            action
+        })
+        .collect();
+    (actions, warnings)
 }
 
 fn plan_version(model: &str, spec: &FunctionSpec, observed: &ObservedFunction) -> Action {
     let alias = spec.alias.clone();
     let version = spec.version.clone();
+    // No alias yet: the one case of `is_new`.
     let Some(live) = observed.aliases.get(&alias) else {
         return Action::Create {
             alias,
@@ -404,6 +643,9 @@ pub fn to_text(plan: &Plan) -> String {
                 Action::Drift { alias, reason } => {
                     Some(format!("  ! {alias:<12} drift   {reason}"))
                 }
+                Action::Refused { alias, reason, .. } => {
+                    Some(format!("  ! {alias:<12} refused {reason}"))
+                }
                 Action::Revoked { alias, version } => Some(format!(
                     "  ! {alias:<12} revoked approval of version {version} withdrawn; alias left live (use `ferry retire`)"
                 )),
@@ -441,13 +683,27 @@ pub fn to_text(plan: &Plan) -> String {
         if !unchanged.is_empty() {
             out.push_str(&format!("  = {:<12} unchanged\n", unchanged.join(" ")));
         }
+        for w in plan.warnings.iter().filter(|w| w.model == m.model) {
+            let about = w.alias.as_deref().unwrap_or("function");
+            out.push_str(&format!("  ! {about:<12} warning {}\n", w.message));
+        }
         if m.blocked {
-            out.push_str("  (drift blocks every change to this model)\n");
+            out.push_str(&format!(
+                "  ({} blocks every change to this model)\n",
+                m.blocked_by()
+            ));
         }
     }
     let s = &plan.summary;
+    let mut also = String::new();
+    if s.refused > 0 {
+        also.push_str(&format!(", {} refused", s.refused));
+    }
+    if s.warnings > 0 {
+        also.push_str(&format!(", {} warning(s)", s.warnings));
+    }
     out.push_str(&format!(
-        "Plan: {} to create, {} stage move(s), {} audit repair(s), {} drift, {} revoked, {} pending re-spec. Nothing will be deleted.\n",
+        "Plan: {} to create, {} stage move(s), {} audit repair(s), {} drift, {} revoked, {} pending re-spec{also}. Nothing will be deleted.\n",
         s.create, s.stage_moves, s.record_audit, s.drift, s.revoked, s.pending_respec
     ));
     out

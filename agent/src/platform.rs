@@ -36,7 +36,27 @@ pub struct Platform {
     pub functions: BTreeMap<String, String>,
     pub sync_function: Option<String>,
     pub http_api_id: Option<String>,
+    /// The function runtime and the runtime layer's packages the stack deploys; optional (absent or null: no
+    /// comparison of a version's pinned packages with the layer's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<Runtime>,
 }
+
+/// What the model functions run: the Lambda runtime, the architecture, and the versions of the packages in the
+/// runtime layer that a model version's `requirements.txt` is compared with.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Runtime {
+    /// A Lambda Python runtime, `python3.13`.
+    pub python: String,
+    /// `x86_64` or `arm64`.
+    pub architecture: String,
+    /// Package name (as on PyPI) → version, e.g. `numpy` → `2.4.6`.
+    pub layer_packages: BTreeMap<String, String>,
+}
+
+/// Lambda's names for the two architectures.
+pub const ARCHITECTURES: [&str; 2] = ["x86_64", "arm64"];
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -113,6 +133,9 @@ impl Platform {
         }
         crate::spec::limits::check_mount_path(&self.efs.mount_path)
             .map_err(|r| format!("efs.mount_path {r}"))?;
+        if let Some(runtime) = &self.runtime {
+            runtime.validate()?;
+        }
         Ok(())
     }
 
@@ -124,6 +147,34 @@ impl Platform {
                 self.functions.keys().cloned().collect::<Vec<_>>().join(", ")
             )
         })
+    }
+}
+
+impl Runtime {
+    fn validate(&self) -> Result<(), String> {
+        if crate::python_env::runtime_minor(&self.python).is_none() {
+            return Err(format!(
+                "runtime.python = {:?} is not a Lambda Python runtime (like \"python3.13\")",
+                self.python
+            ));
+        }
+        if !ARCHITECTURES.contains(&self.architecture.as_str()) {
+            return Err(format!(
+                "runtime.architecture = {:?} is not one of Lambda's architectures ({})",
+                self.architecture,
+                ARCHITECTURES.join(", ")
+            ));
+        }
+        if let Some((name, _)) = self
+            .layer_packages
+            .iter()
+            .find(|(name, version)| name.trim().is_empty() || version.trim().is_empty())
+        {
+            return Err(format!(
+                "runtime.layer_packages: {name:?} needs a package name and a version"
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -174,5 +225,50 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("efs.mount_path"), "{err}");
+    }
+
+    const RUNTIME: &str = r#""runtime": {"python": "python3.13", "architecture": "x86_64",
+        "layer_packages": {"mlflow-skinny": "3.17.2", "numpy": "2.4.6", "pandas": "3.1.1", "cloudpickle": "3.1.3"}},"#;
+
+    fn with_runtime(runtime: &str) -> Result<Platform, PlatformError> {
+        let text = OBJECT.replace(
+            r#""schema_version": 1,"#,
+            &format!(r#""schema_version": 1, {runtime}"#),
+        );
+        Platform::parse(Path::new("p.json"), &text)
+    }
+
+    #[test]
+    fn the_runtime_is_optional_and_read_whole_when_present() {
+        let runtime = with_runtime(RUNTIME).unwrap().runtime.unwrap();
+        assert_eq!(runtime.python, "python3.13");
+        assert_eq!(runtime.architecture, "x86_64");
+        assert_eq!(runtime.layer_packages["numpy"], "2.4.6");
+        assert_eq!(with_runtime(r#""runtime": null,"#).unwrap().runtime, None);
+        assert_eq!(
+            Platform::parse(Path::new("p.json"), OBJECT)
+                .unwrap()
+                .runtime,
+            None
+        );
+    }
+
+    #[test]
+    fn a_runtime_with_a_missing_unknown_or_wrong_key_is_refused() {
+        let err = |runtime: &str| with_runtime(runtime).unwrap_err().to_string();
+        let missing = err(r#""runtime": {"python": "python3.13", "architecture": "x86_64"},"#);
+        assert!(
+            missing.contains("missing field `layer_packages`"),
+            "{missing}"
+        );
+        let unknown = err(&RUNTIME.replace(r#""architecture""#, r#""arch": 1, "architecture""#));
+        assert!(unknown.contains("unknown field `arch`"), "{unknown}");
+        let python = err(&RUNTIME.replace("python3.13", "3.13"));
+        assert!(
+            python.contains(r#"runtime.python = "3.13" is not a Lambda Python runtime"#),
+            "{python}"
+        );
+        let arch = err(&RUNTIME.replace("x86_64", "amd64"));
+        assert!(arch.contains("runtime.architecture = \"amd64\""), "{arch}");
     }
 }

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, anyhow};
 use futures::StreamExt;
 use serde::Serialize;
 
-use super::plan::{desired, observe_and_plan};
+use super::plan::{desired, observe_and_plan, print_refusals};
 use super::{Inputs, print_json};
 use crate::apply::{ApplyContext, ApplyOptions, ModelOutcome, VerifiedArtifacts, apply_model};
 use crate::audit::{AuditLog, Deployer};
@@ -47,6 +47,7 @@ pub async fn run(g: &GlobalArgs, args: &DeployArgs) -> Result<u8> {
     if g.output == OutputFormat::Text {
         print!("{}", to_text(&plan));
     }
+    print_refusals(&plan);
     if !plan.has_changes() {
         if g.output == OutputFormat::Json {
             print_json(&DeployOutput {
@@ -54,12 +55,12 @@ pub async fn run(g: &GlobalArgs, args: &DeployArgs) -> Result<u8> {
                 plan: &plan,
                 results: &[],
                 sync: &[],
-                ok: !plan.has_drift(),
+                ok: !plan.is_blocked(),
             })?;
         } else {
             println!("No changes.");
         }
-        return Ok(if plan.has_drift() { 1 } else { 0 });
+        return Ok(if plan.is_blocked() { 1 } else { 0 });
     }
 
     let deployer = Deployer::identify(&clients.sts).await;

@@ -1,5 +1,9 @@
-//! `ferry plan`: what `deploy` would do. Read-only: per function, three paginated reads (versions, aliases, audit).
+//! `ferry plan`: what `deploy` would do. Read-only: per function, three paginated reads (versions, aliases, audit),
+//! and per version about to be created, what its artifacts say it was saved with (`MLmodel`, ...).
+use std::collections::BTreeMap;
+
 use anyhow::{Context, Result};
+use futures::StreamExt;
 
 use super::{Inputs, print_json};
 use crate::approval::ModelApprovals;
@@ -8,9 +12,17 @@ use crate::aws::Clients;
 use crate::catalog::Model;
 use crate::cli::{GlobalArgs, ModelFilter, OutputFormat, PlanArgs};
 use crate::observe::{ObservedFunction, observe};
-use crate::plan::{ModelPlan, Plan, PlanInput, plan_model, to_text};
+use crate::plan::{ModelPlan, Plan, PlanInput, plan_model, to_text, versions_to_create};
+use crate::python_env::{MLMODEL, PYTHON_ENV, REQUIREMENTS, SavedEnv, mlmodel_python_version};
 use crate::render::{Templates, render_model};
 use crate::spec::FunctionSpec;
+use crate::sync::SyncError;
+use crate::sync::source::Source;
+
+/// Versions whose artifacts are read at once.
+const SAVED_ENV_READS_IN_FLIGHT: usize = 16;
+/// The largest `MLmodel`, `python_env.yaml` or `requirements.txt` read (MLflow writes a few KB).
+const SAVED_ENV_FILE_MAX: u64 = 1 << 20;
 
 /// Everything the plan is made of, per model, in catalog order.
 pub struct Desired<'a> {
@@ -64,7 +76,8 @@ pub async fn observe_all(
     futures::future::try_join_all(calls).await
 }
 
-/// Observes every model's function and diffs the desired specs against it.
+/// Observes every model's function, reads what each version about to be created was saved with, and diffs the
+/// desired specs against it all.
 pub async fn observe_and_plan(
     clients: &Clients,
     audit: &AuditLog,
@@ -73,15 +86,85 @@ pub async fn observe_and_plan(
     promote: bool,
 ) -> Result<(Vec<ObservedFunction>, Plan)> {
     let observed = observe_all(clients, audit, desired, inputs).await?;
-    let plan = make_plan(desired, &observed, promote);
+    let saved = read_saved_envs(clients, desired, &observed, inputs).await?;
+    let plan = make_plan(desired, &observed, &saved, inputs, promote);
     Ok((observed, plan))
 }
 
-pub fn make_plan(desired: &[Desired<'_>], observed: &[ObservedFunction], promote: bool) -> Plan {
-    let models: Vec<ModelPlan> = desired
+/// Per model, what each version the plan would create was saved with, by registry version. The layer's packages
+/// are only compared where the platform names them, so `requirements.txt` is only read then.
+pub async fn read_saved_envs(
+    clients: &Clients,
+    desired: &[Desired<'_>],
+    observed: &[ObservedFunction],
+    inputs: &Inputs,
+) -> Result<Vec<BTreeMap<String, SavedEnv>>> {
+    let with_requirements = inputs.platform.runtime.is_some();
+    let reads: Vec<(usize, &FunctionSpec)> = desired
         .iter()
         .zip(observed)
-        .map(|(d, o)| {
+        .enumerate()
+        .flat_map(|(i, (d, o))| versions_to_create(&d.specs, o).map(move |s| (i, s)))
+        .collect();
+    let read: Vec<_> = futures::stream::iter(reads)
+        .map(|(i, spec)| async move {
+            let env = read_saved_env(&clients.s3, &spec.artifact.source, with_requirements)
+                .await
+                .with_context(|| {
+                    format!(
+                        "{} v{}: reading what the version was saved with",
+                        spec.model, spec.version
+                    )
+                })?;
+            anyhow::Ok((i, spec.version.clone(), env))
+        })
+        .buffer_unordered(SAVED_ENV_READS_IN_FLIGHT)
+        .collect()
+        .await;
+    let mut out = vec![BTreeMap::new(); desired.len()];
+    for r in read {
+        let (i, version, env) = r?;
+        out[i].insert(version, env);
+    }
+    Ok(out)
+}
+
+/// A version's `MLmodel`, its `python_env.yaml` when `MLmodel` names no Python, and its `requirements.txt`.
+async fn read_saved_env(
+    s3: &aws_sdk_s3::Client,
+    source: &str,
+    with_requirements: bool,
+) -> Result<SavedEnv, SyncError> {
+    let source = Source::parse(source)?;
+    let read = |file| source.read_text(s3, file, SAVED_ENV_FILE_MAX);
+    let mlmodel = read(MLMODEL).await?;
+    let python_env = match mlmodel.as_deref().and_then(mlmodel_python_version) {
+        Some(_) => None,
+        None => read(PYTHON_ENV).await?,
+    };
+    let requirements = match with_requirements {
+        true => read(REQUIREMENTS).await?,
+        false => None,
+    };
+    Ok(SavedEnv::from_files(
+        mlmodel.as_deref(),
+        python_env.as_deref(),
+        requirements.as_deref(),
+    ))
+}
+
+pub fn make_plan(
+    desired: &[Desired<'_>],
+    observed: &[ObservedFunction],
+    saved: &[BTreeMap<String, SavedEnv>],
+    inputs: &Inputs,
+    promote: bool,
+) -> Plan {
+    let (models, warnings): (Vec<ModelPlan>, Vec<_>) = desired
+        .iter()
+        .zip(observed)
+        .zip(saved)
+        .map(|((d, o), saved)| {
             plan_model(&PlanInput {
                 model: &d.model.key,
                 specs: &d.specs,
@@ -90,10 +173,19 @@ pub fn make_plan(desired: &[Desired<'_>], observed: &[ObservedFunction], promote
                 canary_weight: d.model.canary_weight,
                 provisioned_concurrency: &d.model.provisioned_concurrency,
                 promote,
+                platform_runtime: inputs.platform.runtime.as_ref(),
+                saved,
             })
         })
-        .collect();
-    Plan::new(models)
+        .unzip();
+    Plan::new(models, warnings.into_iter().flatten().collect())
+}
+
+/// `error:` lines on stderr for what the plan refuses, after the plan itself.
+pub fn print_refusals(plan: &Plan) {
+    for line in plan.refusals() {
+        eprintln!("error: {line}");
+    }
 }
 
 pub async fn run(g: &GlobalArgs, args: &PlanArgs) -> Result<u8> {
@@ -105,7 +197,8 @@ pub async fn run(g: &GlobalArgs, args: &PlanArgs) -> Result<u8> {
         OutputFormat::Json => print_json(&plan)?,
         OutputFormat::Text => print!("{}", to_text(&plan)),
     }
-    Ok(if plan.has_drift() {
+    print_refusals(&plan);
+    Ok(if plan.is_blocked() {
         1
     } else if args.detailed_exitcode && plan.has_changes() {
         2

@@ -4,7 +4,12 @@ use std::collections::BTreeMap;
 use super::*;
 use crate::approval::Approval;
 use crate::observe::{ObservedAlias, ObservedVersion};
+use crate::python_env::pinned_packages;
 use crate::spec::ArtifactRef;
+
+/// The runtime the functions of these tests run, and the Python their versions are saved with.
+const RUNTIME: &str = "python3.13";
+const PYTHON: &str = "3.13.1";
 
 fn spec(version: &str, memory_mb: u32) -> FunctionSpec {
     FunctionSpec {
@@ -40,6 +45,7 @@ fn spec(version: &str, memory_mb: u32) -> FunctionSpec {
 fn deployed(specs: &[&FunctionSpec]) -> ObservedFunction {
     let mut o = ObservedFunction {
         function_name: "f".into(),
+        runtime: Some(RUNTIME.into()),
         ..Default::default()
     };
     for s in specs {
@@ -93,7 +99,11 @@ fn run(
         ..Default::default()
     };
     let provisioned = BTreeMap::from([("production".to_string(), 2)]);
-    plan_model(&PlanInput {
+    let saved = specs
+        .iter()
+        .map(|s| (s.version.clone(), saved_on(Some(PYTHON))))
+        .collect();
+    let (plan, warnings) = plan_model(&PlanInput {
         model: "risk",
         specs,
         approvals: &approvals,
@@ -101,7 +111,62 @@ fn run(
         canary_weight: canary,
         provisioned_concurrency: &provisioned,
         promote,
-    })
+        platform_runtime: None,
+        saved: &saved,
+    });
+    assert_eq!(
+        warnings,
+        [],
+        "every version is saved on the function's Python"
+    );
+    plan
+}
+
+/// A version's artifacts as MLflow writes them, saved on `python`.
+fn saved_on(python: Option<&str>) -> SavedEnv {
+    SavedEnv {
+        has_mlmodel: true,
+        python: python.map(str::to_string),
+        pins: None,
+    }
+}
+
+/// The plan of `specs` on `observed`, each version saved as `saved` says, on a platform with this `runtime`.
+fn checked(
+    specs: &[FunctionSpec],
+    observed: &ObservedFunction,
+    saved: &[(&str, SavedEnv)],
+    runtime: Option<&Runtime>,
+) -> Plan {
+    let saved = saved
+        .iter()
+        .map(|(v, env)| (v.to_string(), env.clone()))
+        .collect();
+    let (plan, warnings) = plan_model(&PlanInput {
+        model: "risk",
+        specs,
+        approvals: &ModelApprovals::default(),
+        observed,
+        canary_weight: None,
+        provisioned_concurrency: &BTreeMap::new(),
+        promote: false,
+        platform_runtime: runtime,
+        saved: &saved,
+    });
+    Plan::new(vec![plan], warnings)
+}
+
+fn layer(python: &str) -> Runtime {
+    Runtime {
+        python: python.into(),
+        architecture: "x86_64".into(),
+        layer_packages: BTreeMap::from([
+            ("mlflow-skinny".into(), "3.17.2".into()),
+            ("numpy".into(), "2.4.6".into()),
+            ("pandas".into(), "3.1.1".into()),
+            ("cloudpickle".into(), "3.1.3".into()),
+        ]),
+    }
 }
 
 fn kinds(plan: &ModelPlan) -> Vec<String> {
@@ -134,7 +199,7 @@ fn a_catalog_change_is_pending_respec_and_never_applied() {
     let s1 = spec("1", 1024);
     let plan = run(&[spec("1", 2048)], &[], &deployed(&[&s1]), None, false);
     assert_eq!(kinds(&plan), ["pending_respec v1"]);
-    assert!(!Plan::new(vec![plan]).has_changes());
+    assert!(!Plan::new(vec![plan], vec![]).has_changes());
 }
 
 #[test]
@@ -151,7 +216,7 @@ fn an_alias_repointed_by_hand_is_drift_and_blocks_the_model() {
     );
     assert!(kinds(&plan).contains(&"create v3".to_string()));
     assert!(
-        !Plan::new(vec![plan]).has_changes(),
+        !Plan::new(vec![plan], vec![]).has_changes(),
         "drift blocks the create too"
     );
 }
@@ -205,7 +270,7 @@ fn a_withdrawn_approval_is_reported_and_nothing_is_removed() {
         false,
     );
     assert_eq!(kinds(&plan), ["unchanged v2", "revoked v1"]);
-    assert!(!Plan::new(vec![plan]).has_changes());
+    assert!(!Plan::new(vec![plan], vec![]).has_changes());
 }
 
 #[test]
@@ -306,15 +371,201 @@ fn a_stage_on_an_unapproved_version_is_drift() {
 #[test]
 fn the_text_plan_reads_like_the_style_guide() {
     let (s1, s2) = (spec("1", 1024), spec("2", 1024));
-    let plan = Plan::new(vec![run(
-        &[s1.clone(), s2],
-        &[],
-        &deployed(&[&s1]),
-        None,
-        false,
-    )]);
+    let plan = Plan::new(
+        vec![run(&[s1.clone(), s2], &[], &deployed(&[&s1]), None, false)],
+        vec![],
+    );
     let text = to_text(&plan);
     assert!(text.starts_with("risk  (function f)\n  + v2           create  registry version 2, approved by qa@example.org (QA-1), spec "), "{text}");
     assert!(text.contains("  = v1           unchanged\n"), "{text}");
     assert!(text.ends_with("Plan: 1 to create, 0 stage move(s), 0 audit repair(s), 0 drift, 0 revoked, 0 pending re-spec. Nothing will be deleted.\n"));
+}
+
+#[test]
+fn a_new_version_saved_on_another_python_minor_is_refused_and_blocks_the_model() {
+    let (s1, s2) = (spec("1", 1024), spec("2", 1024));
+    let plan = checked(
+        &[s1.clone(), s2],
+        &deployed(&[&s1]),
+        &[("2", saved_on(Some("3.11.7")))],
+        None,
+    );
+    let model = &plan.models[0];
+    assert_eq!(kinds(model), ["unchanged v1", "refused v2"]);
+    assert!(model.blocked);
+    assert!(plan.is_blocked() && !plan.has_changes());
+    assert_eq!(
+        plan.refusals(),
+        [
+            "risk v2: saved with Python 3.11.7, but function f runs python3.13; cloudpickled model code crashes \
+          across Python minors: re-save the model on Python 3.13 (or deploy it to a python3.11 function)"
+        ]
+    );
+    assert_eq!(
+        serde_json::to_value(&model.actions[1]).unwrap(),
+        serde_json::json!({"action": "refused", "alias": "v2", "version": "2", "saved_python": "3.11.7",
+                           "function_runtime": "python3.13", "reason": plan.refusals()[0]["risk v2: ".len()..]})
+    );
+    let text = to_text(&plan);
+    assert!(
+        text.contains(
+            "  ! v2           refused saved with Python 3.11.7, but function f runs python3.13; "
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("  (a refused version blocks every change to this model)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(", 1 refused. Nothing will be deleted."),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_patch_release_of_the_same_minor_is_created() {
+    let plan = checked(
+        &[spec("1", 1024)],
+        &deployed(&[]),
+        &[("1", saved_on(Some("3.13.0")))],
+        None,
+    );
+    assert_eq!(kinds(&plan.models[0]), ["create v1"]);
+    assert_eq!(plan.warnings, []);
+}
+
+#[test]
+fn a_version_that_does_not_say_which_python_saved_it_is_created_with_a_warning() {
+    let (s1, s2) = (spec("1", 1024), spec("2", 1024));
+    let plan = checked(
+        &[s1, s2],
+        &deployed(&[]),
+        &[("1", saved_on(None)), ("2", SavedEnv::default())],
+        None,
+    );
+    assert_eq!(kinds(&plan.models[0]), ["create v1", "create v2"]);
+    assert!(plan.has_changes() && !plan.is_blocked());
+    let messages: Vec<_> = plan
+        .warnings
+        .iter()
+        .map(|w| {
+            assert_eq!(w.kind, WarningKind::PythonUnknown);
+            format!("{} {}", w.alias.as_deref().unwrap(), w.message)
+        })
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "v1 its MLmodel names no flavors.python_function.python_version and no python_env.yaml names one: \
+             cannot check it against python3.13; a model saved on another Python minor crashes on its first \
+             prediction (make sure it was saved on Python 3.13)",
+            "v2 no MLmodel at s3://b/p: cannot check it against python3.13; a model saved on another Python minor \
+             crashes on its first prediction (make sure it was saved on Python 3.13)",
+        ]
+    );
+    assert!(
+        to_text(&plan).contains("  ! v2           warning no MLmodel at s3://b/p: "),
+        "{}",
+        to_text(&plan)
+    );
+}
+
+#[test]
+fn a_deployed_version_is_never_checked_again() {
+    let s1 = spec("1", 1024);
+    let plan = checked(
+        std::slice::from_ref(&s1),
+        &deployed(&[&s1]),
+        &[("1", saved_on(Some("3.11.7")))],
+        None,
+    );
+    assert_eq!(kinds(&plan.models[0]), ["unchanged v1"]);
+    assert_eq!(plan.warnings, []);
+}
+
+#[test]
+fn pins_that_differ_from_the_runtime_layer_are_said_without_refusing() {
+    let mut env = saved_on(Some(PYTHON));
+    env.pins = Some(pinned_packages(
+        "mlflow==3.17.2\ncloudpickle==3.1.3\nnumpy==2.2.6\npandas==3.1.1\n",
+    ));
+    let plan = checked(
+        &[spec("1", 1024)],
+        &deployed(&[]),
+        &[("1", env)],
+        Some(&layer(RUNTIME)),
+    );
+    assert_eq!(kinds(&plan.models[0]), ["create v1"]);
+    let json = serde_json::to_value(&plan).unwrap();
+    assert_eq!(
+        json["warnings"],
+        serde_json::json!([{"model": "risk", "alias": "v1", "version": "1", "kind": "package_versions",
+            "message": "saved with numpy 2.2.6, but the runtime layer has numpy 2.4.6: it will run on the layer's \
+                        (check its predictions, or re-save it with the layer's versions)",
+            "packages": [{"package": "numpy", "saved": "2.2.6", "layer": "2.4.6"}]}])
+    );
+    assert_eq!(json["summary"]["warnings"], 1);
+    let text = to_text(&plan);
+    assert!(
+        text.contains("  ! v1           warning saved with numpy 2.2.6, but the runtime layer has numpy 2.4.6: "),
+        "{text}"
+    );
+    assert!(
+        text.contains(", 1 warning(s). Nothing will be deleted."),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_functions_runtime_wins_over_the_platforms_and_the_plan_says_so() {
+    let on_312 = layer("python3.12");
+    let plan = checked(
+        &[spec("1", 1024), spec("2", 1024)],
+        &deployed(&[]),
+        &[
+            ("1", saved_on(Some("3.13.0"))),
+            ("2", saved_on(Some("3.12.1"))),
+        ],
+        Some(&on_312),
+    );
+    assert_eq!(kinds(&plan.models[0]), ["create v1", "refused v2"]);
+    let [w] = &plan.warnings[..] else {
+        panic!("{:?}", plan.warnings)
+    };
+    assert_eq!(
+        (w.kind, w.alias.as_deref()),
+        (WarningKind::PlatformRuntime, None)
+    );
+    assert_eq!(
+        w.message,
+        "the platform's runtime.python is python3.12, but function f runs python3.13: new versions are checked \
+         against python3.13, the function's (update the stack's ferry_platform output)"
+    );
+    assert!(
+        to_text(&plan)
+            .contains("  ! function     warning the platform's runtime.python is python3.12"),
+        "{}",
+        to_text(&plan)
+    );
+}
+
+#[test]
+fn a_function_without_a_python_runtime_is_said_and_its_versions_created() {
+    let mut o = deployed(&[]);
+    o.runtime = None;
+    let plan = checked(
+        &[spec("1", 1024)],
+        &o,
+        &[("1", saved_on(Some("3.11.7")))],
+        None,
+    );
+    assert_eq!(kinds(&plan.models[0]), ["create v1"]);
+    let kinds: Vec<_> = plan.warnings.iter().map(|w| w.kind).collect();
+    assert_eq!(kinds, [WarningKind::RuntimeUnknown]);
+    assert_eq!(
+        plan.warnings[0].message,
+        "function f reports no managed runtime (a container image?): the Python new versions were saved with is \
+         not checked"
+    );
 }

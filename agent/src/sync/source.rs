@@ -84,6 +84,43 @@ impl Source {
         format!("s3://{}/{key}", self.bucket)
     }
 
+    /// One small file of the version (`MLmodel`, `requirements.txt`) as text, `None` when the version has no such
+    /// object. Refuses one larger than `max_bytes` (it is not the small file it is named for).
+    pub async fn read_text(
+        &self,
+        s3: &aws_sdk_s3::Client,
+        path: &str,
+        max_bytes: u64,
+    ) -> Result<Option<String>, SyncError> {
+        let key = if self.prefix.is_empty() {
+            path.to_string()
+        } else {
+            format!("{}/{path}", self.prefix)
+        };
+        let fail = |reason: String| SyncError::Source {
+            uri: self.object_uri(&key),
+            reason,
+        };
+        let out = match s3.get_object().bucket(&self.bucket).key(&key).send().await {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(fail(format!("GetObject: {}", describe_sdk_error(&e)))),
+        };
+        let size = u64::try_from(out.content_length().unwrap_or(0)).unwrap_or(0);
+        if size > max_bytes {
+            return Err(fail(format!(
+                "is {size} bytes, more than the {max_bytes} such a file can be"
+            )));
+        }
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| fail(format!("GetObject: {e}")))?
+            .into_bytes();
+        Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
     /// Every object under the prefix, sorted by path; refuses keys that would escape the version folder, names
     /// the target cannot hold, a file that is also a folder, and an empty prefix.
     pub async fn list(&self, s3: &aws_sdk_s3::Client) -> Result<Vec<RemoteObject>, SyncError> {

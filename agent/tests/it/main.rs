@@ -4,6 +4,7 @@ mod harness;
 
 mod cli;
 mod deploy;
+mod python_target;
 mod registry;
 mod render;
 mod sync;
