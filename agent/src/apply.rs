@@ -16,7 +16,7 @@ use aws_sdk_lambda::operation::update_function_configuration::{
 };
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{
-    AliasRoutingConfiguration, Environment, EphemeralStorage, LastUpdateStatus,
+    AliasRoutingConfiguration, Environment, EphemeralStorage, LastUpdateStatus, LogType,
 };
 use serde::Serialize;
 
@@ -409,6 +409,22 @@ pub async fn wait_until_updated(
     }
 }
 
+/// The error lines of a smoke invoke's log tail (base64, as Lambda returns it with `LogType::Tail`), as
+/// `"\n  log: …"` lines for the failure message; empty when there are none or the tail is not readable.
+fn smoke_log_errors(tail: Option<&str>) -> String {
+    let Some(text) = tail
+        .and_then(|t| aws_smithy_types::base64::decode(t).ok())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+    else {
+        return String::new();
+    };
+    text.lines()
+        .filter(|l| l.contains("\"ERROR\"") || l.contains("Error") || l.contains("Traceback"))
+        .take(5)
+        .map(|l| format!("\n  log: {}", l.chars().take(400).collect::<String>()))
+        .collect()
+}
+
 /// Invokes the new version with the model's smoke payload; a `FunctionError` or a bad status stops the model.
 async fn smoke_invoke(ctx: &ApplyContext, spec: &FunctionSpec, lv: &str) -> Result<(), StepError> {
     let f = spec.function_name.as_str();
@@ -426,6 +442,8 @@ async fn smoke_invoke(ctx: &ApplyContext, spec: &FunctionSpec, lv: &str) -> Resu
         .function_name(f)
         .qualifier(lv)
         .payload(Blob::new(serde_json::to_vec(payload).unwrap_or_default()))
+        // The last 4 KB of the run's log come back with the answer: the reason of a failure is in them.
+        .log_type(LogType::Tail)
         .send()
         .await
         .map_err(|e| step_err(f, "smoke invoke", describe_sdk_error(&e)))?;
@@ -433,12 +451,13 @@ async fn smoke_invoke(ctx: &ApplyContext, spec: &FunctionSpec, lv: &str) -> Resu
         .payload()
         .map(|b| String::from_utf8_lossy(b.as_ref()).into_owned())
         .unwrap_or_default();
+    let log = smoke_log_errors(answer.log_result());
     if let Some(kind) = answer.function_error() {
         return Err(step_err(
             f,
             "smoke invoke",
             format!(
-                "version {lv} answered FunctionError {kind}: {}; no alias created",
+                "version {lv} answered FunctionError {kind}: {}; no alias created{log}",
                 body.chars().take(300).collect::<String>()
             ),
         ));
@@ -464,7 +483,7 @@ async fn smoke_invoke(ctx: &ApplyContext, spec: &FunctionSpec, lv: &str) -> Resu
             return Err(step_err(
                 f,
                 "smoke invoke",
-                format!("version {lv} answered an error: {shown}; no alias created"),
+                format!("version {lv} answered an error: {shown}; no alias created{log}"),
             ));
         }
     }
