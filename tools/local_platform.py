@@ -23,11 +23,14 @@ from pathlib import Path
 
 import boto3
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import standins  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = json.loads((ROOT / "runtime" / "lambda-target.json").read_text())
 DIST = ROOT / "dist"
 FUNCTION_ZIP = DIST / "ferry-runtime-function.zip"
-ARCHITECTURE = {"x86_64": "x86_64", "aarch64": "arm64"}.get(os.uname().machine, "x86_64")  # what this machine runs
+ARCHITECTURE = standins.host_architecture()
 LAYER_ZIP = DIST / f"ferry-runtime-layer-{ARCHITECTURE}.zip"
 LAYER_NAME = "ferry-runtime"
 ROLE = "ferry-local-model-function"

@@ -168,6 +168,23 @@ def start_mlflow(workdir: Path, moto_url: str) -> tuple[str, subprocess.Popen]:
     return url, proc
 
 
+def host_architecture() -> str:
+    """This machine's architecture, as Lambda names it: what the local Lambda can run."""
+    return {"aarch64": "arm64"}.get(os.uname().machine, "x86_64")
+
+
+def runtime_of_the_build() -> dict:
+    """`ferry_platform.runtime` as the Terraform examples emit it: the target's runtime, this machine's architecture,
+    the package versions of the layer dist/ holds (none when it has not been built yet)."""
+    root = Path(__file__).resolve().parent.parent
+    target = json.loads((root / "runtime" / "lambda-target.json").read_text())
+    report = root / "dist" / "ferry-runtime-layer.json"
+    packages = json.loads(report.read_text()).get("packages", {}) if report.exists() else {}
+    return {"python": target["runtime"],
+            "architecture": host_architecture(),
+            "layer_packages": packages}
+
+
 def local_platform(workdir: Path, models: tuple[str, ...] = DEMO_MODELS) -> dict:
     """A `ferry_platform` for the stand-ins: same shape as Terraform's output, EFS replaced by a folder."""
     account = "123456789012"
@@ -189,6 +206,7 @@ def local_platform(workdir: Path, models: tuple[str, ...] = DEMO_MODELS) -> dict
         "functions": {m: f"ferry-local-{m}" for m in models},
         "sync_function": None,
         "http_api_id": None,
+        "runtime": runtime_of_the_build(),
     }
 
 

@@ -349,7 +349,12 @@ async fn a_version_rendered_with_a_model_path_its_function_does_not_mount_fails_
         text.replace("\"/mnt/models\"", "\"/mnt/ferry-models\""),
     )
     .unwrap();
-    assert_smoke_failed_and_no_alias(&fx, "MODEL_UNAVAILABLE").await;
+    // The reason comes from the version's own log, which the smoke invoke asks for.
+    assert_smoke_failed_and_no_alias(
+        &fx,
+        "/mnt/ferry-models/risk-score/1: no such version folder",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -366,7 +371,7 @@ async fn a_runtime_layer_that_does_not_import_fails_the_smoke_test() {
         "",
         &["--layer", other.to_str().unwrap()],
     );
-    assert_smoke_failed_and_no_alias(&fx, "MODEL_UNAVAILABLE").await;
+    assert_smoke_failed_and_no_alias(&fx, "cannot import mlflow.pyfunc").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
