@@ -133,6 +133,34 @@ def summary(values: list[float]) -> dict:
             "n": len(values)}
 
 
+def plumbing_floor(function_like: str, iterations: int) -> dict:
+    """REPORT Duration of a function that only returns its event, on the same runtime and executor: what the Runtime
+    API round trip and the runtime interface client cost before any handler code runs."""
+    import io
+
+    import boto3
+
+    import local_platform
+
+    lam = boto3.client("lambda")
+    conf = lam.get_function_configuration(FunctionName=function_like)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("echo.py", "def handler(event, context):\n    return event\n")
+    name = f"{function_like}-echo"
+    version = lam.create_function(FunctionName=name, Runtime=conf["Runtime"], Role=conf["Role"], Handler="echo.handler",
+                                  Code={"ZipFile": buf.getvalue()}, Architectures=[local_platform.ARCHITECTURE],
+                                  Publish=True)["Version"]
+    payload = json.dumps(demo_models.SAMPLE_INPUTS[MODEL]).encode()
+    durations = []
+    for i in range(iterations + 50):
+        answer = lam.invoke(FunctionName=name, Qualifier=version, Payload=payload, LogType="Tail")
+        answer["Payload"].read()
+        if i >= 50:
+            durations.append(report_of(answer["LogResult"])[0])
+    return summary(durations)
+
+
 def bare_predict(folder: Path, iterations: int) -> dict:
     import mlflow.pyfunc
 
@@ -226,6 +254,7 @@ def run(reps: int, iterations: int, workdir: Path) -> dict:
         print(f"registered {name} v{version}; synced to {efs / MODEL / version}; function {function}", flush=True)
         base_floor = Floor(local_platform.LAYER_ZIP, workdir, sys.executable)
         lam = lambda_cold_and_warm(st, function, fn_env, reps, iterations, between=base_floor.sample)
+        echo = plumbing_floor(function, iterations)
         print(f"old way: load_model(models:/{name}/{version}), {reps} fresh processes ...", flush=True)
         old = old_way(f"models:/{name}/{version}", reps, env)
         bare = bare_predict(efs / MODEL / version, iterations)
@@ -243,7 +272,7 @@ def run(reps: int, iterations: int, workdir: Path) -> dict:
         "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
         "model": {"name": MODEL, "registered_as": name, "version": version, "digest": digest},
         "repetitions": reps, "warm_iterations": iterations,
-        "lambda": lam, "bare_predict_ms": bare, "old_way_models_uri": old, "floor": base,
+        "lambda": lam, "bare_predict_ms": bare, "echo_function_report_duration_ms": echo, "old_way_models_uri": old, "floor": base,
         "summary": {
             "init_ms_median": init_med, "init_ms_min": min(inits), "init_ms_max": max(inits),
             "init_cpu_s_median": statistics.median(cpus) if cpus else None,
@@ -251,6 +280,8 @@ def run(reps: int, iterations: int, workdir: Path) -> dict:
             "warm_report_duration_p50_ms": lam["warm"]["report_duration_ms"]["p50"],
             "warm_report_duration_p99_ms": lam["warm"]["report_duration_ms"]["p99"],
             "handler_overhead_p50_ms": overhead,
+            "runtime_api_floor_p50_ms": echo["p50"],
+            "handler_overhead_above_runtime_api_floor_p50_ms": overhead - echo["p50"],
             "cold_start_vs_models_uri_ratio": old["median_ms"] / (init_med + first_med),
             "floor_ms": base["mlflow_pyfunc"]["median_ms"],
             "init_above_floor_ms": init_med - base["mlflow_pyfunc"]["median_ms"],
@@ -276,6 +307,8 @@ def print_table(r: dict) -> None:
           f"{w['report_duration_ms']['p99']:.3f} ms; client round trip p50 {w['client_round_trip_ms']['p50']:.2f} ms")
     print(f"  bare model.predict          p50 {r['bare_predict_ms']['p50']:.3f} ms -> handler overhead "
           f"{s['handler_overhead_p50_ms'] * 1000:.0f} us   target <= 1000 us: {ok(s['overhead_target_met'])}")
+    print(f"  of which the Runtime API round trip (a function returning its event): p50 {s['runtime_api_floor_p50_ms']:.3f} ms; "
+          f"Ferry's handler above it {s['handler_overhead_above_runtime_api_floor_p50_ms'] * 1000:.0f} us")
     print(f"  instead: load_model(models:/) in a fresh process: median {r['old_way_models_uri']['median_ms']:.0f} ms "
           f"-> cold start {s['cold_start_vs_models_uri_ratio']:.2f}x faster through Ferry")
     print("  floor (fresh interpreter, layer only, process start to exit): " + ", ".join(
