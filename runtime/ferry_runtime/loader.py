@@ -92,6 +92,8 @@ def _load_uncached(path: Path, key: str, name: str, version: str, verify: bool, 
             digest = manifest.verify(path, expected_digest or None, model=name or None, version=version or None)["digest"]
         except manifest.ManifestError as err:
             raise ModelLoadError(f"refusing to load: {err}") from None
+        except OSError as err:  # a file it may not read, an I/O error of the file system
+            raise ModelLoadError(f"{path}: cannot read the version folder: {err}") from err
     verified_ms = (time.perf_counter() - started) * 1000
 
     t_import = time.perf_counter()

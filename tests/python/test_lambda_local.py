@@ -99,6 +99,8 @@ def handler(event, context):
     return {"python": "%d.%d" % sys.version_info[:2], "path": sys.path, "cwd": os.getcwd(),
             "env": dict(os.environ), "pid": os.getpid(), "event": event,
             "task_writable": writable("/var/task"), "tmp_writable": writable("/tmp"),
+            "root_writable": writable("/"), "home_writable": writable(os.path.expanduser("~")),
+            "shm_writable": writable("/dev/shm"),
             "request_id": context.aws_request_id, "remaining_ms": context.get_remaining_time_in_millis()}
 """
 
@@ -112,6 +114,8 @@ def test_a_version_runs_its_own_code_on_its_runtime_python_isolated_as_on_lambda
     assert body["python"] == TARGET["runtime"].removeprefix("python")
     assert body["event"] == {"a": "ünïcode"}
     assert body["cwd"] == "/var/task" and not body["task_writable"] and body["tmp_writable"]
+    assert not body["root_writable"] and not body["home_writable"] and not body["shm_writable"], \
+        "as on Lambda, only /tmp is writable"
     assert body["env"]["GREETING"] == "grüße ✓", "the version's environment as published"
     assert body["env"]["AWS_LAMBDA_FUNCTION_VERSION"] == version
     assert body["env"]["AWS_LAMBDA_FUNCTION_NAME"] == "probe"
@@ -185,6 +189,35 @@ def test_failures_are_answered_as_lambda_answers_them(aws, case):
     # A crash or a timeout ends the environment; the next invoke starts a fresh one and fails the same way.
     again = invoke(name, qualifier=version)[1]
     assert again["errorType"] == error_type
+
+
+def test_the_file_system_shows_at_the_mount_path_read_only(aws, tmp_path):
+    st, _ = aws
+    arn = "arn:aws:elasticfilesystem:us-east-1:123456789012:access-point/fsap-probe"
+    (tmp_path / "m" / "1").mkdir(parents=True)
+    (tmp_path / "m" / "1" / "MLmodel").write_text("frozen ✓")
+    req = urllib.request.Request(f"{st.aws_url}/ferry-lambda/mounts", method="POST",
+                                 data=json.dumps({"access_point_arn": arn, "local_root": str(tmp_path)}).encode())
+    urllib.request.urlopen(req, timeout=10).read()
+    code = ("def handler(e, c):\n    text = open('/mnt/probe/m/1/MLmodel', encoding='utf-8').read()\n"
+            "    try:\n        open('/mnt/probe/m/1/new', 'w').close()\n        wrote = True\n"
+            "    except OSError:\n        wrote = False\n    return {'text': text, 'wrote': wrote}\n")
+    created = lam().create_function(FunctionName="efs-probe", Runtime=TARGET["runtime"], Role=role_arn(),
+                                    Handler="app.handler", Code={"ZipFile": zip_of({"app.py": code})}, Publish=True,
+                                    FileSystemConfigs=[{"Arn": arn, "LocalMountPath": "/mnt/probe"}])
+    _, body, logs = invoke("efs-probe", qualifier=created["Version"])
+    assert body == {"text": "frozen ✓", "wrote": False}, logs
+    assert not (tmp_path / "m" / "1" / "new").exists()
+
+
+def test_a_function_for_another_architecture_is_refused_not_run(aws):
+    other = "arm64" if local_platform.ARCHITECTURE == "x86_64" else "x86_64"
+    created = lam().create_function(FunctionName="other-arch", Runtime=TARGET["runtime"], Role=role_arn(),
+                                    Handler="app.handler", Architectures=[other], Publish=True,
+                                    Code={"ZipFile": zip_of({"app.py": "def handler(e, c):\n    return 1\n"})})
+    with pytest.raises(lam().exceptions.ClientError) as refused:
+        lam().invoke(FunctionName="other-arch", Qualifier=created["Version"], Payload=b"{}")
+    assert f"built for {other}" in str(refused.value)
 
 
 def test_a_payload_above_6_mb_is_refused_before_any_code_runs(aws):

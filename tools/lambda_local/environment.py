@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import select
+import shutil
 import signal
 import subprocess
 import threading
@@ -113,6 +115,7 @@ class Environment:
         self._pending: _Invocation | None = None
         self._current: _Invocation | None = None
         self._log_lines: list[str] = []
+        self._output_lock = threading.Lock()  # held while a read chunk of the runtime's output becomes log lines
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
@@ -143,7 +146,9 @@ class Environment:
             if self.init_error is not None:
                 return self._end(inv, self.init_error, "Unhandled", started)
             if self.proc.poll() is not None:
-                return self._end(inv, self._exit_error(inv), "Unhandled", started)
+                error = self._exit_error(inv)
+                self.kill()
+                return self._end(inv, error, "Unhandled", started)
             if inv.started == 0.0 and self.init_ms is None and now > init_deadline:
                 self.kill()
                 return self._end(inv, self._timeout_error(inv, INIT_LIMIT_S, "Init"), "Unhandled", started)
@@ -164,7 +169,7 @@ class Environment:
         if first:
             report += f"\tInit Duration: {self.init_ms:.2f} ms"
             self._reported_init = True
-        time.sleep(0.005)  # let the reader thread pass on what the handler printed last
+        self._drain_output()
         self._log(f"END RequestId: {inv.request_id}")
         self._log(report)
         if function_error and self.proc.poll() is None and self.init_error is not None:
@@ -202,6 +207,7 @@ class Environment:
             pass
         self._server.shutdown()
         self._server.server_close()
+        shutil.rmtree(self.layout.tmp, ignore_errors=True)
 
     def alive(self) -> bool:
         return not self.dead and self.proc.poll() is None
@@ -221,8 +227,35 @@ class Environment:
 
     def _read_output(self) -> None:
         assert self.proc.stdout is not None
-        for raw in self.proc.stdout:
-            self._log(raw.decode("utf-8", errors="replace"))
+        fd, pending = self.proc.stdout.fileno(), b""
+        while True:
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except OSError:
+                chunk = b""
+            with self._output_lock:
+                if not chunk:
+                    if pending:
+                        self._log(pending.decode("utf-8", errors="replace"))
+                    return
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    self._log(line.decode("utf-8", errors="replace"))
+
+    def _drain_output(self, limit_s: float = 0.5) -> None:
+        """Wait until everything the runtime wrote so far is in the log. What the handler printed was written to the
+        pipe before its answer was posted, so it is either still in the pipe or in a chunk being split into lines."""
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            try:
+                readable, _, _ = select.select([self.proc.stdout.fileno()], [], [], 0)
+            except (OSError, ValueError):
+                return
+            if not readable:
+                with self._output_lock:
+                    return
+            time.sleep(0.002)
 
     def _max_memory_mb(self) -> int:
         try:

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from standins import host_architecture
+
 from . import sandbox
 from .code_store import CodeNotFound, CodeStore
 from .environment import LOG_TAIL_BYTES, Config, Environment
@@ -29,6 +31,7 @@ from .interpreters import Interpreters, RuntimeUnavailable
 # (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html).
 PAYLOAD_LIMIT = 6 * 1024 * 1024
 MAX_ENVIRONMENTS = 16     # all functions together; the least recently used idle one is stopped beyond it
+HOST_ARCHITECTURE = host_architecture()
 
 
 @dataclass
@@ -113,6 +116,11 @@ class Invoker:
         kind = headers.get("x-amz-invocation-type", "RequestResponse")
         if kind == "DryRun":
             return Answer(204, b"", {"X-Amz-Executed-Version": cfg.version})
+        wanted = (conf.get("Architectures") or ["x86_64"])[0]
+        if wanted != HOST_ARCHITECTURE:
+            return error_answer(500, "ServiceException",
+                                f"local executor: {cfg.function_name} is built for {wanted}; this machine runs "
+                                f"{HOST_ARCHITECTURE} functions only")
         try:
             layout, python = self._layout(cfg, conf)
         except (CodeNotFound, RuntimeUnavailable) as err:

@@ -53,6 +53,12 @@ class Upstream:
         return conn
 
     def request(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> http.client.HTTPResponse:
+        """A read is retried once on a fresh connection when a kept-alive one turns out closed. Anything else goes on
+        a fresh connection and is never sent twice: a replayed conditional put (the deploy lock) would answer 412."""
+        if method not in ("GET", "HEAD"):
+            conn = self.connection(fresh=True)
+            conn.request(method, path, body=body, headers=headers)
+            return conn.getresponse()
         for attempt in (0, 1):
             conn = self.connection(fresh=attempt == 1)
             try:

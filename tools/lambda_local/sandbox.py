@@ -19,6 +19,7 @@ set -eu
 task=$1 opt=$2 runtime=$3 efs=$4 mount_path=$5 tmp=$6
 shift 6
 mount --make-rprivate / 2>/dev/null || true
+mkdir -p /dev/shm
 mount -t tmpfs -o size=16m,mode=755 ferry-stage /dev/shm
 s=/dev/shm/stage
 mkdir -p "$s/task" "$s/opt" "$s/runtime" "$s/efs" "$s/tmp"
@@ -37,6 +38,10 @@ if [ -n "$efs" ]; then
   mount --move "$s/efs" "$mount_path"
 fi
 mount --move "$s/tmp" /tmp
+# As on Lambda, only /tmp is writable: the root file system read-only, /dev/shm an empty read-only one.
+umount /dev/shm
+mount -t tmpfs -o ro,size=4k,mode=755 ferry-noshm /dev/shm
+mount -o remount,bind,ro / 2>/dev/null || mount -o remount,ro / 2>/dev/null || true
 cd /var/task
 exec env -i "$@"
 """
