@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import standins  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGET = json.loads((ROOT / "runtime" / "lambda-target.json").read_text())
+TARGET = standins.runtime_target()
 DIST = ROOT / "dist"
 FUNCTION_ZIP = DIST / "ferry-runtime-function.zip"
 ARCHITECTURE = standins.host_architecture()

@@ -173,11 +173,16 @@ def host_architecture() -> str:
     return {"aarch64": "arm64"}.get(os.uname().machine, "x86_64")
 
 
+def runtime_target() -> dict:
+    """runtime/lambda-target.json: the one runtime the functions run (checked where the layer is built)."""
+    return json.loads((Path(__file__).resolve().parent.parent / "runtime" / "lambda-target.json").read_text())
+
+
 def runtime_of_the_build() -> dict:
     """`ferry_platform.runtime` as the Terraform examples emit it: the target's runtime, this machine's architecture,
     the package versions of the layer dist/ holds (none when it has not been built yet)."""
     root = Path(__file__).resolve().parent.parent
-    target = json.loads((root / "runtime" / "lambda-target.json").read_text())
+    target = runtime_target()
     report = root / "dist" / "ferry-runtime-layer.json"
     packages = json.loads(report.read_text()).get("packages", {}) if report.exists() else {}
     return {"python": target["runtime"],

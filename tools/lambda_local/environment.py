@@ -99,8 +99,9 @@ def reserved_variables(cfg: Config, api: str) -> dict[str, str]:
 
 
 class Environment:
-    def __init__(self, cfg: Config, layout: sandbox.Layout, python: str, log_file: Path):
+    def __init__(self, cfg: Config, layout: sandbox.Layout, python: str, log_file: Path, key: str):
         self.cfg = cfg
+        self.key = key              # what a warm environment must match to be reused (invoke.py)
         self.id = uuid.uuid4().hex[:12]
         self.layout = layout
         self.python = python
@@ -110,6 +111,7 @@ class Environment:
         self.init_ms: float | None = None
         self.init_cpu_s: float | None = None
         self.init_error: bytes | None = None
+        self._reported_init = False  # the first REPORT line carries the Init Duration
         self.last_used = time.monotonic()
         self._cond = threading.Condition()
         self._pending: _Invocation | None = None
@@ -165,7 +167,7 @@ class Environment:
         report = (f"REPORT RequestId: {inv.request_id}\tDuration: {duration:.2f} ms\tBilled Duration: "
                   f"{max(1, int(duration + 0.999))} ms\tMemory Size: {self.cfg.memory_mb} MB\tMax Memory Used: "
                   f"{memory} MB")
-        first = self.init_ms is not None and not getattr(self, "_reported_init", False)
+        first = self.init_ms is not None and not self._reported_init
         if first:
             report += f"\tInit Duration: {self.init_ms:.2f} ms"
             self._reported_init = True

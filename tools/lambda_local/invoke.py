@@ -233,15 +233,11 @@ class Invoker:
             self._pool = [e for e in self._pool if e not in evicted]
         for env in evicted:
             env.kill()
-        env = Environment(cfg, layout, python, self.state / "logs" / f"{cfg.function_name}.log")
-        env.key = key
+        env = Environment(cfg, layout, python, self.state / "logs" / f"{cfg.function_name}.log", key)
         env.busy = True
         with self._lock:
             self._pool.append(env)
         return env
-
-    def stop_all(self) -> None:
-        self.reset()
 
 
 def _key(cfg: Config, layout: sandbox.Layout) -> str:

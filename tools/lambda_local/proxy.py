@@ -214,4 +214,4 @@ def serve(moto_url: str, port: int, state: Path) -> None:
     try:
         server.serve_forever()
     finally:
-        ex.invoker.stop_all()
+        ex.invoker.reset()  # every environment stops with the executor
