@@ -21,7 +21,7 @@ LOCAL_DIR := .ferry-local
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help venv lock-python build test test-rust test-python lint-rust local-up local-down demo demo-down \
+.PHONY: help venv lock-python build test test-rust test-reliability test-python lint-rust local-up local-down demo demo-down \
         bench-sync bench-deploy bench-runtime clean
 
 help: ## list the targets
@@ -63,6 +63,11 @@ lint-rust:
 # local Lambda runs the runtime as built into dist/.
 test-rust: $(VENV_STAMP) $(RUNTIME_DIST)
 	FERRY_TEST_PYTHON=$(abspath $(PY)) $(CARGO) test --locked --workspace
+
+# The fault runs of the reliability tests at more seeds than `make test` runs (1): FAULT_SEEDS=1-20 by default.
+FAULT_SEEDS ?= 1-20
+test-reliability: $(VENV_STAMP) $(RUNTIME_DIST) ## the reliability tests, random-fault runs at FAULT_SEEDS seeds
+	FERRY_TEST_PYTHON=$(abspath $(PY)) FERRY_FAULT_SEEDS=$(FAULT_SEEDS) $(CARGO) test --locked -p ferry --test it -- reliability::
 
 # The demo test drives target/debug/ferry as `cargo test --workspace` builds it (test-rust): `--no-run` compiles
 # nothing after test-rust, where a plain `cargo build` would recompile the AWS SDK with other features (~5 min).

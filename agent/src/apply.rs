@@ -22,9 +22,11 @@ use serde::Serialize;
 
 use crate::audit::{AuditLog, AuditRecord, Deployer, rfc3339};
 use crate::aws::describe_sdk_error;
+use crate::lock::Fence;
 use crate::observe::ObservedFunction;
 use crate::plan::{Action, ModelPlan};
 use crate::spec::{FunctionSpec, parse_version_description};
+use crate::stage::StageDescription;
 
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
@@ -52,6 +54,16 @@ pub struct ApplyContext {
     pub deployer: Deployer,
     pub environment: String,
     pub options: ApplyOptions,
+    /// Checked before every change: a run that lost the deploy lock stops there.
+    pub fence: Fence,
+}
+
+impl ApplyContext {
+    fn fenced(&self, function: &str, step: &'static str) -> Result<(), StepError> {
+        self.fence
+            .check()
+            .map_err(|e| step_err(function, step, e.to_string()))
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -195,6 +207,31 @@ async fn apply_actions(
                 let moved = move_stage(ctx, plan, observed, &alias_versions, &step).await?;
                 outcome.stage_moves.push(moved);
             }
+            Action::RecordStageMove {
+                stage,
+                version,
+                lambda_version,
+                routing,
+                moved_by_run,
+            } => {
+                let target = alias_versions
+                    .get(&format!("v{version}"))
+                    .cloned()
+                    .unwrap_or_else(|| lambda_version.clone());
+                let why = format!(
+                    "recorded after the move: the alias showed this state without its record (moved by run {}; the record's write was interrupted)",
+                    moved_by_run.as_deref().unwrap_or("unknown")
+                );
+                let state = StageState {
+                    stage,
+                    version,
+                    lambda_version,
+                    target: &target,
+                    routing: routing.clone(),
+                };
+                write_stage_record(ctx, plan, &state, Some(why)).await?;
+                outcome.audits_repaired.push(stage.clone());
+            }
             _ => {}
         }
     }
@@ -259,6 +296,7 @@ async fn publish(
     latest_revision: &mut Option<String>,
 ) -> Result<Published, StepError> {
     let f = spec.function_name.as_str();
+    ctx.fenced(f, "UpdateFunctionConfiguration")?;
     let updated = match update_latest(ctx, spec, latest_revision.clone()).await {
         // `$LATEST` changed since Ferry saw it (Lambda also renews the revision once an update settles): read
         // the current revision and update once more. Publishing below is conditional on the update's own revision.
@@ -283,6 +321,7 @@ async fn publish(
             updated.code_sha256().map(str::to_string),
         ),
     };
+    ctx.fenced(f, "PublishVersion")?;
     let published = on_conflict_retry(ctx, || {
         ctx.lambda
             .publish_version()
@@ -492,6 +531,7 @@ async fn smoke_invoke(ctx: &ApplyContext, spec: &FunctionSpec, lv: &str) -> Resu
 
 async fn create_alias(ctx: &ApplyContext, spec: &FunctionSpec, lv: &str) -> Result<(), StepError> {
     let f = spec.function_name.as_str();
+    ctx.fenced(f, "CreateAlias")?;
     let created = ctx
         .lambda
         .create_alias()
@@ -563,6 +603,7 @@ async fn write_deploy_record(
         time: rfc3339(now),
         ..AuditRecord::default()
     };
+    ctx.fenced(&spec.function_name, "audit record")?;
     ctx.audit
         .write(&key, &record)
         .await
@@ -617,7 +658,16 @@ async fn move_stage(
     let routing_config = AliasRoutingConfiguration::builder()
         .set_additional_version_weights(Some(routing.clone()))
         .build();
-    let description = format!("{} stage {stage} -> v{to_version}", plan.model);
+    let description = StageDescription {
+        model: plan.model.clone(),
+        stage: stage.into(),
+        version: to_version.into(),
+        run_id: ctx.deployer.run_id.as_ref().map(|r| r.to_string()),
+    }
+    .render();
+    // The alias moves first, then its record: a crash in between leaves an alias whose description names this
+    // move, which the next plan records (see `plan::audit_stage_aliases`).
+    ctx.fenced(f, "stage move")?;
     if current.is_some() {
         on_conflict_retry(ctx, || {
             ctx.lambda
@@ -632,35 +682,56 @@ async fn move_stage(
         .await
         .map_err(|e| step_err(f, "UpdateAlias", describe_sdk_error(&e)))?;
     } else {
-        ctx.lambda
+        let created = ctx
+            .lambda
             .create_alias()
             .function_name(f)
             .name(stage)
             .function_version(&main)
             .description(&description)
             .send()
-            .await
-            .map_err(|e| step_err(f, "CreateAlias", describe_sdk_error(&e)))?;
+            .await;
+        match created {
+            Ok(_) => {}
+            // A retried CreateAlias whose first answer was lost: fine when the alias is the one this run wrote.
+            Err(e) if e.code() == Some("ResourceConflictException") => {
+                let existing = ctx
+                    .lambda
+                    .get_alias()
+                    .function_name(f)
+                    .name(stage)
+                    .send()
+                    .await
+                    .map_err(|e| step_err(f, "GetAlias", describe_sdk_error(&e)))?;
+                if existing.function_version() != Some(main.as_str())
+                    || existing.description() != Some(description.as_str())
+                {
+                    return Err(step_err(
+                        f,
+                        "CreateAlias",
+                        format!(
+                            "stage alias {stage} appeared meanwhile at Lambda version {:?}; left alone",
+                            existing.function_version()
+                        ),
+                    ));
+                }
+            }
+            Err(e) => return Err(step_err(f, "CreateAlias", describe_sdk_error(&e))),
+        }
     }
-    let now = time::OffsetDateTime::now_utc();
-    let key = ctx.audit.stage_key(&plan.model, stage, &target, now);
-    let record = AuditRecord {
-        event: "stage-move",
-        environment: ctx.environment.clone(),
-        model: plan.model.clone(),
-        function: f.into(),
-        version: Some(to_version.into()),
-        alias: stage.into(),
-        lambda_version: main.clone(),
-        routing: (!routing.is_empty()).then(|| routing.into_iter().collect()),
-        deployer: ctx.deployer.clone(),
-        time: rfc3339(now),
-        ..AuditRecord::default()
-    };
-    ctx.audit
-        .write(&key, &record)
-        .await
-        .map_err(|e| step_err(f, "audit record", e.to_string()))?;
+    let key = write_stage_record(
+        ctx,
+        plan,
+        &StageState {
+            stage,
+            version: to_version,
+            lambda_version: &main,
+            target: &target,
+            routing: routing.into_iter().collect(),
+        },
+        None,
+    )
+    .await?;
     if let Some(count) = provisioned_concurrency {
         set_provisioned_concurrency(ctx, f, stage, count).await?;
     }
@@ -673,6 +744,51 @@ async fn move_stage(
     })
 }
 
+/// Where a stage alias was left: what its stage-move record says.
+struct StageState<'a> {
+    stage: &'a str,
+    version: &'a str,
+    /// The alias's main Lambda version.
+    lambda_version: &'a str,
+    /// The Lambda version of `v<version>` (the main one, or the canary's).
+    target: &'a str,
+    routing: BTreeMap<String, f64>,
+}
+
+/// The stage-move record of `state`; `repair` says why it is written after the fact.
+async fn write_stage_record(
+    ctx: &ApplyContext,
+    plan: &ModelPlan,
+    state: &StageState<'_>,
+    repair: Option<String>,
+) -> Result<String, StepError> {
+    let f = plan.function.as_str();
+    let now = time::OffsetDateTime::now_utc();
+    let key = ctx
+        .audit
+        .stage_key(&plan.model, state.stage, state.target, now);
+    let record = AuditRecord {
+        event: "stage-move",
+        environment: ctx.environment.clone(),
+        model: plan.model.clone(),
+        function: f.into(),
+        version: Some(state.version.into()),
+        alias: state.stage.into(),
+        lambda_version: state.lambda_version.into(),
+        routing: (!state.routing.is_empty()).then(|| state.routing.clone()),
+        reason: repair,
+        deployer: ctx.deployer.clone(),
+        time: rfc3339(now),
+        ..AuditRecord::default()
+    };
+    ctx.fenced(f, "audit record")?;
+    ctx.audit
+        .write(&key, &record)
+        .await
+        .map_err(|e| step_err(f, "audit record", e.to_string()))?;
+    Ok(key)
+}
+
 /// Provisioned concurrency on a stage alias (never on a version alias: they serve on demand).
 async fn set_provisioned_concurrency(
     ctx: &ApplyContext,
@@ -680,6 +796,7 @@ async fn set_provisioned_concurrency(
     stage: &str,
     count: u32,
 ) -> Result<(), StepError> {
+    ctx.fenced(function, "PutProvisionedConcurrencyConfig")?;
     on_conflict_retry(ctx, || {
         ctx.lambda
             .put_provisioned_concurrency_config()

@@ -14,6 +14,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use serde::Serialize;
 
 use crate::approval::Approval;
+use crate::lock::RunId;
 use crate::platform::Platform;
 
 #[derive(Debug, thiserror::Error)]
@@ -42,23 +43,45 @@ pub enum AuditEvent {
     },
 }
 
-/// Who ran the deploy: the AWS identity and what CI says about the run.
+/// Who ran the deploy: the AWS identity, the run (as its lock names it), and what CI says about the run.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Deployer {
     pub aws_identity: Option<String>,
+    /// The run that wrote the record; the deploy lock carries the same id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<RunId>,
     pub host: String,
     pub user: Option<String>,
     pub ci: BTreeMap<String, String>,
 }
 
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot tell who is making this change: sts:GetCallerIdentity failed: {reason}; audit records need the deployer's AWS identity, so nothing was changed"
+)]
+pub struct IdentityError {
+    reason: String,
+}
+
 impl Deployer {
-    pub async fn identify(sts: &aws_sdk_sts::Client) -> Deployer {
+    /// The deployer of run `run_id`. Fails when the AWS identity cannot be had: a change without it would be an
+    /// audit record that does not say who made it.
+    pub async fn identify(
+        sts: &aws_sdk_sts::Client,
+        run_id: RunId,
+    ) -> Result<Deployer, IdentityError> {
         let aws_identity = sts
             .get_caller_identity()
             .send()
             .await
-            .ok()
-            .and_then(|r| r.arn().map(str::to_string));
+            .map_err(|e| IdentityError {
+                reason: crate::aws::describe_sdk_error(&e),
+            })?
+            .arn()
+            .map(str::to_string)
+            .ok_or_else(|| IdentityError {
+                reason: "the answer names no ARN".into(),
+            })?;
         let ci = [
             "GITHUB_REPOSITORY",
             "GITHUB_RUN_ID",
@@ -74,12 +97,13 @@ impl Deployer {
         .iter()
         .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
         .collect();
-        Deployer {
-            aws_identity,
+        Ok(Deployer {
+            aws_identity: Some(aws_identity),
+            run_id: Some(run_id),
             host: hostname(),
             user: std::env::var("USER").ok(),
             ci,
-        }
+        })
     }
 
     pub fn name(&self) -> String {
@@ -224,6 +248,11 @@ impl AuditLog {
         format!("{}unlock/{}.json", self.prefix, key_time(now))
     }
 
+    /// A dead run's expired lock taken over by a later run (beside the forced unlocks: every lock removal).
+    pub fn takeover_key(&self, now: time::OffsetDateTime) -> String {
+        format!("{}unlock/{}-takeover.json", self.prefix, key_time(now))
+    }
+
     /// Writes a record; an existing object at the key is an error, never overwritten.
     pub async fn write(&self, key: &str, record: &AuditRecord) -> Result<(), AuditError> {
         let body = serde_json::to_vec_pretty(record).unwrap_or_default();
@@ -234,12 +263,17 @@ impl AuditLog {
             .key(key)
             .if_none_match("*")
             .content_type("application/json")
-            .body(ByteStream::from(body))
+            .body(ByteStream::from(body.clone()))
             .send()
             .await;
         match put {
             Ok(_) => Ok(()),
+            // The SDK retried a put whose answer was lost: the record there is this one (it names the run and the
+            // millisecond), so it was written.
             Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => {
+                if self.holds(key, &body).await {
+                    return Ok(());
+                }
                 Err(AuditError::Exists {
                     bucket: self.bucket.clone(),
                     key: key.into(),
@@ -253,34 +287,123 @@ impl AuditLog {
         }
     }
 
-    /// Deploy and retire events of a model's version aliases, oldest first.
-    pub async fn version_events(&self, model: &str) -> Result<Vec<AuditEvent>, AuditError> {
-        let prefix = format!("{}{model}/v", self.prefix);
+    /// Whether the object at `key` holds exactly `body`.
+    async fn holds(&self, key: &str, body: &[u8]) -> bool {
+        let Ok(out) = self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        else {
+            return false;
+        };
+        out.body
+            .collect()
+            .await
+            .is_ok_and(|b| b.into_bytes().as_ref() == body)
+    }
+
+    /// Every key under `prefix`, over all pages.
+    async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, AuditError> {
         let mut keys = Vec::new();
         let mut pages = self
             .s3
             .list_objects_v2()
             .bucket(&self.bucket)
-            .prefix(&prefix)
+            .prefix(prefix)
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| AuditError::S3 {
                 bucket: self.bucket.clone(),
-                key: prefix.clone(),
+                key: prefix.into(),
                 reason: crate::aws::describe_sdk_error(&e),
             })?;
             keys.extend(
                 page.contents()
                     .iter()
                     .filter_map(|o| o.key())
-                    .map(|k| k[prefix.len() - 1..].to_string()),
+                    .map(str::to_string),
             );
         }
+        Ok(keys)
+    }
+
+    /// Deploy and retire events of a model's version aliases, oldest first.
+    pub async fn version_events(&self, model: &str) -> Result<Vec<AuditEvent>, AuditError> {
+        let prefix = format!("{}{model}/v", self.prefix);
+        let keys: Vec<String> = self
+            .list_keys(&prefix)
+            .await?
+            .into_iter()
+            .map(|k| k[prefix.len() - 1..].to_string())
+            .collect();
         let mut events: Vec<(String, AuditEvent)> =
             keys.iter().filter_map(|k| parse_version_key(k)).collect();
         events.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(events.into_iter().map(|(_, e)| e).collect())
+    }
+}
+
+/// What the newest stage-move record of a stage alias says it was left at.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, Serialize)]
+pub struct RecordedStage {
+    /// The alias's main Lambda version.
+    pub lambda_version: String,
+    /// Extra version → share of traffic (a canary); empty for a full move.
+    #[serde(default)]
+    pub routing: BTreeMap<String, f64>,
+    /// The registry version the move was to.
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+impl AuditLog {
+    /// Per stage alias of a model, what its newest stage-move record says (one listing, one read per stage).
+    pub async fn stage_records(
+        &self,
+        model: &str,
+    ) -> Result<BTreeMap<String, RecordedStage>, AuditError> {
+        let prefix = format!("{}{model}/stages/", self.prefix);
+        let err = |key: &str, reason: String| AuditError::S3 {
+            bucket: self.bucket.clone(),
+            key: key.into(),
+            reason,
+        };
+        let mut newest: BTreeMap<String, String> = BTreeMap::new();
+        for key in self.list_keys(&prefix).await? {
+            // `<stage>/<time>-lv<L>.json`: the time sorts, so the greatest key per stage is its last move.
+            let Some((stage, _)) = key[prefix.len()..].split_once('/') else {
+                continue;
+            };
+            let slot = newest.entry(stage.to_string()).or_default();
+            if key > *slot {
+                *slot = key.clone();
+            }
+        }
+        let mut records = BTreeMap::new();
+        for (stage, key) in newest {
+            let out = self
+                .s3
+                .get_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .send()
+                .await
+                .map_err(|e| err(&key, crate::aws::describe_sdk_error(&e)))?;
+            let bytes = out
+                .body
+                .collect()
+                .await
+                .map_err(|e| err(&key, e.to_string()))?
+                .into_bytes();
+            let record: RecordedStage = serde_json::from_slice(&bytes)
+                .map_err(|e| err(&key, format!("not a stage-move record: {e}")))?;
+            records.insert(stage, record);
+        }
+        Ok(records)
     }
 }
 

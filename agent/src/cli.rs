@@ -138,9 +138,8 @@ pub struct DeployArgs {
     /// How many functions to work on at once
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
-    /// How long to wait for another deploy's lock, in seconds
-    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
-    pub lock_timeout: u64,
+    #[command(flatten)]
+    pub lock: LockArgs,
     /// Local folder standing in for the EFS file system (default: the platform's local root, else the sync function)
     #[arg(long, value_name = "DIR")]
     pub efs_root: Option<PathBuf>,
@@ -194,6 +193,8 @@ pub struct RetireArgs {
     /// The change ticket that authorises it
     #[arg(long)]
     pub ticket: String,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 #[derive(Debug, Args)]
@@ -203,6 +204,29 @@ pub struct GcArgs {
     /// Delete the unreferenced versions (default: only list them)
     #[arg(long)]
     pub apply: bool,
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+/// The deploy lock of the commands that change something.
+#[derive(Debug, Clone, Args)]
+pub struct LockArgs {
+    /// How long to wait for another live run's lock, in seconds
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub lock_timeout: u64,
+    /// The lock's lease, in seconds: renewed while this run works; a run killed meanwhile blocks others this long
+    /// (plus 10 s for clock skew), then its lock is taken over, audited
+    #[arg(long, default_value_t = 60, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(3..=3600))]
+    pub lock_lease: u64,
+}
+
+impl LockArgs {
+    pub fn options(&self) -> crate::lock::LockOptions {
+        crate::lock::LockOptions {
+            wait: std::time::Duration::from_secs(self.lock_timeout),
+            lease: std::time::Duration::from_secs(self.lock_lease),
+        }
+    }
 }
 
 #[derive(Debug, Args)]

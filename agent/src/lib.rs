@@ -23,4 +23,5 @@ pub mod python_env;
 pub mod render;
 pub mod report;
 pub mod spec;
+pub mod stage;
 pub mod sync;

@@ -1,12 +1,13 @@
 //! Observed state of one model function: published versions (with the spec hash each description carries),
-//! aliases with their routing, and what the audit prefix recorded for each version alias. Three paginated reads;
+//! aliases with their routing, what the audit prefix recorded for each version alias and where each stage alias's
+//! last recorded move left it. Four paginated reads and one read per stage alias;
 //! the first one also carries `$LATEST`'s runtime, which the plan checks new versions against.
 use std::collections::BTreeMap;
 
 use aws_sdk_lambda::error::ProvideErrorMetadata;
 use serde::Serialize;
 
-use crate::audit::{AuditEvent, AuditLog};
+use crate::audit::{AuditEvent, AuditLog, RecordedStage};
 use crate::aws::describe_sdk_error;
 use crate::spec::parse_version_description;
 
@@ -26,6 +27,21 @@ pub struct ObservedAlias {
     pub function_version: String,
     /// Extra version → share of traffic (a canary).
     pub additional: BTreeMap<String, f64>,
+    pub description: String,
+}
+
+impl ObservedAlias {
+    /// Whether the alias shows what a stage-move record says it was left at.
+    pub fn matches(&self, recorded: &RecordedStage) -> bool {
+        self.function_version == recorded.lambda_version
+            && self.additional.len() == recorded.routing.len()
+            && self.additional.iter().all(|(v, w)| {
+                recorded
+                    .routing
+                    .get(v)
+                    .is_some_and(|r| (r - w).abs() < 1e-9)
+            })
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -36,6 +52,8 @@ pub struct ObservedFunction {
     /// Version alias (`v<N>`) → the Lambda version its newest audit record says it was deployed at
     /// (absent when there is none, or when the newest record is a retirement).
     pub recorded: BTreeMap<String, String>,
+    /// Stage alias → what its newest stage-move audit record says it was left at.
+    pub stage_records: BTreeMap<String, RecordedStage>,
     /// `$LATEST`'s revision as listed (the first update's precondition; saves a read per function).
     pub latest_revision_id: Option<String>,
     /// `$LATEST`'s runtime as listed (`python3.13`), what a version published now runs on; `None` for a function
@@ -149,6 +167,7 @@ pub async fn observe(
                     name: name.into(),
                     function_version: fv.into(),
                     additional,
+                    description: a.description().unwrap_or_default().to_string(),
                 },
             );
         }
@@ -163,11 +182,13 @@ pub async fn observe(
             AuditEvent::Retire { alias, .. } => recorded.remove(&alias),
         };
     }
+    let stage_records = audit.stage_records(model).await?;
     Ok(ObservedFunction {
         function_name: function.into(),
         versions,
         aliases,
         recorded,
+        stage_records,
         latest_revision_id,
         runtime,
     })

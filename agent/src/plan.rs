@@ -12,6 +12,7 @@ use crate::python_env::{
     PackageDiff, PythonCheck, SavedEnv, UnknownPython, check_python, package_diffs, runtime_minor,
 };
 use crate::spec::FunctionSpec;
+use crate::stage::StageDescription;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
@@ -75,13 +76,27 @@ pub enum Action {
         version: String,
         canary_weight: Option<f64>,
     },
+    /// A stage alias Ferry moved (its description says so, and it points where that move would) whose audit record
+    /// was never written (a run stopped in between, or the record's put failed): write the record from what the
+    /// alias shows.
+    RecordStageMove {
+        stage: String,
+        version: String,
+        lambda_version: String,
+        routing: BTreeMap<String, f64>,
+        /// The run that moved it, as the alias description names it.
+        moved_by_run: Option<String>,
+    },
 }
 
 impl Action {
     pub fn is_change(&self) -> bool {
         matches!(
             self,
-            Action::Create { .. } | Action::RecordAudit { .. } | Action::StageMove { .. }
+            Action::Create { .. }
+                | Action::RecordAudit { .. }
+                | Action::StageMove { .. }
+                | Action::RecordStageMove { .. }
         )
     }
 }
@@ -167,7 +182,7 @@ impl Plan {
         for a in models.iter().flat_map(|m| &m.actions) {
             match a {
                 Action::Create { .. } => s.create += 1,
-                Action::RecordAudit { .. } => s.record_audit += 1,
+                Action::RecordAudit { .. } | Action::RecordStageMove { .. } => s.record_audit += 1,
                 Action::StageMove { .. } => s.stage_moves += 1,
                 Action::Drift { .. } => s.drift += 1,
                 Action::Revoked { .. } => s.revoked += 1,
@@ -239,7 +254,8 @@ fn is_new(spec: &FunctionSpec, observed: &ObservedFunction) -> bool {
     !observed.aliases.contains_key(&spec.alias)
 }
 
-fn is_version_alias(name: &str) -> Option<&str> {
+/// `v<N>` → `N`: the one rule for what a version alias is (every other alias on a model function is a stage alias).
+pub fn is_version_alias(name: &str) -> Option<&str> {
     let n = name.strip_prefix('v')?;
     (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then_some(n)
 }
@@ -524,9 +540,83 @@ fn plan_version(model: &str, spec: &FunctionSpec, observed: &ObservedFunction) -
     }
 }
 
-fn plan_stages(input: &PlanInput) -> Vec<Action> {
+/// Every stage alias on the function against its last recorded move: a move whose record is missing is repaired
+/// when the alias shows a move Ferry made, and is drift (blocking the model) when it does not.
+fn audit_stage_aliases(input: &PlanInput) -> Vec<Action> {
+    let observed = input.observed;
     let mut actions = Vec::new();
-    for (stage, to_version) in &input.approvals.stages {
+    for alias in observed
+        .aliases
+        .values()
+        .filter(|a| is_version_alias(&a.name).is_none())
+    {
+        let recorded = observed.stage_records.get(&alias.name);
+        if recorded.is_some_and(|r| alias.matches(r)) {
+            continue;
+        }
+        let shown = if alias.additional.is_empty() {
+            format!("Lambda version {}", alias.function_version)
+        } else {
+            format!(
+                "Lambda version {} with {:?}",
+                alias.function_version, alias.additional
+            )
+        };
+        let last = recorded
+            .map(|r| {
+                format!(
+                    "its last recorded move left it at Lambda version {}",
+                    r.lambda_version
+                )
+            })
+            .unwrap_or_else(|| "no move of it is recorded".into());
+        let ferrys =
+            StageDescription::parse(&alias.description, input.model, &alias.name).filter(|d| {
+                // The move the description names must be the one the alias shows: v<N>'s Lambda version as the
+                // main one (a full move) or as the one given a share (a canary).
+                observed
+                    .aliases
+                    .get(&format!("v{}", d.version))
+                    .is_some_and(|v| {
+                        v.function_version == alias.function_version
+                            || alias.additional.contains_key(&v.function_version)
+                    })
+            });
+        actions.push(match ferrys {
+            Some(d) => Action::RecordStageMove {
+                stage: alias.name.clone(),
+                version: d.version,
+                lambda_version: alias.function_version.clone(),
+                routing: alias.additional.clone(),
+                moved_by_run: d.run_id,
+            },
+            None => Action::Drift {
+                alias: alias.name.clone(),
+                reason: format!(
+                    "stage alias shows {shown}, but {last}, and its description {:?} is not a move Ferry made; left alone",
+                    alias.description
+                ),
+            },
+        });
+    }
+    actions
+}
+
+fn plan_stages(input: &PlanInput) -> Vec<Action> {
+    let mut actions = audit_stage_aliases(input);
+    let drifted: Vec<String> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Drift { alias, .. } => Some(alias.clone()),
+            _ => None,
+        })
+        .collect();
+    for (stage, to_version) in input
+        .approvals
+        .stages
+        .iter()
+        .filter(|(stage, _)| !drifted.contains(stage))
+    {
         let target_alias = format!("v{to_version}");
         if !input.specs.iter().any(|s| s.alias == target_alias) {
             actions.push(Action::Drift {
@@ -638,6 +728,19 @@ pub fn to_text(plan: &Plan) -> String {
                         .unwrap_or_default(),
                     provisioned_concurrency
                         .map(|n| format!(", provisioned concurrency {n}"))
+                        .unwrap_or_default()
+                )),
+                Action::RecordStageMove {
+                    stage,
+                    version,
+                    lambda_version,
+                    moved_by_run,
+                    ..
+                } => Some(format!(
+                    "  + {stage:<12} audit   stage alias moved to v{version} (Lambda version {lambda_version}){} without its audit record; write it",
+                    moved_by_run
+                        .as_ref()
+                        .map(|r| format!(" by run {r}"))
                         .unwrap_or_default()
                 )),
                 Action::Drift { alias, reason } => {

@@ -119,6 +119,7 @@ fn context(lambda: aws_sdk_lambda::Client) -> ApplyContext {
             update_timeout: Duration::from_secs(5),
             conflict_attempts: 5,
         },
+        fence: ferry::lock::Fence::unlocked(),
     }
 }
 
@@ -424,6 +425,7 @@ async fn a_new_stage_alias_gets_the_provisioned_concurrency_the_catalog_asks_for
             name: "v4".into(),
             function_version: "7".into(),
             additional: BTreeMap::new(),
+            description: String::new(),
         },
     );
     let outcome = apply_model(&context(lambda), &plan, &observed, &BTreeMap::new()).await;

@@ -152,6 +152,26 @@ def test_an_alias_runs_the_version_it_points_at(aws):
     assert invoke("aliased")[1] == "two", "no qualifier runs $LATEST"
 
 
+def test_publishing_an_unchanged_function_returns_the_version_published_before_as_lambda_does(aws):
+    v1 = function("publish-twice", "def handler(e, c):\n    return 1\n")
+    again = lam().publish_version(FunctionName="publish-twice", Description="")
+    assert again["Version"] == v1, "nothing changed: no second version"
+    lam().update_function_configuration(FunctionName="publish-twice", MemorySize=256)
+    v2 = lam().publish_version(FunctionName="publish-twice", Description="ferry:abc m/v2")["Version"]
+    assert v2 != v1
+    # A retried publish (its first answer lost) gets the same version back.
+    assert lam().publish_version(FunctionName="publish-twice", Description="ferry:abc m/v2")["Version"] == v2
+    numbers = [v["Version"] for v in lam().list_versions_by_function(FunctionName="publish-twice")["Versions"]]
+    assert numbers == ["$LATEST", v1, v2]
+
+
+def test_an_alias_that_exists_is_a_resource_conflict_as_on_lambda(aws):
+    v1 = function("alias-twice", "def handler(e, c):\n    return 1\n")
+    lam().create_alias(FunctionName="alias-twice", Name="v1", FunctionVersion=v1)
+    with pytest.raises(lam().exceptions.ResourceConflictException):
+        lam().create_alias(FunctionName="alias-twice", Name="v1", FunctionVersion=v1)
+
+
 def test_concurrent_invokes_get_environments_of_their_own(aws):
     st, _ = aws
     version = function("slow", "import time\ndef handler(e, c):\n    time.sleep(1.0)\n    return __import__('os').getpid()\n")

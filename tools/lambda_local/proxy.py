@@ -5,6 +5,9 @@ client). Every request goes to moto as it came, byte for byte, headers included,
   - code uploads (CreateFunction, UpdateFunctionCode, PublishLayerVersion) are passed on and their zips recorded
     (code_store.py), with a function's FileSystemConfigs (moto drops them);
   - `POST /moto-api/reset` is passed on and also stops every execution environment;
+  - where moto is gentler than Lambda or answers otherwise (fidelity.py): `PublishVersion` of an unchanged `$LATEST`
+    returns the version published from it before, as Lambda does, instead of a second one; moto's
+    `ConflictException` is Lambda's `ResourceConflictException`;
   - `/ferry-lambda/...` is this executor's own: `GET /ferry-lambda/environments` lists the environments (init
     duration and CPU, busy, alive), `POST /ferry-lambda/mounts` {"access_point_arn", "local_root"} says which
     local folder stands in for an EFS access point.
@@ -20,6 +23,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from . import fidelity
 from .code_store import CodeStore
 from .invoke import Invoker
 
@@ -159,6 +163,9 @@ def handler_class(ex: Executor):
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 answer = ex.invoker.invoke(m.group(1), query, headers, body)
                 return self._send(answer.status, answer.body, answer.headers)
+            if self.command == "POST" and (m := fidelity.PUBLISH_VERSION.match(path)):
+                if existing := fidelity.unchanged_publish(ex.upstream, m.group(1), body):
+                    return self._send(201, existing, {"Content-Type": "application/json"})
             ex.record(self.command, path, body)
             if self.command == "POST" and path == "/moto-api/reset":
                 ex.invoker.reset()  # before moto answers: once the caller sees the reset, no environment is left
@@ -169,6 +176,10 @@ def handler_class(ex: Executor):
             if body or self.command in ("POST", "PUT", "PATCH"):
                 headers["Content-Length"] = str(len(body))
             resp = ex.upstream.request(self.command, self.path, body if body else None, headers)
+            if resp.status == 409 and self.path.startswith("/2015-03-31/"):
+                data, answer_headers = fidelity.lambda_conflict(resp.read(), resp.getheaders())
+                return self._send(409, data, {k: v for k, v in answer_headers
+                                              if k.lower() not in HOP_BY_HOP and k.lower() != "content-length"})
             length = resp.getheader("Content-Length")
             out = [(k, v) for k, v in resp.getheaders() if k.lower() not in HOP_BY_HOP and k.lower() != "content-length"]
             self.send_response(resp.status)

@@ -2,9 +2,8 @@
 //! (functions concurrently, steps of one function in order), release the lock. A rerun after success makes no
 //! mutating call: with nothing to do, not even the lock is taken.
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 use futures::StreamExt;
 use serde::Serialize;
 
@@ -14,7 +13,7 @@ use crate::apply::{ApplyContext, ApplyOptions, ModelOutcome, VerifiedArtifacts, 
 use crate::audit::{AuditLog, Deployer};
 use crate::aws::Clients;
 use crate::cli::{DeployArgs, GlobalArgs, OutputFormat};
-use crate::lock::DeployLock;
+use crate::lock::Fence;
 use crate::plan::{Action, Plan, to_text};
 use crate::sync::{SyncOptions, SyncRequest, Syncer, invoke_sync_function};
 
@@ -57,26 +56,32 @@ pub async fn run(g: &GlobalArgs, args: &DeployArgs) -> Result<u8> {
                 sync: &[],
                 ok: !plan.is_blocked(),
             })?;
-        } else {
+        } else if !plan.is_blocked() {
             println!("No changes.");
         }
         return Ok(if plan.is_blocked() { 1 } else { 0 });
     }
 
-    let deployer = Deployer::identify(&clients.sts).await;
-    let lock = DeployLock::new(clients.s3.clone(), &inputs.platform);
-    let held = lock
-        .acquire(
-            &deployer.name(),
-            "ferry deploy",
-            Duration::from_secs(args.lock_timeout),
-        )
-        .await?;
+    let (deployer, held) = super::begin_change(
+        &clients,
+        &audit,
+        &inputs.platform,
+        "ferry deploy",
+        args.lock.options(),
+    )
+    .await?;
     // Another run may have deployed while this one waited: plan again under the lock.
-    let result = deploy_locked(g, args, &inputs, &desired, &clients, &audit, deployer).await;
+    let run = LockedRun {
+        deployer,
+        fence: held.fence(),
+    };
+    let result = deploy_locked(g, args, &inputs, &desired, &clients, &audit, run).await;
     let released = held.release().await;
     let (plan, results, sync_rows) = result?;
-    released.context("releasing the deploy lock")?;
+    // Everything is done: a lock that could not be removed only delays the next run until its lease runs out.
+    if let Err(e) = released {
+        eprintln!("warning: {e}");
+    }
 
     let ok =
         results.iter().all(|r| r.error.is_none()) && sync_rows.iter().all(|s| s.error.is_none());
@@ -110,6 +115,12 @@ pub async fn run(g: &GlobalArgs, args: &DeployArgs) -> Result<u8> {
     Ok(if ok { 0 } else { 1 })
 }
 
+/// The run holding the deploy lock: who it is, and the fence its changes pass.
+struct LockedRun {
+    deployer: Deployer,
+    fence: Fence,
+}
+
 async fn deploy_locked(
     g: &GlobalArgs,
     args: &DeployArgs,
@@ -117,16 +128,17 @@ async fn deploy_locked(
     desired: &[super::plan::Desired<'_>],
     clients: &Clients,
     audit: &AuditLog,
-    deployer: Deployer,
+    LockedRun { deployer, fence }: LockedRun,
 ) -> Result<(Plan, Vec<ModelOutcome>, Vec<SyncRow>)> {
     let (observed, plan) = observe_and_plan(clients, audit, desired, inputs, args.promote).await?;
-    let (verified, sync_rows) = sync_new_versions(g, args, inputs, clients, &plan).await?;
+    let (verified, sync_rows) = sync_new_versions(g, args, inputs, clients, &plan, &fence).await?;
     let ctx = ApplyContext {
         lambda: clients.lambda.clone(),
         audit: audit.clone(),
         deployer,
         environment: inputs.platform.environment.clone(),
         options: ApplyOptions::default(),
+        fence,
     };
     let results: Vec<ModelOutcome> = futures::stream::iter(plan.models.iter().zip(&observed))
         .map(|(model_plan, obs)| {
@@ -175,6 +187,7 @@ async fn sync_new_versions(
     inputs: &Inputs,
     clients: &Clients,
     plan: &Plan,
+    fence: &Fence,
 ) -> Result<(BTreeMap<String, VerifiedArtifacts>, Vec<SyncRow>)> {
     let requests: Vec<SyncRequest> = plan
         .models
@@ -221,9 +234,16 @@ async fn sync_new_versions(
         .map(|req| {
             let via = &via;
             async move {
-                let outcome = match via {
-                    SyncVia::Mounted(syncer) => syncer.sync(&req).await,
-                    SyncVia::Function(f) => invoke_sync_function(&clients.lambda, f, &req).await,
+                // Writing to EFS is a change: only under the lock.
+                let outcome = match fence.check() {
+                    Err(e) => Err(e.to_string()),
+                    Ok(()) => match via {
+                        SyncVia::Mounted(syncer) => syncer.sync(&req).await,
+                        SyncVia::Function(f) => {
+                            invoke_sync_function(&clients.lambda, f, &req).await
+                        }
+                    }
+                    .map_err(|e| e.to_string()),
                 };
                 (req, outcome)
             }
@@ -251,7 +271,7 @@ async fn sync_new_versions(
                 version: req.version,
                 digest: None,
                 skipped: false,
-                error: Some(e.to_string()),
+                error: Some(e),
             }),
         }
     }

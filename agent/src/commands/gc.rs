@@ -1,7 +1,5 @@
 //! `ferry gc`: published versions that no alias references take code storage (75 GB per region). Lists them,
 //! and with `--apply` deletes them under the deploy lock, audited. An aliased version is never touched.
-use std::time::Duration;
-
 use anyhow::{Context, Result, anyhow};
 use serde::Serialize;
 
@@ -9,7 +7,7 @@ use super::{Inputs, print_json};
 use crate::audit::{AuditRecord, Deployer, rfc3339};
 use crate::aws::describe_sdk_error;
 use crate::cli::{GcArgs, GlobalArgs, OutputFormat};
-use crate::lock::DeployLock;
+use crate::lock::Fence;
 use crate::observe::observe;
 
 #[derive(Serialize)]
@@ -27,17 +25,21 @@ pub async fn run(g: &GlobalArgs, args: &GcArgs) -> Result<u8> {
     let mut held = None;
     let mut deployer = Deployer::default();
     if args.apply {
-        deployer = Deployer::identify(&clients.sts).await;
-        let lock = DeployLock::new(clients.s3.clone(), &inputs.platform);
-        held = Some(
-            lock.acquire(
-                &deployer.name(),
-                "ferry gc --apply",
-                Duration::from_secs(60),
-            )
-            .await?,
-        );
+        let (who, lock) = super::begin_change(
+            &clients,
+            &audit,
+            &inputs.platform,
+            "ferry gc --apply",
+            args.lock.options(),
+        )
+        .await?;
+        deployer = who;
+        held = Some(lock);
     }
+    let fence = held
+        .as_ref()
+        .map(|h| h.fence())
+        .unwrap_or_else(Fence::unlocked);
     let result = async {
         let mut rows = Vec::new();
         for m in models {
@@ -58,6 +60,7 @@ pub async fn run(g: &GlobalArgs, args: &GcArgs) -> Result<u8> {
                 .collect();
             if args.apply {
                 for lv in &unreferenced {
+                    fence.check()?;
                     clients
                         .lambda
                         .delete_function()
@@ -94,6 +97,7 @@ pub async fn run(g: &GlobalArgs, args: &GcArgs) -> Result<u8> {
                         time: rfc3339(now),
                         ..AuditRecord::default()
                     };
+                    fence.check()?;
                     audit.write(&audit.gc_key(&m.key, lv, now), &record).await?;
                 }
             }

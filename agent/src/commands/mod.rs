@@ -2,10 +2,11 @@
 use anyhow::Result;
 
 use crate::approval::{self, ModelApprovals};
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, AuditRecord, Deployer, rfc3339};
 use crate::aws::Clients;
 use crate::catalog::{Catalog, Model};
 use crate::cli::{Cli, Command, GlobalArgs, ModelFilter};
+use crate::lock::{Acquired, DeployLock, HeldLock, LockOptions, RunId};
 use crate::platform::Platform;
 
 mod deploy;
@@ -68,6 +69,73 @@ pub async fn connect(platform: &Platform) -> (Clients, AuditLog) {
     let clients = Clients::from_env(Some(&platform.region)).await;
     let audit = AuditLog::new(clients.s3.clone(), platform);
     (clients, audit)
+}
+
+/// The start of every change: who makes it (refused without an AWS identity), under the deploy lock.
+pub async fn begin_change(
+    clients: &Clients,
+    audit: &AuditLog,
+    platform: &Platform,
+    command: &str,
+    options: LockOptions,
+) -> Result<(Deployer, HeldLock)> {
+    let deployer = Deployer::identify(&clients.sts, RunId::new()).await?;
+    let held = take_lock(clients, audit, platform, &deployer, command, options).await?;
+    Ok((deployer, held))
+}
+
+/// Takes the deploy lock for `command` run by `deployer`; a takeover of a dead run's expired lock is audited
+/// before anything else happens under it.
+async fn take_lock(
+    clients: &Clients,
+    audit: &AuditLog,
+    platform: &Platform,
+    deployer: &Deployer,
+    command: &str,
+    options: LockOptions,
+) -> Result<HeldLock> {
+    let lock = DeployLock::new(clients.s3.clone(), platform);
+    let run = deployer.run_id.clone().unwrap_or_default();
+    let Acquired { held, took_over } = lock
+        .acquire(&run, &deployer.name(), command, options)
+        .await?;
+    let Some(dead) = took_over else {
+        return Ok(held);
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let key = audit.takeover_key(now);
+    let record = AuditRecord {
+        event: "lock-takeover",
+        environment: platform.environment.clone(),
+        reason: Some(format!(
+            "took over the lock of run {} ({}, pid {} on {}, `{}` since {}): its lease ran out at {} without a renewal",
+            dead.run_id,
+            dead.holder,
+            dead.pid,
+            dead.host,
+            dead.command,
+            dead.started_at,
+            dead.expires_at
+        )),
+        deployer: deployer.clone(),
+        time: rfc3339(now),
+        ..AuditRecord::default()
+    };
+    if let Err(e) = audit.write(&key, &record).await {
+        let _ = held.release().await;
+        return Err(anyhow::Error::new(e).context(format!(
+            "took over the expired lock of run {}, but could not record that; released it again",
+            dead.run_id
+        )));
+    }
+    eprintln!(
+        "note: took over the deploy lock of run {} ({}), whose lease ran out at {}; audit s3://{}/{key}",
+        dead.run_id,
+        dead.holder,
+        dead.expires_at,
+        audit.bucket()
+    );
+    Ok(held)
 }
 
 /// Prints a value as pretty JSON on stdout.

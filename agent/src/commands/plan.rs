@@ -182,9 +182,17 @@ pub fn make_plan(
 }
 
 /// `error:` lines on stderr for what the plan refuses, after the plan itself.
+/// `error:` lines for what the plan refuses: each refused version, and each blocked model.
 pub fn print_refusals(plan: &Plan) {
     for line in plan.refusals() {
         eprintln!("error: {line}");
+    }
+    for m in plan.models.iter().filter(|m| m.blocked) {
+        eprintln!(
+            "error: {}: {} blocks every change to this model; nothing of it is deployed until that is resolved (see the plan)",
+            m.model,
+            m.blocked_by()
+        );
     }
 }
 

@@ -1,14 +1,11 @@
 //! `ferry retire`: the one explicit, audited way to remove a deployed version's alias. Refused while a stage
 //! alias sends it traffic. The version itself stays published (gc removes it once nothing references it).
-use std::time::Duration;
-
 use anyhow::{Result, anyhow, bail};
 
 use super::Inputs;
-use crate::audit::{AuditRecord, Deployer, rfc3339};
+use crate::audit::{AuditRecord, rfc3339};
 use crate::aws::describe_sdk_error;
 use crate::cli::{GlobalArgs, RetireArgs};
-use crate::lock::DeployLock;
 use crate::observe::observe;
 
 pub async fn run(g: &GlobalArgs, args: &RetireArgs) -> Result<u8> {
@@ -25,11 +22,15 @@ pub async fn run(g: &GlobalArgs, args: &RetireArgs) -> Result<u8> {
     let (clients, audit) = super::connect(&inputs.platform).await;
     let alias = format!("v{}", args.version);
 
-    let deployer = Deployer::identify(&clients.sts).await;
-    let lock = DeployLock::new(clients.s3.clone(), &inputs.platform);
-    let held = lock
-        .acquire(&deployer.name(), "ferry retire", Duration::from_secs(60))
-        .await?;
+    let (deployer, held) = super::begin_change(
+        &clients,
+        &audit,
+        &inputs.platform,
+        "ferry retire",
+        args.lock.options(),
+    )
+    .await?;
+    let fence = held.fence();
     let result = async {
         let observed = observe(&clients.lambda, &audit, &model.key, &function).await?;
         let target = observed
@@ -46,6 +47,7 @@ pub async fn run(g: &GlobalArgs, args: &RetireArgs) -> Result<u8> {
                 );
             }
         }
+        fence.check()?;
         clients
             .lambda
             .delete_alias()
@@ -70,6 +72,7 @@ pub async fn run(g: &GlobalArgs, args: &RetireArgs) -> Result<u8> {
             time: rfc3339(now),
             ..AuditRecord::default()
         };
+        fence.check()?;
         audit.write(&key, &record).await?;
         println!("retired {} {alias} (was Lambda version {target}); audit s3://{}/{key}", model.key, audit.bucket());
         println!("note: while the registry still approves version {}, the next deploy creates {alias} again", args.version);

@@ -3,7 +3,7 @@ use anyhow::{Result, bail};
 
 use crate::audit::{AuditRecord, Deployer, rfc3339};
 use crate::cli::{GlobalArgs, UnlockArgs};
-use crate::lock::DeployLock;
+use crate::lock::{DeployLock, RunId};
 
 pub async fn run(g: &GlobalArgs, args: &UnlockArgs) -> Result<u8> {
     if args.reason.trim().is_empty() {
@@ -12,8 +12,8 @@ pub async fn run(g: &GlobalArgs, args: &UnlockArgs) -> Result<u8> {
     let platform = crate::platform::Platform::load(g.platform.as_deref())?;
     let (clients, audit) = super::connect(&platform).await;
     let lock = DeployLock::new(clients.s3.clone(), &platform);
+    let deployer = Deployer::identify(&clients.sts, RunId::new()).await?;
     let removed = lock.force_remove().await?;
-    let deployer = Deployer::identify(&clients.sts).await;
     let now = time::OffsetDateTime::now_utc();
     let key = audit.unlock_key(now);
     let record = AuditRecord {

@@ -1,6 +1,7 @@
 //! `ferry verify`: proves that what is live is what was approved and recorded. For every version alias: it points
 //! at a version Ferry published for that model version, the audit record says the same Lambda version, and (with
-//! `--efs-root`) the version's EFS folder still matches its manifest, file by file. And the model storage itself:
+//! `--efs-root`) the version's EFS folder still matches its manifest, file by file. Every stage alias shows what its
+//! last stage-move record says. And the model storage itself:
 //! the file system is encrypted, and both access points exist on it with one shared root directory.
 use std::path::Path;
 
@@ -11,6 +12,7 @@ use super::{Inputs, print_json};
 use crate::cli::{GlobalArgs, OutputFormat, VerifyArgs};
 use crate::manifest::{ArtifactManifest, MANIFEST_FILE, same_files, scan_dir};
 use crate::observe::{ObservedFunction, observe};
+use crate::plan::is_version_alias;
 
 #[derive(Serialize)]
 struct Finding {
@@ -79,7 +81,7 @@ fn check_model(model: &str, o: &ObservedFunction, efs_root: Option<&Path>) -> Ve
     for a in o
         .aliases
         .values()
-        .filter(|a| a.name.starts_with('v') && a.name[1..].parse::<u64>().is_ok())
+        .filter(|a| is_version_alias(&a.name).is_some())
     {
         let finding = |ok: bool, detail: String| Finding {
             model: model.into(),
@@ -87,7 +89,7 @@ fn check_model(model: &str, o: &ObservedFunction, efs_root: Option<&Path>) -> Ve
             ok,
             detail,
         };
-        let version = &a.name[1..];
+        let version = is_version_alias(&a.name).unwrap_or_default();
         let Some((hash, m, v)) = o
             .versions
             .get(&a.function_version)
@@ -145,7 +147,53 @@ fn check_model(model: &str, o: &ObservedFunction, efs_root: Option<&Path>) -> Ve
             ),
         ));
     }
+    out.extend(check_stage_aliases(model, o));
     out
+}
+
+/// Every other alias is a stage alias: it must show what its last stage-move record says, or a change to a live
+/// alias went unrecorded.
+fn check_stage_aliases(model: &str, o: &ObservedFunction) -> Vec<Finding> {
+    o.aliases
+        .values()
+        .filter(|a| is_version_alias(&a.name).is_none())
+        .map(|a| {
+            let (ok, detail) = match o.stage_records.get(&a.name) {
+                Some(r) if a.matches(r) => (
+                    true,
+                    format!(
+                        "stage at Lambda version {}{}, as its last move's audit record says",
+                        a.function_version,
+                        if a.additional.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" with {:?}", a.additional)
+                        }
+                    ),
+                ),
+                Some(r) => (
+                    false,
+                    format!(
+                        "stage alias at Lambda version {} (routing {:?}), but its last audit record says {} (routing {:?}): a move without its record",
+                        a.function_version, a.additional, r.lambda_version, r.routing
+                    ),
+                ),
+                None => (
+                    false,
+                    format!(
+                        "stage alias at Lambda version {} has no audit record of any move",
+                        a.function_version
+                    ),
+                ),
+            };
+            Finding {
+                model: model.into(),
+                alias: a.name.clone(),
+                ok,
+                detail,
+            }
+        })
+        .collect()
 }
 
 /// Re-hashes a version folder against its manifest.

@@ -73,15 +73,39 @@ fn publish(o: &mut ObservedFunction, lv: &str, s: Option<&FunctionSpec>) {
     );
 }
 
+/// An alias at `lv`; a stage alias as Ferry moves it: its description names the move, and its record is there.
 fn alias(o: &mut ObservedFunction, name: &str, lv: &str) {
+    let stage = is_version_alias(name).is_none();
+    let description = if stage {
+        StageDescription {
+            model: "risk".into(),
+            stage: name.into(),
+            version: lv.into(),
+            run_id: Some("run-1".into()),
+        }
+        .render()
+    } else {
+        String::new()
+    };
     o.aliases.insert(
         name.into(),
         ObservedAlias {
             name: name.into(),
             function_version: lv.into(),
             additional: BTreeMap::new(),
+            description,
         },
     );
+    if stage {
+        o.stage_records.insert(
+            name.into(),
+            crate::audit::RecordedStage {
+                lambda_version: lv.into(),
+                routing: BTreeMap::new(),
+                version: Some(lv.into()),
+            },
+        );
+    }
 }
 
 fn run(
@@ -325,11 +349,16 @@ fn a_stage_moves_fully_or_as_a_canary_until_promoted() {
     assert!(
         matches!(canary.actions.last(), Some(Action::StageMove { canary_weight: Some(w), .. }) if *w == 0.1)
     );
-    // Once the canary is in place, it stays until --promote.
+    // Once the canary is in place (and recorded), it stays until --promote.
     o.aliases
         .get_mut("production")
         .unwrap()
         .additional
+        .insert("2".into(), 0.1);
+    o.stage_records
+        .get_mut("production")
+        .unwrap()
+        .routing
         .insert("2".into(), 0.1);
     let waiting = run(
         &[s1.clone(), s2.clone()],
@@ -353,6 +382,92 @@ fn a_stage_moves_fully_or_as_a_canary_until_promoted() {
             ..
         })
     ));
+}
+
+#[test]
+fn a_stage_move_whose_record_was_never_written_is_recorded_from_what_the_alias_shows() {
+    let (s1, s2) = (spec("1", 1024), spec("2", 1024));
+    let mut o = deployed(&[&s1, &s2]);
+    alias(&mut o, "production", "1");
+    // A run moved production to v2 (as a canary) and stopped before its record: the record still says v1.
+    let live = o.aliases.get_mut("production").unwrap();
+    live.additional.insert("2".into(), 0.1);
+    live.description = "risk stage production -> v2 run 20261126T081500.123Z-4411-9f3c2a1b".into();
+    let plan = run(&[s1, s2], &[("production", "2")], &o, Some(0.1), false);
+    assert!(!plan.blocked, "{plan:#?}");
+    assert_eq!(
+        plan.actions
+            .iter()
+            .filter(|a| a.is_change())
+            .collect::<Vec<_>>(),
+        [&Action::RecordStageMove {
+            stage: "production".into(),
+            version: "2".into(),
+            lambda_version: "1".into(),
+            routing: BTreeMap::from([("2".to_string(), 0.1)]),
+            moved_by_run: Some("20261126T081500.123Z-4411-9f3c2a1b".into()),
+        }],
+        "the record is written and the canary is left as it is"
+    );
+}
+
+#[test]
+fn a_stage_alias_moved_outside_ferry_is_drift_and_blocks_the_model() {
+    let (s1, s2) = (spec("1", 1024), spec("2", 1024));
+    for (description, points_at) in [
+        // By hand, with a description of its own.
+        ("moved by the on-call engineer", "2"),
+        // Ferry's description, but not where it says: v2 is Lambda version 2, the alias is at 1 with no share.
+        ("risk stage production -> v2 run r-9", "1"),
+    ] {
+        let mut o = deployed(&[&s1, &s2]);
+        alias(&mut o, "production", "1");
+        let live = o.aliases.get_mut("production").unwrap();
+        live.function_version = points_at.into();
+        live.description = description.into();
+        if points_at == "1" {
+            o.stage_records.remove("production");
+        }
+        let plan = run(
+            &[s1.clone(), s2.clone()],
+            &[("production", "2")],
+            &o,
+            None,
+            false,
+        );
+        assert!(plan.blocked, "{description}: {plan:#?}");
+        assert!(
+            plan.actions
+                .iter()
+                .any(|a| matches!(a, Action::Drift { alias, reason }
+                if alias == "production" && reason.contains("not a move Ferry made"))),
+            "{description}: {plan:#?}"
+        );
+        assert!(
+            !plan
+                .actions
+                .iter()
+                .any(|a| matches!(a, Action::StageMove { .. })),
+            "a drifted stage is never moved"
+        );
+    }
+}
+
+#[test]
+fn a_stage_alias_never_recorded_and_not_ferrys_is_drift_even_when_no_stage_is_configured() {
+    let s1 = spec("1", 1024);
+    let mut o = deployed(&[&s1]);
+    o.aliases.insert(
+        "live".into(),
+        ObservedAlias {
+            name: "live".into(),
+            function_version: "1".into(),
+            additional: BTreeMap::new(),
+            description: String::new(),
+        },
+    );
+    let plan = run(std::slice::from_ref(&s1), &[], &o, None, false);
+    assert!(plan.blocked, "{plan:#?}");
 }
 
 #[test]

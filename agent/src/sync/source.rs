@@ -101,23 +101,35 @@ impl Source {
             uri: self.object_uri(&key),
             reason,
         };
-        let out = match s3.get_object().bucket(&self.bucket).key(&key).send().await {
-            Ok(out) => out,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
-            Err(e) => return Err(fail(format!("GetObject: {}", describe_sdk_error(&e)))),
+        // A small file: a body that breaks is read again whole.
+        let mut attempt = 0;
+        let bytes = loop {
+            let out = match s3.get_object().bucket(&self.bucket).key(&key).send().await {
+                Ok(out) => out,
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                    return Ok(None);
+                }
+                Err(e) => return Err(fail(format!("GetObject: {}", describe_sdk_error(&e)))),
+            };
+            let size = u64::try_from(out.content_length().unwrap_or(0)).unwrap_or(0);
+            if size > max_bytes {
+                return Err(fail(format!(
+                    "is {size} bytes, more than the {max_bytes} such a file can be"
+                )));
+            }
+            match out.body.collect().await {
+                Ok(body) => break body.into_bytes(),
+                Err(e) if attempt < BODY_RESUMES => {
+                    attempt += 1;
+                    tracing::warn!("reading {key} broke ({e}); reading it again");
+                }
+                Err(e) => {
+                    return Err(fail(format!(
+                        "GetObject: reading the body: {e} (after {attempt} re-reads)"
+                    )));
+                }
+            }
         };
-        let size = u64::try_from(out.content_length().unwrap_or(0)).unwrap_or(0);
-        if size > max_bytes {
-            return Err(fail(format!(
-                "is {size} bytes, more than the {max_bytes} such a file can be"
-            )));
-        }
-        let bytes = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| fail(format!("GetObject: {e}")))?
-            .into_bytes();
         Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
     }
 
@@ -311,6 +323,7 @@ impl<'a> Transfer<'a> {
             let s3_sha = out.checksum;
             let (written, hashing) = stream_to_file(
                 out.body,
+                Rest::whole(self.s3, self.source.bucket(), object),
                 Some(file.clone()),
                 0,
                 Hashing::Whole(Sha256::new()),
@@ -352,6 +365,7 @@ impl<'a> Transfer<'a> {
         let out = self.get(object, None).await.map_err(&fail)?;
         let (written, hashing) = stream_to_file(
             out.body,
+            Rest::whole(self.s3, self.source.bucket(), object),
             None,
             0,
             Hashing::Whole(Sha256::new()),
@@ -449,8 +463,16 @@ impl<'a> Transfer<'a> {
                 AbortOnDrop(tokio::spawn(async move {
                     let _permit = permits.acquire_owned().await.map_err(|e| e.to_string())?;
                     let out = get_object(&s3, &bucket, &object, Some((first, last))).await?;
+                    let rest = Rest {
+                        s3: &s3,
+                        bucket: &bucket,
+                        object: &object,
+                        first,
+                        last,
+                    };
                     let (written, _) =
-                        stream_to_file(out.body, Some(file), first, hashing, &progress).await?;
+                        stream_to_file(out.body, rest, Some(file), first, hashing, &progress)
+                            .await?;
                     if written != last - first + 1 {
                         return Err(format!(
                             "bytes {first}-{last}: {written} bytes arrived (was the object replaced during the sync?)"
@@ -552,10 +574,50 @@ enum Hashing {
     Part(Arc<OrderedHasher>),
 }
 
+/// Where to read the rest of a body again: bytes `first..=last` of `object` (all of it, or one ranged part).
+struct Rest<'a> {
+    s3: &'a aws_sdk_s3::Client,
+    bucket: &'a str,
+    object: &'a RemoteObject,
+    first: u64,
+    last: u64,
+}
+
+impl Rest<'_> {
+    fn whole<'a>(
+        s3: &'a aws_sdk_s3::Client,
+        bucket: &'a str,
+        object: &'a RemoteObject,
+    ) -> Rest<'a> {
+        Rest {
+            s3,
+            bucket,
+            object,
+            first: 0,
+            last: object.size.saturating_sub(1),
+        }
+    }
+
+    /// The bytes from the `received`-th on.
+    async fn from(&self, received: u64) -> Result<ByteStream, String> {
+        let first = (self.first + received).min(self.last);
+        Ok(
+            get_object(self.s3, self.bucket, self.object, Some((first, self.last)))
+                .await?
+                .body,
+        )
+    }
+}
+
+/// Ranged re-reads of one body whose stream broke (the SDK retries a call only until its answer's headers).
+const BODY_RESUMES: u32 = 3;
+
 /// Writes the body at `offset` in blocks on blocking threads (and hashes each block there); returns the bytes
-/// written and the hashing state. With no file it only hashes.
+/// written and the hashing state. With no file it only hashes. When the body's stream breaks, `resume(n)` fetches
+/// the rest from its `n`-th byte (a ranged GET, still conditional on the listed ETag), at most [`BODY_RESUMES`] times.
 async fn stream_to_file(
     mut body: ByteStream,
+    resume: Rest<'_>,
     file: Option<Arc<File>>,
     mut offset: u64,
     mut hashing: Hashing,
@@ -565,16 +627,35 @@ async fn stream_to_file(
     let mut chunks = Vec::new();
     let mut pending = 0usize;
     let mut total = 0u64;
+    let mut resumed = 0;
     loop {
-        let chunk = body.next().await.transpose().map_err(|e| {
-            let mut text = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                text = format!("{text}: {s}");
-                source = s.source();
+        let chunk = match body.next().await.transpose() {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                let mut text = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(s) = source {
+                    text = format!("{text}: {s}");
+                    source = s.source();
+                }
+                if resumed == BODY_RESUMES {
+                    return Err(format!(
+                        "reading the body: {text} (after {resumed} ranged re-reads)"
+                    ));
+                }
+                resumed += 1;
+                // What arrived is kept (written, or waiting in `chunks`); the rest is read again.
+                let received = total + pending as u64;
+                tracing::warn!(
+                    "reading the body broke after {received} bytes ({text}); reading the rest again"
+                );
+                body = resume
+                    .from(received)
+                    .await
+                    .map_err(|e| format!("reading the rest of the body again: {e}"))?;
+                continue;
             }
-            format!("reading the body: {text}")
-        })?;
+        };
         let end = chunk.is_none();
         if let Some(c) = chunk {
             pending += c.len();

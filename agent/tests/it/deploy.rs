@@ -8,24 +8,28 @@ use predicates::prelude::*;
 
 use crate::harness::{BUCKET, Env, SlowRelay, http_request};
 
-const RISK_FN: &str = "ferry-test-risk-score";
-const READM_FN: &str = "ferry-test-readmission";
+pub(crate) const RISK_FN: &str = "ferry-test-risk-score";
+pub(crate) const READM_FN: &str = "ferry-test-readmission";
 
-struct Fixture {
-    env: Env,
-    catalog: PathBuf,
-    platform: PathBuf,
-    risk: String,
+pub(crate) struct Fixture {
+    pub(crate) env: Env,
+    pub(crate) catalog: PathBuf,
+    pub(crate) platform: PathBuf,
+    pub(crate) risk: String,
 }
 
 impl Fixture {
     /// Two models; `risk` gets 3 versions (1 and 2 approved, `production` on 2), readmission 2 (1 approved).
-    fn new(tag: &str, catalog_extra: &str) -> Fixture {
+    pub(crate) fn new(tag: &str, catalog_extra: &str) -> Fixture {
         Fixture::with_platform_args(tag, catalog_extra, &[])
     }
 
     /// As `new`, with extra arguments for tools/local_platform.py (which creates the functions).
-    fn with_platform_args(tag: &str, catalog_extra: &str, platform_args: &[&str]) -> Fixture {
+    pub(crate) fn with_platform_args(
+        tag: &str,
+        catalog_extra: &str,
+        platform_args: &[&str],
+    ) -> Fixture {
         let env = Env::new();
         env.export();
         let risk = format!("{tag}-risk");
@@ -57,7 +61,7 @@ impl Fixture {
         }
     }
 
-    fn ferry(&self, args: &[&str]) -> assert_cmd::Command {
+    pub(crate) fn ferry(&self, args: &[&str]) -> assert_cmd::Command {
         let mut cmd = self.env.ferry();
         cmd.arg("--catalog")
             .arg(&self.catalog)
@@ -68,13 +72,13 @@ impl Fixture {
     }
 }
 
-async fn lambda() -> aws_sdk_lambda::Client {
+pub(crate) async fn lambda() -> aws_sdk_lambda::Client {
     ferry::aws::Clients::from_env(Some("us-east-1"))
         .await
         .lambda
 }
 
-async fn aliases(function: &str) -> BTreeMap<String, (String, BTreeMap<String, f64>)> {
+pub(crate) async fn aliases(function: &str) -> BTreeMap<String, (String, BTreeMap<String, f64>)> {
     let out = lambda()
         .await
         .list_aliases()
@@ -98,7 +102,7 @@ async fn aliases(function: &str) -> BTreeMap<String, (String, BTreeMap<String, f
         .collect()
 }
 
-async fn audit_keys() -> Vec<String> {
+pub(crate) async fn audit_keys() -> Vec<String> {
     let s3 = ferry::aws::s3_client(&ferry::aws::sdk_config(Some("us-east-1")).await);
     let out = s3
         .list_objects_v2()
@@ -115,12 +119,12 @@ async fn audit_keys() -> Vec<String> {
 }
 
 /// How many of the keys contain `part`.
-fn count(keys: &[String], part: &str) -> usize {
+pub(crate) fn count(keys: &[String], part: &str) -> usize {
     keys.iter().filter(|k| k.contains(part)).count()
 }
 
 /// Runs `f` with moto's request recorder on; returns the mutating requests (anything but GET/HEAD) it saw.
-fn mutating_calls(env: &Env, f: impl FnOnce()) -> Vec<String> {
+pub(crate) fn mutating_calls(env: &Env, f: impl FnOnce()) -> Vec<String> {
     let moto = &env.stack.moto_url;
     http_request(
         "POST",
@@ -245,7 +249,7 @@ async fn each_approved_version_gets_its_own_alias_and_nothing_live_ever_changes(
     );
     fx.ferry(&["plan", "--detailed-exitcode"]).assert().code(0);
     fx.ferry(&["verify"]).assert().success().stdout(
-        predicate::str::contains("4 alias(es) checked, 0 problem(s).")
+        predicate::str::contains("5 alias(es) checked, 0 problem(s).")
             .and(predicate::str::contains("is encrypted at rest"))
             .and(predicate::str::contains(
                 "root /ferry/models, POSIX uid 1000",
@@ -302,7 +306,13 @@ async fn an_alias_repointed_by_hand_is_drift_and_nothing_is_changed() {
         .code(1)
         .stdout(predicate::str::contains("! v1").and(predicate::str::contains("drift")));
     let calls = mutating_calls(&fx.env, || {
-        fx.ferry(&["deploy"]).assert().code(1);
+        fx.ferry(&["deploy"])
+            .assert()
+            .code(1)
+            .stdout(predicate::str::contains("No changes.").not())
+            .stderr(predicate::str::contains(
+                "error: risk-score: drift blocks every change to this model; nothing of it is deployed",
+            ));
     });
     // readmission has nothing to do; risk-score is blocked by drift: no call at all.
     assert!(calls.is_empty(), "{calls:#?}");
@@ -477,12 +487,19 @@ async fn retire_is_refused_under_a_stage_and_gc_never_touches_an_aliased_version
 async fn a_held_lock_makes_a_second_deploy_wait_then_fail_naming_the_holder() {
     let fx = Fixture::new("deploy-lock", "");
     let s3 = ferry::aws::s3_client(&ferry::aws::sdk_config(Some("us-east-1")).await);
-    let holder = r#"{"holder": "ci-runner-12", "host": "runner", "pid": 4411, "run_id": "r1", "command": "ferry deploy",
-                     "started_at": "2026-11-26T09:12:03Z", "expires_at": "2026-11-26T09:42:03Z"}"#;
+    // A live run's lock: its lease runs for another ten minutes.
+    let expires = time::OffsetDateTime::now_utc() + std::time::Duration::from_secs(600);
+    let expires = expires
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let holder = format!(
+        r#"{{"holder": "ci-runner-12", "host": "runner", "pid": 4411, "run_id": "r1", "command": "ferry deploy",
+             "started_at": "2026-11-26T09:12:03Z", "lease_seconds": 60, "expires_at": "{expires}"}}"#
+    );
     s3.put_object()
         .bucket(BUCKET)
         .key("ferry/locks/test.lock")
-        .body(holder.as_bytes().to_vec().into())
+        .body(holder.into_bytes().into())
         .send()
         .await
         .unwrap();
@@ -536,7 +553,7 @@ async fn a_revoked_approval_is_reported_and_its_alias_left_live() {
 }
 
 /// Published Lambda versions of a function (not `$LATEST`), with their descriptions.
-async fn published(function: &str) -> BTreeMap<String, String> {
+pub(crate) async fn published(function: &str) -> BTreeMap<String, String> {
     let out = lambda()
         .await
         .list_versions_by_function()
@@ -556,10 +573,13 @@ async fn published(function: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The lease of the runs the tests kill: the next run takes their lock over once it ran out (plus half of it).
+const KILLED_RUN_LEASE: &str = "3";
+
 impl Fixture {
     /// Starts `ferry deploy --jobs 1` through a relay that holds each request for 150 ms, and kills it (SIGKILL) as
     /// soon as `reached` says so, between two of its steps. Panics if the deploy ends first.
-    async fn kill_deploy_when<F, Fut>(&self, what: &str, reached: F)
+    pub(crate) async fn kill_deploy_when<F, Fut>(&self, what: &str, reached: F)
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = bool>,
@@ -576,7 +596,8 @@ impl Fixture {
             .arg(&self.catalog)
             .arg("--platform")
             .arg(&self.platform)
-            .args(["-q", "deploy", "--jobs", "1", "--lock-timeout", "0"])
+            .args(["-q", "deploy", "--jobs", "1", "--lock-timeout", "30"])
+            .args(["--lock-lease", KILLED_RUN_LEASE])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -599,7 +620,7 @@ impl Fixture {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_deploy_killed_between_two_steps_is_finished_by_the_next_run_after_an_audited_unlock() {
+async fn a_deploy_killed_between_two_steps_is_finished_by_the_next_run_with_no_manual_step() {
     let fx = Fixture::new("deploy-kill", "");
 
     // When a deploy is killed right after its first alias (readmission v1) exists, before its audit record,
@@ -611,26 +632,19 @@ async fn a_deploy_killed_between_two_steps_is_finished_by_the_next_run_after_an_
         !audit_keys().await.iter().any(|k| k.contains("-deploy-lv")),
         "killed before the audit record"
     );
-    // the next run stops at the dead run's lock; after an audited unlock, a run killed right after publishing
-    // risk-score's first version, before its smoke invoke and alias,
-    fx.ferry(&["deploy", "--lock-timeout", "1"])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("ferry unlock --force"));
-    fx.ferry(&["unlock", "--force", "--reason", "deploy killed by the test"])
-        .assert()
-        .success();
+    // the next run waits out the dead run's lease, takes its lock over (audited) and is itself killed right after
+    // publishing risk-score's first version, before its smoke invoke and alias,
     fx.kill_deploy_when("a version was published", || async {
         !published(RISK_FN).await.is_empty()
     })
     .await;
     assert!(aliases(RISK_FN).await.is_empty(), "killed before the alias");
 
-    // then, after another unlock, the next run finishes everything:
-    fx.ferry(&["unlock", "--force", "--reason", "deploy killed by the test"])
+    // then the next run, again without anyone removing a lock, finishes everything:
+    fx.ferry(&["deploy"])
         .assert()
-        .success();
-    fx.ferry(&["deploy"]).assert().success();
+        .success()
+        .stderr(predicate::str::contains("took over the deploy lock of run"));
 
     // one published version per alias (the one published before the kill is reused, none twice), each carrying
     // its version's spec,
@@ -655,10 +669,15 @@ async fn a_deploy_killed_between_two_steps_is_finished_by_the_next_run_after_an_
             );
         }
     }
-    // one audit record per alias (readmission's written by the last run), both unlocks audited,
+    // one audit record per alias (readmission's written by the last run), both takeovers audited, no unlock,
     let keys = audit_keys().await;
     assert_eq!(count(&keys, "-deploy-lv"), 3, "{keys:#?}");
-    assert_eq!(count(&keys, "ferry/audit/test/unlock/"), 2);
+    assert_eq!(count(&keys, "-takeover.json"), 2, "{keys:#?}");
+    assert_eq!(
+        count(&keys, "ferry/audit/test/unlock/"),
+        2,
+        "only the takeovers: {keys:#?}"
+    );
     // and nothing left to do.
     let calls = mutating_calls(&fx.env, || {
         fx.ferry(&["deploy"]).assert().success();

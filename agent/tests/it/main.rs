@@ -4,7 +4,9 @@ mod harness;
 
 mod cli;
 mod deploy;
+mod faults;
 mod python_target;
 mod registry;
+mod reliability;
 mod render;
 mod sync;
