@@ -110,3 +110,10 @@ def test_the_example_outputs_the_modules_ferry_platform_only():
     assert list(outputs) == ["ferry_platform_eks"]
     assert tfparse.plain(outputs["ferry_platform_eks"]["value"]) == "${module.eks_service.ferry_platform}"
 
+
+
+def test_ferry_platform_eks_has_the_fields_the_k8s_templates_are_rendered_with():
+    value = tfparse.plain(tfparse.outputs(MODULE)["ferry_platform"]["value"])
+    keys = set(re.findall(r"[{,]\s*([a-z_]+)\s*=", value))
+    context = json.loads(RENDER_CONTEXT.read_text(encoding="utf-8"))
+    assert keys == set(context["platform"]["eks"])
