@@ -63,11 +63,9 @@ class Readiness:
         self.config = config
         self.failures: dict[ServedVersion, str] = {}
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._load_all, name="ferry-served-set", daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._load_all, name="ferry-served-set", daemon=True).start()
 
     def pending(self) -> list[ServedVersion]:
         return [v for v in self.config.served if not is_loaded(v.path)]
@@ -85,8 +83,10 @@ class Readiness:
                     load(v.path, v.model, v.version, self.config.verify_manifest, v.artifact_digest)
                 except ModelLoadError as err:
                     with self._lock:
+                        changed = self.failures.get(v) != str(err)
                         self.failures[v] = str(err)
-                    logs.error("model_unavailable", model=v.model, version=v.version, error=str(err))
+                    if changed:  # one line per reason, not one per retry
+                        logs.error("model_unavailable", model=v.model, version=v.version, error=str(err))
             if not self.pending():
                 logs.info("served_set_loaded", versions=[v.label for v in self.config.served])
                 return

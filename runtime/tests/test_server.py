@@ -171,6 +171,15 @@ def test_a_served_version_that_fails_its_manifest_keeps_the_server_unready(unrea
     assert client.post("/models/risk-score/v2/invocations", json=SPLIT).status_code == 200
 
 
+def test_a_version_that_keeps_failing_is_logged_once_per_reason_not_per_retry(unready_server):
+    client, log, _ = unready_server
+    background = lambda: [x for x in log_records(log) if x["event"] == "model_unavailable" and x["version"] == "9"
+                          and "request_id" not in x]
+    wait_until(lambda: background())
+    time.sleep(2.0)  # retries after 0.25, 0.5 and 1 s
+    assert len(background()) == 1
+
+
 def test_ping_is_ready_only_once_a_late_folder_appears_and_is_loaded(efs_root, tmp_path):
     root = tmp_path / "models"
     folder = root / "risk-score" / "4"
