@@ -22,7 +22,7 @@ from ferry_runtime.served_set import ServedVersion, parse  # noqa: E402
 REPO = k8s_render.REPO
 BIN = Path(sys.executable).parent
 CHECKOV = Path(os.environ.get("FERRY_CHECKOV", REPO / ".venv-checkov" / "bin" / "checkov"))
-# The oldest Kubernetes version EKS still supports here, and the newest kubernetes-validate bundles.
+# An older Kubernetes release still found on EKS clusters, and the newest kubernetes-validate bundles.
 KUBERNETES_VERSIONS = ["1.30.0", "1.37.0"]
 
 
