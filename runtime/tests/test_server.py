@@ -15,7 +15,8 @@ import pytest
 
 import demo_models
 from ferry_runtime import manifest
-from conftest import child_env, expected_predictions, free_port, json_lines, stop_process_group, wait_for_http
+from conftest import (REPO, child_env, expected_predictions, free_port, json_lines, stop_process_group,
+                      wait_for_http)
 
 FRAME = pd.DataFrame([[63, 148, 240, 31.5], [41, 118, 180, 23.0]], columns=demo_models.RISK_FEATURES)
 SPLIT = {"dataframe_split": {"columns": list(FRAME.columns), "data": FRAME.values.tolist()}}
@@ -27,14 +28,17 @@ def served_set(root, *versions) -> str:
         {"model": m, "version": str(v), "path": str(root / m / str(v))} for m, v in versions]})
 
 
-def start_server(root, env: dict, args=(), wait_for="/health"):
-    """Starts the server on a free port in a process group of its own; yields (client, log, proc)."""
-    port = free_port()
+def start_server(root, env: dict, args=(), wait_for="/health", command=None, port=None):
+    """Starts the server (by default `python -m ferry_runtime.server ARGS --verify-manifest` on a free port) in a
+    process group of its own; yields (client, log, proc)."""
+    if command is None:
+        port = free_port()
+        command = [sys.executable, "-m", "ferry_runtime.server"]
+        args = (*args, "--verify-manifest", "--host", "127.0.0.1", "--port", str(port))
     log = root.parent / f"server-{port}.log"
     out = open(log, "wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ferry_runtime.server", *args, "--verify-manifest", "--host", "127.0.0.1",
-         "--port", str(port)],
+        [*command, *args],
         env=child_env(**env), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -235,3 +239,34 @@ def test_every_request_is_one_json_log_line(server):
     line = [x for x in log_records(log) if x.get("request_id") == "line-check"]
     assert len(line) == 1 and line[0]["event"] == "invocation" and line[0]["status"] == 200
     assert line[0]["model"] == "risk-score" and line[0]["version"] == "2" and line[0]["latency_ms"] > 0
+
+
+def test_the_rendered_deployment_runs_this_server_serving_exactly_its_versions(efs_root, models, tmp_path):
+    """templates/k8s/deployment.yaml.hbs rendered (tests/python/k8s_render.py) for a mount at `models`: its container
+    command, args and environment, run here as they are (only host and port moved to a free local one), serve the
+    rendered versions and refuse the folders beside them."""
+    sys.path.insert(0, str(REPO / "tests" / "python"))
+    import k8s_render
+    import yaml
+
+    context = k8s_render.load_context()
+    context["platform"]["eks"]["mount_path"] = str(models)
+    context["versions"] = [dict(v, model_path=str(models / "risk-score" / v["version"]),
+                                approval=dict(v["approval"], artifact_sha256=None)) for v in context["versions"][:2]]
+    manifest = yaml.safe_load(k8s_render.render("deployment", context))
+    [server] = manifest["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in server["env"]}
+    assert server["command"][:1] == ["python"]
+    port = free_port()
+    servers = start_server(models, {**env, "HOME": str(tmp_path)}, wait_for="/ping",
+                           args=(*server["command"][1:], *server["args"], "--host", "127.0.0.1", "--port", str(port)),
+                           command=[sys.executable], port=port)
+    client, _, _ = next(servers)
+    try:
+        assert [(s["model"], s["version"]) for s in client.get("/health").json()["served"]] == [
+            ("risk-score", "1"), ("risk-score", "2")]
+        assert client.post("/models/risk-score/v2/invocations", json=SPLIT).json()["predictions"] == \
+            expected_predictions("risk-score", 2, FRAME)
+        assert client.post("/models/risk-score/v3/invocations", json=SPLIT).status_code == 404
+    finally:
+        servers.close()

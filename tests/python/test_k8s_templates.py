@@ -108,7 +108,8 @@ def test_checkov_finds_nothing_and_every_skip_has_its_reason(rendered, tmp_path)
 
 
 def test_checkov_fails_a_writable_root_file_system(rendered, tmp_path):
-    weak = {"deployment": rendered["deployment"].replace("readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false")}
+    weak = {"deployment": rendered["deployment"].replace("readOnlyRootFilesystem: true",
+                                                         "readOnlyRootFilesystem: false")}
     assert weak["deployment"] != rendered["deployment"]
     write(tmp_path, weak)
     assert "CKV_K8S_22" in {c["check_id"] for c in checkov(tmp_path)["results"]["failed_checks"]}
