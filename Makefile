@@ -71,9 +71,11 @@ test-reliability: $(VENV_STAMP) $(RUNTIME_DIST) ## the reliability tests, random
 
 # The demo test drives target/debug/ferry as `cargo test --workspace` builds it (test-rust): `--no-run` compiles
 # nothing after test-rust, where a plain `cargo build` would recompile the AWS SDK with other features (~5 min).
-test-python: $(VENV_STAMP) $(RUNTIME_DIST)
+# tests/python/test_k8s_templates.py runs checkov's kubernetes framework from its own environment on the rendered
+# templates/k8s/ manifests.
+test-python: $(VENV_STAMP) $(CHECKOV_VENV)/.stamp $(RUNTIME_DIST)
 	$(CARGO) test --locked --workspace --no-run --quiet
-	$(PY) -m pytest -q -p no:cacheprovider tests/python runtime/tests
+	FERRY_CHECKOV=$(abspath $(CHECKOV_VENV))/bin/checkov $(PY) -m pytest -q -p no:cacheprovider tests/python runtime/tests
 
 # ---- local stand-ins --------------------------------------------------------------------------------------
 local-up: $(VENV_STAMP) ## start moto, the local Lambda and MLflow on free ports; writes .ferry-local/env
