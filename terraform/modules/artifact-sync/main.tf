@@ -86,7 +86,7 @@ data "aws_iam_policy_document" "execution" {
 
   statement {
     sid       = "ReadArtifacts"
-    actions   = ["s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectAttributes"]
+    actions   = ["s3:GetObject"] # GetObject and HeadObject
     resources = [for p in var.artifact_source.prefixes : "${var.artifact_source.bucket_arn}/${p}*"]
   }
 
