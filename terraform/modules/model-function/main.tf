@@ -130,7 +130,7 @@ resource "aws_lambda_function" "this" {
   code_signing_config_arn        = var.code_signing_config_arn
 
   environment {
-    variables = merge({ FERRY_MODEL_ROOT = var.efs.mount_path }, var.environment)
+    variables = var.environment
   }
 
   vpc_config {

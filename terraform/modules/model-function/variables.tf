@@ -86,9 +86,14 @@ variable "timeout" {
 }
 
 variable "environment" {
-  description = "Initial environment variables; Ferry sets them per version (FERRY_MODEL_NAME, FERRY_MODEL_PATH, ...)."
+  description = "Initial environment variables of `$LATEST`; Ferry renders each version's own (FERRY_MODEL_NAME, FERRY_MODEL_PATH, ...) from its template, and Terraform ignores later changes."
   type        = map(string)
   default     = {}
+
+  validation {
+    condition     = alltrue([for k in keys(var.environment) : can(regex("^[a-zA-Z][a-zA-Z0-9_]+$", k))])
+    error_message = "environment keys must be letters, digits and _ (a letter first, at least two characters)."
+  }
 }
 
 variable "reserved_concurrent_executions" {
