@@ -6,6 +6,8 @@ quotes (`"\"name\""`), and expressions come back as `${...}` text. The helpers b
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 from pathlib import Path
 
@@ -27,6 +29,13 @@ def example_dirs() -> list[Path]:
 
 
 def load(path: Path) -> dict:
+    """The parsed file (a fresh copy: parsing is the slow part of every test, so each file is parsed once)."""
+    path = Path(path).resolve()
+    return copy.deepcopy(_parse(path, path.stat().st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=None)
+def _parse(path: Path, _mtime: int) -> dict:
     with open(path, encoding="utf-8") as f:
         return hcl2.load(f)
 

@@ -17,8 +17,8 @@ variable "github" {
   })
 
   validation {
-    condition     = can(regex("^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", var.github.repository))
-    error_message = "github.repository must be owner/name, without wildcards."
+    condition     = can(regex("^[A-Za-z0-9_.-]{1,39}/[A-Za-z0-9_.-]{1,100}$", var.github.repository))
+    error_message = "github.repository must be owner/name (at most 39 and 100 characters, GitHub's limits), without wildcards."
   }
 
   validation {

@@ -12,6 +12,11 @@ variable "description" {
   description = "Description of the function at creation. Ferry overwrites it on every published version (it carries the spec hash)."
   type        = string
   default     = "Ferry model function (configuration published per version by Ferry)"
+
+  validation {
+    condition     = length(var.description) <= 256
+    error_message = "description must be at most 256 characters (Lambda's limit)."
+  }
 }
 
 variable "package" {
