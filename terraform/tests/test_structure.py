@@ -305,3 +305,21 @@ def test_artifact_bucket_is_tls_only_and_not_public():
     policy = tfparse.all_blocks(tfparse.MODULES_DIR / "artifact-store", "data", nested=True)["aws_iam_policy_document.bucket"]
     tls = [tfparse.plain(s) for s in tfparse.policy_statements(policy) if tfparse.plain(s).get("sid") == "DenyInsecureTransport"]
     assert tls and tls[0]["effect"] == "Deny" and tls[0]["condition"][0]["variable"] == "aws:SecureTransport"
+
+
+@pytest.mark.parametrize("directory", example_dirs, ids=ids(example_dirs))
+def test_examples_functions_reach_x_ray_when_they_trace(directory: Path):
+    """A VPC-attached function with active tracing sends its segments from the VPC: it needs NAT or an X-Ray
+    interface endpoint, or its traces are lost without an error."""
+    variables = tfparse.variables(directory)
+    network = tfparse.all_blocks(directory, "module")["network"]
+    interface_default = re.search(r'interface\s*=\s*optional\(list\(string\),\s*\[([^\]]*)\]\)', tfparse.expression(variables["vpc_endpoints"]["type"]))
+    interface = re.findall(r'"([^"]+)"', interface_default.group(1)) if interface_default else []
+    nat = "enable_nat_gateway" in network and tfparse.plain(variables.get("enable_nat_gateway", {}).get("default", False)) is True
+    for call in ["model_function", "artifact_sync"]:
+        module = tfparse.all_blocks(directory, "module")[call]
+        mode = tfparse.unquote(module["tracing_mode"]) if "tracing_mode" in module else tfparse.unquote(
+            tfparse.variables(directory / tfparse.unquote(module["source"]))["tracing_mode"]["default"]
+        )
+        if mode == "Active":
+            assert nat or "xray" in interface, f"{directory.name}: module.{call} traces (tracing_mode Active) but vpc_endpoints' default {interface} has no xray and there is no NAT"

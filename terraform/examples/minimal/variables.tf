@@ -33,10 +33,10 @@ variable "existing_vpc" {
 }
 
 variable "vpc_endpoints" {
-  description = "VPC endpoints to create in the existing VPC (turn off what it already has): the S3 gateway endpoint and interface endpoints by service short name."
+  description = "VPC endpoints to create in the existing VPC (turn off what it already has): the S3 gateway endpoint and interface endpoints by service short name. `xray` carries the functions' traces (tracing is Active): drop it only when the VPC has a NAT gateway or an X-Ray endpoint already."
   type = object({
     s3        = optional(bool, true)
-    interface = optional(list(string), ["lambda", "sts", "logs"])
+    interface = optional(list(string), ["lambda", "sts", "logs", "xray"])
   })
   default = {}
 }
