@@ -4,7 +4,7 @@ data "aws_region" "current" {}
 
 locals {
   partition = data.aws_partition.current.partition
-  region    = data.aws_region.current.name
+  region    = data.aws_region.current.region
   account   = data.aws_caller_identity.current.account_id
   ec2_arn   = "arn:${local.partition}:ec2:${local.region}:${local.account}"
   bucket    = split(":::", var.artifact_source.bucket_arn)[1]
