@@ -75,7 +75,8 @@ def _keys(body: dict) -> list[str]:
 
 
 def _suggest(name: str, options) -> str:
-    close = difflib.get_close_matches(name, list(options), n=1)
+    options = list(options)
+    close = sorted(o for o in options if o.startswith(name))[:1] or difflib.get_close_matches(name, options, n=1)
     return f" (did you mean `{close[0]}`?)" if close else ""
 
 
