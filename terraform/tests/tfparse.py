@@ -6,6 +6,8 @@ quotes (`"\"name\""`), and expressions come back as `${...}` text. The helpers b
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 from pathlib import Path
 
@@ -27,6 +29,13 @@ def example_dirs() -> list[Path]:
 
 
 def load(path: Path) -> dict:
+    """The parsed file (a fresh copy: parsing is the slow part of every test, so each file is parsed once)."""
+    path = Path(path).resolve()
+    return copy.deepcopy(_parse(path, path.stat().st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=None)
+def _parse(path: Path, _mtime: int) -> dict:
     with open(path, encoding="utf-8") as f:
         return hcl2.load(f)
 
@@ -104,3 +113,13 @@ def all_blocks(directory: Path, kind: str, nested: bool = False) -> dict[str, di
         doc = load(path)
         found.update(nested_blocks(doc, kind) if nested else blocks(doc, kind))
     return found
+
+
+def policy_statements(policy: dict) -> list[dict]:
+    """The statements of an `aws_iam_policy_document`, static and `dynamic "statement"` contents alike."""
+    statements = list(policy.get("statement", []))
+    for dynamic in policy.get("dynamic", []):
+        for label, body in dynamic.items():
+            if unquote(label) == "statement":
+                statements += body.get("content", [])
+    return statements

@@ -144,10 +144,12 @@ module "deploy_role" {
     lock_prefix       = module.artifact_store.lock_prefix
     kms_key_arns      = [module.artifact_store.kms_key_arn]
   }
-  http_api = {
-    api_id = module.http_api.api_id
+  model_storage = {
+    file_system_arn   = module.model_storage.file_system_arn
+    access_point_arns = [module.model_storage.inference_access_point_arn, module.model_storage.sync_access_point_arn]
   }
-  tags = var.tags
+  function_kms_key_arn = module.artifact_store.kms_key_arn
+  tags                 = var.tags
 }
 
 module "http_api" {

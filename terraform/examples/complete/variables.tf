@@ -92,6 +92,11 @@ variable "model_runtime" {
     image_uri    = optional(string)
   })
   default = {}
+
+  validation {
+    condition     = contains(["x86_64", "arm64"], var.model_runtime.architecture)
+    error_message = "model_runtime.architecture must be x86_64 or arm64 (runtime/lambda-target.json)."
+  }
 }
 
 variable "runtime_dist_dir" {
@@ -114,6 +119,11 @@ variable "sync_package" {
     source_code_hash = optional(string)
     architecture     = optional(string, "x86_64")
   })
+
+  validation {
+    condition     = contains(["x86_64", "arm64"], var.sync_package.architecture)
+    error_message = "sync_package.architecture must be x86_64 or arm64."
+  }
 }
 
 variable "github" {

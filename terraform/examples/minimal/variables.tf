@@ -33,10 +33,10 @@ variable "existing_vpc" {
 }
 
 variable "vpc_endpoints" {
-  description = "VPC endpoints to create in the existing VPC (turn off what it already has): the S3 gateway endpoint and interface endpoints by service short name."
+  description = "VPC endpoints to create in the existing VPC (turn off what it already has): the S3 gateway endpoint and interface endpoints by service short name. `xray` carries the functions' traces (tracing is Active): drop it only when the VPC has a NAT gateway or an X-Ray endpoint already."
   type = object({
     s3        = optional(bool, true)
-    interface = optional(list(string), ["lambda", "sts", "logs"])
+    interface = optional(list(string), ["lambda", "sts", "logs", "xray"])
   })
   default = {}
 }
@@ -69,6 +69,11 @@ variable "model_runtime" {
     image_uri    = optional(string)
   })
   default = {}
+
+  validation {
+    condition     = contains(["x86_64", "arm64"], var.model_runtime.architecture)
+    error_message = "model_runtime.architecture must be x86_64 or arm64 (runtime/lambda-target.json)."
+  }
 }
 
 variable "runtime_dist_dir" {
@@ -91,6 +96,11 @@ variable "sync_package" {
     source_code_hash = optional(string)
     architecture     = optional(string, "x86_64")
   })
+
+  validation {
+    condition     = contains(["x86_64", "arm64"], var.sync_package.architecture)
+    error_message = "sync_package.architecture must be x86_64 or arm64."
+  }
 }
 
 variable "github" {

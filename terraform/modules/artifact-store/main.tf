@@ -5,7 +5,7 @@ data "aws_region" "current" {}
 locals {
   account_id  = data.aws_caller_identity.current.account_id
   partition   = data.aws_partition.current.partition
-  region      = data.aws_region.current.name
+  region      = data.aws_region.current.region
   kms_key_arn = var.create_kms_key ? aws_kms_key.this[0].arn : var.kms_key_arn
 
   # Non-current versions of lock objects are worthless once a lock is released; other prefixes are
@@ -59,13 +59,6 @@ resource "aws_kms_key" "this" {
   deletion_window_in_days = var.kms_key.deletion_window_in_days
   policy                  = data.aws_iam_policy_document.kms[0].json
   tags                    = local.tags
-
-  lifecycle {
-    precondition {
-      condition     = var.create_kms_key || var.kms_key_arn != null
-      error_message = "kms_key_arn is required when create_kms_key is false."
-    }
-  }
 }
 
 resource "aws_kms_alias" "this" {
@@ -119,6 +112,18 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "this" {
       kms_master_key_id = local.kms_key_arn
     }
     bucket_key_enabled = true
+  }
+
+  # On a resource that exists in both cases: on the created key, this check would never run.
+  lifecycle {
+    precondition {
+      condition     = var.create_kms_key || var.kms_key_arn != null
+      error_message = "kms_key_arn is required when create_kms_key is false: the bucket would otherwise get SSE-KMS with S3's AWS managed key."
+    }
+    precondition {
+      condition     = !var.create_kms_key || var.kms_key_arn == null
+      error_message = "kms_key_arn is only used when create_kms_key is false: set one or the other."
+    }
   }
 }
 

@@ -16,6 +16,11 @@ output "region" {
 output "kms_key_arn" {
   description = "ARN of the KMS key that encrypts the bucket (created or given); the examples reuse it for EFS, function environments and log groups."
   value       = local.kms_key_arn
+
+  precondition {
+    condition     = local.kms_key_arn != null
+    error_message = "artifact-store has no KMS key ARN to output: set create_kms_key = true or pass kms_key_arn."
+  }
 }
 
 output "artifact_prefix" {

@@ -4,7 +4,7 @@ data "aws_region" "current" {}
 
 locals {
   partition = data.aws_partition.current.partition
-  region    = data.aws_region.current.name
+  region    = data.aws_region.current.region
   account   = data.aws_caller_identity.current.account_id
   ec2_arn   = "arn:${local.partition}:ec2:${local.region}:${local.account}"
   bucket    = split(":::", var.artifact_source.bucket_arn)[1]
@@ -86,7 +86,7 @@ data "aws_iam_policy_document" "execution" {
 
   statement {
     sid       = "ReadArtifacts"
-    actions   = ["s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectAttributes"]
+    actions   = ["s3:GetObject"] # GetObject and HeadObject
     resources = [for p in var.artifact_source.prefixes : "${var.artifact_source.bucket_arn}/${p}*"]
   }
 

@@ -12,6 +12,11 @@ variable "description" {
   description = "Description of the function at creation. Ferry overwrites it on every published version (it carries the spec hash)."
   type        = string
   default     = "Ferry artifact sync: copies an approved model version from S3 to EFS and verifies it"
+
+  validation {
+    condition     = length(var.description) <= 256
+    error_message = "description must be at most 256 characters (Lambda's limit)."
+  }
 }
 
 variable "package" {

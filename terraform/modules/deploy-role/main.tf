@@ -3,7 +3,7 @@ data "aws_region" "current" {}
 
 locals {
   partition = data.aws_partition.current.partition
-  region    = data.aws_region.current.name
+  region    = data.aws_region.current.region
 
   oidc_provider_arn = var.create_oidc_provider ? aws_iam_openid_connect_provider.github[0].arn : var.oidc_provider_arn
 
@@ -18,9 +18,6 @@ locals {
   bucket = var.artifact_store.bucket_arn
   audit  = "${local.bucket}/${var.artifact_store.audit_prefix}*"
   lock   = "${local.bucket}/${var.artifact_store.lock_prefix}*"
-
-  manage_routes = var.http_api != null && try(var.http_api.manage_routes, false)
-  api_arn       = var.http_api != null ? "arn:${local.partition}:apigateway:${local.region}::/apis/${var.http_api.api_id}" : null
 
   tags = merge(var.tags, { "ferry:module" = "deploy-role" })
 }
@@ -71,7 +68,7 @@ resource "aws_iam_role" "this" {
   }
 }
 
-# Exactly the calls `ferry plan`/`ferry deploy` make; nothing else.
+# Exactly the calls the agent makes (terraform/tests/test_iam_matches_agent.py compares them with its sources).
 data "aws_iam_policy_document" "deploy" {
   statement {
     sid       = "WhoAmI"
@@ -82,12 +79,10 @@ data "aws_iam_policy_document" "deploy" {
   statement {
     sid = "ObserveModelFunctions"
     actions = [
-      "lambda:GetFunction",
       "lambda:GetFunctionConfiguration",
       "lambda:ListVersionsByFunction",
       "lambda:ListAliases",
       "lambda:GetAlias",
-      "lambda:GetProvisionedConcurrencyConfig",
     ]
     resources = concat(local.functions, local.qualified_functions)
   }
@@ -135,7 +130,7 @@ data "aws_iam_policy_document" "deploy" {
 
   statement {
     sid       = "ReadArtifacts"
-    actions   = ["s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectAttributes"]
+    actions   = ["s3:GetObject"]
     resources = [for p in var.artifact_store.artifact_prefixes : "${local.bucket}/${p}*"]
   }
 
@@ -194,33 +189,28 @@ data "aws_iam_policy_document" "deploy" {
     }
   }
 
+  # Every deploy updates a model function's environment, which is encrypted with the stack's key: Lambda encrypts
+  # the new variables with the caller's kms:Encrypt and kms:CreateGrant, and GetFunctionConfiguration returns them
+  # decrypted with the caller's kms:Decrypt (Lambda developer guide, "Securing Lambda environment variables").
   dynamic "statement" {
-    for_each = local.manage_routes ? [1] : []
+    for_each = var.function_kms_key_arn != null ? [var.function_kms_key_arn] : []
     content {
-      sid     = "ManageHttpApiRoutes"
-      actions = ["apigateway:GET", "apigateway:POST", "apigateway:PATCH"]
-      resources = [
-        local.api_arn,
-        "${local.api_arn}/routes",
-        "${local.api_arn}/routes/*",
-        "${local.api_arn}/integrations",
-        "${local.api_arn}/integrations/*",
-      ]
+      sid       = "FunctionEnvironmentEncryption"
+      actions   = ["kms:Encrypt", "kms:CreateGrant", "kms:Decrypt"]
+      resources = [var.function_kms_key_arn]
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["lambda.${local.region}.amazonaws.com"]
+      }
     }
   }
 
-  dynamic "statement" {
-    for_each = local.manage_routes ? [1] : []
-    content {
-      sid       = "LetHttpApiInvokeModelAliases"
-      actions   = ["lambda:AddPermission", "lambda:GetPolicy"]
-      resources = local.qualified_functions
-      condition {
-        test     = "StringEquals"
-        variable = "lambda:Principal"
-        values   = ["apigateway.amazonaws.com"]
-      }
-    }
+  # `ferry verify` checks the model file system and its two access points.
+  statement {
+    sid       = "VerifyModelStorage"
+    actions   = ["elasticfilesystem:DescribeFileSystems", "elasticfilesystem:DescribeAccessPoints"]
+    resources = concat([var.model_storage.file_system_arn], var.model_storage.access_point_arns)
   }
 }
 

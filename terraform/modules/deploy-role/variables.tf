@@ -17,8 +17,8 @@ variable "github" {
   })
 
   validation {
-    condition     = can(regex("^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", var.github.repository))
-    error_message = "github.repository must be owner/name, without wildcards."
+    condition     = can(regex("^[A-Za-z0-9_.-]{1,39}/[A-Za-z0-9_.-]{1,100}$", var.github.repository))
+    error_message = "github.repository must be owner/name (at most 39 and 100 characters, GitHub's limits), without wildcards."
   }
 
   validation {
@@ -101,13 +101,33 @@ variable "allow_audit_read" {
   default     = true
 }
 
-variable "http_api" {
-  description = "The HTTP API whose routes the agent adds per new alias: its id, and whether the role may manage routes and integrations and grant API Gateway (only) permission to invoke model function aliases. Null when the stack has no HTTP API or Terraform owns all routes."
+variable "model_storage" {
+  description = "The model file system and its access points (inference and sync), which `ferry verify` describes: the role may describe these, nothing else of EFS."
   type = object({
-    api_id        = string
-    manage_routes = optional(bool, true)
+    file_system_arn   = string
+    access_point_arns = list(string)
   })
-  default = null
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:elasticfilesystem:[a-z0-9-]+:[0-9]{12}:file-system/fs-[0-9a-f]+$", var.model_storage.file_system_arn))
+    error_message = "model_storage.file_system_arn must be an EFS file system ARN (arn:aws:elasticfilesystem:REGION:ACCOUNT:file-system/fs-ID)."
+  }
+
+  validation {
+    condition     = length(var.model_storage.access_point_arns) >= 1 && alltrue([for a in var.model_storage.access_point_arns : can(regex("^arn:aws[a-z-]*:elasticfilesystem:[a-z0-9-]+:[0-9]{12}:access-point/fsap-[0-9a-f]+$", a))])
+    error_message = "model_storage.access_point_arns must be one or more EFS access point ARNs (arn:aws:elasticfilesystem:REGION:ACCOUNT:access-point/fsap-ID)."
+  }
+}
+
+variable "function_kms_key_arn" {
+  description = "ARN of the customer managed KMS key that encrypts the model functions' environment (their `kms_key_arn`): every deploy updates the environment, so the role may encrypt with it, create Lambda's grant on it and decrypt with it, through Lambda in this region only. Null when the functions use Lambda's AWS managed key."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.function_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/.+$", var.function_kms_key_arn))
+    error_message = "function_kms_key_arn must be the ARN of a KMS key (arn:aws:kms:REGION:ACCOUNT:key/ID)."
+  }
 }
 
 variable "max_session_duration" {

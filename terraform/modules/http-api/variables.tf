@@ -32,7 +32,7 @@ variable "authorization" {
 }
 
 variable "routes" {
-  description = "Routes Terraform owns, by any key: `POST /models/<model>/<qualifier>/invocations` to the alias `<qualifier>` (`v<N>` for a version alias, or a stage alias such as `production`) of the model's function. The alias must exist (Ferry creates it). Ferry adds routes for new aliases itself when the deploy role may manage routes."
+  description = "Routes Terraform owns, by any key: `POST /models/<model>/<qualifier>/invocations` to the alias `<qualifier>` (`v<N>` for a version alias, or a stage alias such as `production`) of the model's function. The alias must exist (Ferry creates it). The agent does not add routes yet: a new alias is reachable over HTTP once a route for it is added here."
   type = map(object({
     model         = string
     qualifier     = string

@@ -4,7 +4,7 @@ data "aws_region" "current" {}
 
 locals {
   partition = data.aws_partition.current.partition
-  region    = data.aws_region.current.name
+  region    = data.aws_region.current.region
   account   = data.aws_caller_identity.current.account_id
   ec2_arn   = "arn:${local.partition}:ec2:${local.region}:${local.account}"
   tags      = merge(var.tags, { "ferry:module" = "model-function", "ferry:function" = var.function_name })
@@ -130,7 +130,7 @@ resource "aws_lambda_function" "this" {
   code_signing_config_arn        = var.code_signing_config_arn
 
   environment {
-    variables = merge({ FERRY_MODEL_ROOT = var.efs.mount_path }, var.environment)
+    variables = var.environment
   }
 
   vpc_config {

@@ -12,6 +12,11 @@ variable "description" {
   description = "Description of the function at creation. Ferry overwrites it on every published version (it carries the spec hash)."
   type        = string
   default     = "Ferry model function (configuration published per version by Ferry)"
+
+  validation {
+    condition     = length(var.description) <= 256
+    error_message = "description must be at most 256 characters (Lambda's limit)."
+  }
 }
 
 variable "package" {
@@ -86,9 +91,14 @@ variable "timeout" {
 }
 
 variable "environment" {
-  description = "Initial environment variables; Ferry sets them per version (FERRY_MODEL_NAME, FERRY_MODEL_PATH, ...)."
+  description = "Initial environment variables of `$LATEST`; Ferry renders each version's own (FERRY_MODEL_NAME, FERRY_MODEL_PATH, ...) from its template, and Terraform ignores later changes."
   type        = map(string)
   default     = {}
+
+  validation {
+    condition     = alltrue([for k in keys(var.environment) : can(regex("^[a-zA-Z][a-zA-Z0-9_]+$", k))])
+    error_message = "environment keys must be letters, digits and _ (a letter first, at least two characters)."
+  }
 }
 
 variable "reserved_concurrent_executions" {

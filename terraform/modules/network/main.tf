@@ -3,7 +3,7 @@ data "aws_region" "current" {}
 # S3's prefix list, for the functions' HTTPS egress to S3 (through this module's gateway endpoint or one the
 # existing VPC already has).
 data "aws_prefix_list" "s3" {
-  name = "com.amazonaws.${data.aws_region.current.name}.s3"
+  name = "com.amazonaws.${data.aws_region.current.region}.s3"
 }
 
 data "aws_vpc" "existing" {
@@ -303,7 +303,7 @@ resource "aws_vpc_endpoint" "s3" {
   count = var.vpc_endpoints.s3 ? 1 : 0
 
   vpc_id            = local.vpc_id
-  service_name      = "com.amazonaws.${data.aws_region.current.name}.s3"
+  service_name      = "com.amazonaws.${data.aws_region.current.region}.s3"
   vpc_endpoint_type = "Gateway"
   route_table_ids   = local.route_table_ids
   tags              = merge(local.tags, { Name = "${var.name}-s3" })
@@ -320,7 +320,7 @@ resource "aws_vpc_endpoint" "interface" {
   for_each = local.interface_services
 
   vpc_id              = local.vpc_id
-  service_name        = "com.amazonaws.${data.aws_region.current.name}.${each.value}"
+  service_name        = "com.amazonaws.${data.aws_region.current.region}.${each.value}"
   vpc_endpoint_type   = "Interface"
   private_dns_enabled = true
   subnet_ids          = local.private_subnet_ids

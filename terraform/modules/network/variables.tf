@@ -3,8 +3,8 @@ variable "name" {
   type        = string
 
   validation {
-    condition     = can(regex("^[a-zA-Z][a-zA-Z0-9-]{0,31}$", var.name))
-    error_message = "name must start with a letter and hold 1-32 letters, digits or hyphens."
+    condition     = can(regex("^[a-zA-Z][a-zA-Z0-9-]{0,26}$", var.name))
+    error_message = "name must start with a letter and hold 1-27 letters, digits or hyphens (the flow-log role's name prefix \"<name>-flow-logs-\" must fit IAM's 38)."
   }
 }
 
