@@ -22,6 +22,7 @@ beside the tarball.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import tarfile
@@ -208,7 +209,7 @@ def load(tarball: Path) -> dict:
         if cached.get("stamp") == stamp:
             return cached
     schema = extract(tarball) | {"stamp": stamp}
-    tmp = cache.with_suffix(".tmp")
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp")  # `make -j` may extract in two processes at once
     tmp.write_text(json.dumps(schema, separators=(",", ":")), encoding="utf-8")
     tmp.replace(cache)
     return schema
