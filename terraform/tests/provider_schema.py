@@ -22,21 +22,22 @@ beside the tarball.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import tarfile
 from pathlib import Path
 
-EXTRACT_FORMAT = 4  # bump when the extract's shape changes
+EXTRACT_FORMAT = 5  # bump when the extract's shape changes
 
-_CLASS = re.compile(r"^class (\w+) extends cdktf\.(\w+) \{$(.*?)^\}$", re.M | re.S)
-_MAPPER = re.compile(r"^function (\w+)ToHclTerraform\(struct\) \{$(.*?)^\}$", re.M | re.S)
-_TYPE_NAME = re.compile(r'^(\w+)\.tfResourceType = "([a-z0-9_]+)";$', re.M)
+_TOP_LEVEL = re.compile(r"\n(?=class |function )")  # the file's top-level classes and functions, in order
+_CLASS = re.compile(r"class (\w+) extends cdktf\.(\w+) \{\n")
+_MAPPER = re.compile(r"function (\w+)ToHclTerraform\(struct\) \{\n")
+_TYPE_NAME = re.compile(r'\n(\w+)\.tfResourceType = "([a-z0-9_]+)";')
 _ENTRY = re.compile(
-    r"^\s+([a-z0-9_]+): \{\s+value: (.*?),\s+isBlock: (true|false),\s+type: \"(\w+)\",\s+storageClassType: \"(\w+)\",\s+\},?$",
-    re.M | re.S,
+    r"\n +([a-z0-9_]+): \{\n +value: ([^\n]*),\n +isBlock: (true|false),\n +type: \"(\w+)\",\n +storageClassType: \"(\w+)\",\n +\},?(?=\n)",
 )
-_GETTER = re.compile(r"^    get (\w+)\(\) \{\s+return (.*?);\s+\}$", re.M | re.S)
+_GETTER = re.compile(r"\n    get (\w+)\(\) \{\n(?: +//[^\n]*\n)* +return ([^\n]*);\n +\}(?=\n)")
 _NESTED = re.compile(r'this\._(\w+) = new (\w+?)(OutputReference|List|Map)\(this, "([a-z0-9_]+)"(?:, (true|false))?\);')
 _ATTRIBUTE = re.compile(r"(cdktf\.Fn\.tolist\()?this\.get(\w*?)Attribute\('([a-z0-9_]+)'\)")
 _INTERPOLATION = re.compile(r"this\.interpolationForAttribute\('([a-z0-9_]+)'\)")
@@ -102,10 +103,14 @@ def extract_js(text: str) -> dict:
     """One lib/<name>/index.js: {types: {tf type: {class, data}}, structs: {key: {fields, attrs}}}."""
     types = {cls: name for cls, name in _TYPE_NAME.findall(text)}
     out = {"types": {}, "structs": {}}
-    for m in _MAPPER.finditer(text):
-        out["structs"].setdefault(_struct_key(m.group(1)), {})["fields"] = _entries(m.group(2))
-    for m in _CLASS.finditer(text):
-        cls, base, body = m.groups()
+    for chunk in _TOP_LEVEL.split(text):
+        if m := _MAPPER.match(chunk):
+            out["structs"].setdefault(_struct_key(m.group(1)), {})["fields"] = _entries(chunk[m.end() :])
+            continue
+        if not (m := _CLASS.match(chunk)):
+            continue
+        cls, base = m.groups()
+        body = chunk[m.end() :]
         if base in ("TerraformResource", "TerraformDataSource") and cls in types:
             synth = body.split("synthesizeHclAttributes()", 1)
             out["types"][types[cls]] = {
@@ -204,7 +209,7 @@ def load(tarball: Path) -> dict:
         if cached.get("stamp") == stamp:
             return cached
     schema = extract(tarball) | {"stamp": stamp}
-    tmp = cache.with_suffix(".tmp")
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp")  # `make -j` may extract in two processes at once
     tmp.write_text(json.dumps(schema, separators=(",", ":")), encoding="utf-8")
     tmp.replace(cache)
     return schema

@@ -108,3 +108,12 @@ def test_deploy_role_may_encrypt_function_environments_with_the_stacks_key_throu
         assert tfparse.expression(modules["deploy_role"]["function_kms_key_arn"]) == tfparse.expression(
             modules["model_function"]["kms_key_arn"]
         ), f"{example.name}: deploy_role.function_kms_key_arn is not the model functions' kms_key_arn"
+
+
+def test_the_sync_function_reaches_the_copier_and_not_the_clis_side_of_it(tmp_path: Path):
+    reached = {agent_calls.relative(p) for p in agent_calls.reachable(agent_calls.SYNC_LAMBDA_SRC / "main.rs")}
+    assert {"agent/src/sync/function.rs", "agent/src/sync/source.rs"} <= reached
+    assert "agent/src/sync/remote.rs" not in reached  # re-exported by sync/mod.rs, never named by the function
+    caller = tmp_path / "main.rs"
+    caller.write_text("fn main() { ferry::sync::invoke_sync_function(); }\n")
+    assert "agent/src/sync/remote.rs" in {agent_calls.relative(p) for p in agent_calls.reachable(caller)}

@@ -7,6 +7,7 @@ The schemas come from the pinned `@cdktf/provider-aws` tarballs that `make terra
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -20,14 +21,19 @@ CURRENT, FLOOR = "6.25.0", "6.0.0"
 DIRS = tfparse.module_dirs() + tfparse.example_dirs()
 
 
+@functools.cache
+def schema_of(provider: str) -> dict:
+    return provider_schema.load(provider_package.verified(provider))
+
+
 @pytest.fixture(scope="session", params=[CURRENT, FLOOR])
 def schema(request) -> dict:
-    return provider_schema.load(provider_package.verified(request.param))
+    return schema_of(request.param)
 
 
 @pytest.fixture(scope="session")
 def current() -> dict:
-    return provider_schema.load(provider_package.verified(CURRENT))
+    return schema_of(CURRENT)
 
 
 def test_every_module_and_example_matches_the_provider_schema(schema: dict):
@@ -53,7 +59,7 @@ def test_the_extract_holds_what_the_bindings_say(current: dict):
 
 
 def test_the_floor_is_an_older_schema(current: dict):
-    floor = provider_schema.load(provider_package.verified(FLOOR))
+    floor = schema_of(FLOOR)
     assert floor["provider"]["version"] == FLOOR
     # Lambda's durable and tenancy configuration came after 6.0: the two extracts are really two releases.
     assert {"durable_config", "tenancy_config"} <= set(current["resource"]["aws_lambda_function"]["blocks"])
