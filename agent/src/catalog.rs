@@ -140,6 +140,25 @@ pub const DEFAULT_MEMORY_MB: u32 = 1024;
 pub const DEFAULT_TIMEOUT_S: u32 = 30;
 pub const DEFAULT_EPHEMERAL_MB: u32 = 512;
 
+/// A path the catalog names: relative, and never out of the catalog's folder (`..`), so a catalog cannot make the
+/// agent read and send a file of the machine it runs on.
+fn inside_the_catalog_folder(path: &Path) -> Result<(), String> {
+    use std::path::Component;
+    if path.as_os_str().is_empty() {
+        return Err("is empty".into());
+    }
+    match path
+        .components()
+        .find(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        None => Ok(()),
+        Some(_) => Err(format!(
+            "= {:?} must be a path inside the catalog's folder (relative, without '..')",
+            path.display().to_string()
+        )),
+    }
+}
+
 impl Catalog {
     pub fn load(path: &Path) -> Result<Catalog, CatalogError> {
         let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Read {
@@ -260,6 +279,11 @@ impl Catalog {
                     ));
                 }
             }
+            if let Some(smoke) = &m.smoke
+                && let Err(reason) = inside_the_catalog_folder(&smoke.payload)
+            {
+                return Err(invalid(field("smoke.payload"), reason));
+            }
             let mut environment = d.environment.clone();
             environment.extend(m.environment.clone());
             models.insert(
@@ -285,6 +309,19 @@ impl Catalog {
                     key,
                 },
             );
+        }
+        // Each model its own function: two models on one would interleave their updates of `$LATEST`.
+        let mut by_function: BTreeMap<&str, &str> = BTreeMap::new();
+        for (key, m) in &models {
+            if let Some(other) = by_function.insert(m.function.as_str(), key) {
+                return Err(invalid(
+                    format!("models.{key}.function"),
+                    format!(
+                        "= {:?} is the function of models.{other} too: each model needs a function of its own",
+                        m.function
+                    ),
+                ));
+            }
         }
         Ok(Catalog {
             path: path.to_owned(),
@@ -340,11 +377,40 @@ pub(crate) fn toml_message(err: &toml::de::Error, text: &str) -> String {
     let reason = err.message().trim().to_string();
     match err.span() {
         Some(span) => {
-            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-            format!("line {line}: {reason}")
+            let start = span.start.min(text.len());
+            let line = text[..start].matches('\n').count() + 1;
+            match key_at(text, start) {
+                Some(key)
+                    if !reason.contains(&format!("`{}`", key.rsplit('.').next().unwrap_or(""))) =>
+                {
+                    format!("line {line}: {key}: {reason}")
+                }
+                _ => format!("line {line}: {reason}"),
+            }
         }
         None => reason,
     }
+}
+
+/// The dotted key of the `key = value` line holding byte `at`, under the table header above it
+/// (`models.risk-score.memory_mb`); `None` for anything else.
+fn key_at(text: &str, at: usize) -> Option<String> {
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    if key.is_empty() || key.starts_with('[') || key.contains(char::is_whitespace) {
+        return None;
+    }
+    let table = text[..line_start].lines().rev().find_map(|l| {
+        let l = l.trim();
+        (l.starts_with('[') && l.ends_with(']'))
+            .then(|| l.trim_matches(|c| c == '[' || c == ']').trim().to_string())
+    });
+    Some(match table {
+        Some(t) if !t.is_empty() => format!("{t}.{key}"),
+        _ => key.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -436,6 +502,56 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("models.m.provisioned_concurrency names \"v3\", which is not one of the model's stages"), "{err}");
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_names_its_key() {
+        for value in ["-1", "\"lots\"", "1.5", "[1]"] {
+            let err = parse(&format!(
+                "[registry]\nsource = \"mlflow\"\n[models.risk-score]\nmemory_mb = {value}\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.starts_with("deploy/ferry.toml: line 4: models.risk-score.memory_mb: "),
+                "{value}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn two_models_on_one_function_are_refused_naming_both() {
+        let err = parse("[registry]\nsource = \"mlflow\"\n[models.alpha]\nfunction = \"shared\"\n[models.beta]\nfunction = \"shared\"\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "deploy/ferry.toml: models.beta.function = \"shared\" is the function of models.alpha too: each model needs a function of its own"
+        );
+        // A model named like another's function is the same clash.
+        let err = parse("[registry]\nsource = \"mlflow\"\n[models.alpha]\n[models.beta]\nfunction = \"alpha\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("models.beta.function = \"alpha\" is the function of models.alpha too"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_smoke_payload_outside_the_catalog_folder_is_refused() {
+        for bad in ["../secrets.json", "/etc/passwd", "smoke/../../x.json", ""] {
+            let err = parse(&format!(
+                "[registry]\nsource = \"mlflow\"\n[models.m]\nsmoke = {{ payload = \"{bad}\" }}\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.starts_with("deploy/ferry.toml: models.m.smoke.payload "),
+                "{bad:?}: {err}"
+            );
+        }
+        assert!(parse("[registry]\nsource = \"mlflow\"\n[models.m]\nsmoke = { payload = \"./smoke/m.json\" }\n").is_ok());
     }
 
     #[test]

@@ -105,8 +105,19 @@ impl Platform {
         if !value.is_object() {
             return Err(invalid(format!("{where_} is not an object")));
         }
-        let platform: Platform = serde_json::from_value(value)
-            .map_err(|e| invalid(format!("{where_}: {e} (see docs/contracts.md, section 1)")))?;
+        // The path of a field of the wrong type or shape is named (`functions`, `efs.mount_path`).
+        let platform: Platform = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let at = if path == "." {
+                String::new()
+            } else {
+                format!("{path}: ")
+            };
+            invalid(format!(
+                "{where_}: {at}{} (see docs/contracts.md, section 1)",
+                e.into_inner()
+            ))
+        })?;
         platform.validate().map_err(invalid)?;
         Ok(platform)
     }
@@ -131,6 +142,28 @@ impl Platform {
         if self.artifact_bucket.is_empty() {
             return Err("artifact_bucket is empty".into());
         }
+        // It names the lock and the audit prefix: an S3 key segment, never a path.
+        if !is_name(&self.environment, 64) {
+            return Err(format!(
+                "environment = {:?} must be 1-64 of A-Z, a-z, 0-9, '-' and '_', starting with a letter or digit (it is part of S3 keys)",
+                self.environment
+            ));
+        }
+        let mut by_function: BTreeMap<&str, &str> = BTreeMap::new();
+        for (key, function) in &self.functions {
+            let name = function.rsplit(':').next().unwrap_or_default();
+            let arn = function.starts_with("arn:") && function.contains(":function:");
+            if !(is_name(function, 64) || (arn && is_name(name, 64))) {
+                return Err(format!(
+                    "functions.{key} = {function:?} is not a Lambda function name (1-64 of A-Z, a-z, 0-9, '-' and '_') or ARN"
+                ));
+            }
+            if let Some(other) = by_function.insert(name, key) {
+                return Err(format!(
+                    "functions.{other} and functions.{key} both name function {name:?}: each model needs a function of its own (their updates of $LATEST would interleave)"
+                ));
+            }
+        }
         crate::spec::limits::check_mount_path(&self.efs.mount_path)
             .map_err(|r| format!("efs.mount_path {r}"))?;
         if let Some(runtime) = &self.runtime {
@@ -148,6 +181,15 @@ impl Platform {
             )
         })
     }
+}
+
+/// 1 to `max` of A-Z, a-z, 0-9, '-' and '_', not starting with '-' or '_'.
+fn is_name(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && s.as_bytes()[0].is_ascii_alphanumeric()
 }
 
 impl Runtime {
@@ -214,6 +256,98 @@ mod tests {
             .to_string();
         assert!(
             err.starts_with("p.json: the document: missing field `region`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn hostile_environments_and_function_names_are_refused_naming_the_field() {
+        for (from, to, expected) in [
+            (
+                r#""environment": "prod""#,
+                r#""environment": "../../x/..""#,
+                "environment = \"../../x/..\"",
+            ),
+            (
+                r#""environment": "prod""#,
+                r#""environment": """#,
+                "environment = \"\"",
+            ),
+            (
+                r#""environment": "prod""#,
+                r#""environment": "prod/eu""#,
+                "environment = \"prod/eu\"",
+            ),
+            (
+                r#""environment": "prod""#,
+                r#""environment": "prød""#,
+                "environment = \"prød\"",
+            ),
+            (
+                r#""ferry-prod-risk-score""#,
+                r#""""#,
+                "functions.risk-score = \"\" is not a Lambda function name",
+            ),
+            (
+                r#""ferry-prod-risk-score""#,
+                r#""f x""#,
+                "functions.risk-score = \"f x\"",
+            ),
+            (
+                r#""ferry-prod-risk-score""#,
+                &format!("\"{}\"", "f".repeat(65)),
+                "is not a Lambda function name",
+            ),
+            (
+                r#""risk-score": "ferry-prod-risk-score""#,
+                r#""risk-score": "ferry-prod-risk-score", "alpha": "arn:aws:lambda:eu-west-1:1:function:ferry-prod-risk-score""#,
+                "functions.alpha and functions.risk-score both name function \"ferry-prod-risk-score\"",
+            ),
+        ] {
+            let text = OBJECT.replace(from, to);
+            assert_ne!(text, OBJECT, "{to}");
+            let err = Platform::parse(Path::new("p.json"), &text)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("p.json: ") && err.contains(expected),
+                "{to}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_function_arn_is_accepted_as_a_function() {
+        let text = OBJECT.replace(
+            r#""ferry-prod-risk-score""#,
+            r#""arn:aws:lambda:eu-west-1:123456789012:function:ferry-prod-risk-score""#,
+        );
+        assert!(Platform::parse(Path::new("p.json"), &text).is_ok());
+    }
+
+    #[test]
+    fn a_field_of_the_wrong_shape_is_named_by_its_path() {
+        let err = Platform::parse(
+            Path::new("p.json"),
+            &OBJECT.replace(
+                r#""functions": {"risk-score": "ferry-prod-risk-score"}"#,
+                r#""functions": []"#,
+            ),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("p.json: the document: functions: invalid type: sequence"),
+            "{err}"
+        );
+        let err = Platform::parse(
+            Path::new("p.json"),
+            &OBJECT.replace(r#""mount_path": "/mnt/models""#, r#""mount_path": 7"#),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("efs.mount_path: invalid type: integer"),
             "{err}"
         );
     }

@@ -247,6 +247,19 @@ fn render_version(
 
 fn read_smoke_payload(path: &Path) -> Result<serde_json::Value, RenderError> {
     let name = path.display().to_string();
+    let limit = crate::spec::limits::INVOKE_PAYLOAD_BYTES;
+    // Checked before anything is published: a payload Lambda refuses would leave an unaliased version behind.
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.len() > limit
+    {
+        return Err(RenderError::Read {
+            path: name,
+            reason: format!(
+                "smoke payload is {} bytes; Lambda's synchronous invocation takes at most {limit}",
+                meta.len()
+            ),
+        });
+    }
     let text = std::fs::read_to_string(path).map_err(|e| RenderError::Read {
         path: name.clone(),
         reason: e.to_string(),
@@ -353,6 +366,21 @@ mod tests {
                 "mount_path": "/mnt/models"},
         "network": {"subnet_ids": ["subnet-1"], "security_group_ids": ["sg-1"]},
         "functions": {"risk-score": "ferry-prod-risk-score"}, "sync_function": null, "http_api_id": null}"#;
+
+    #[test]
+    fn a_smoke_payload_above_lambdas_invocation_limit_is_refused_before_anything_is_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.json");
+        let limit = crate::spec::limits::INVOKE_PAYLOAD_BYTES as usize;
+        // A JSON string of exactly the limit passes; one byte more does not.
+        let mut text = format!("\"{}\"", "x".repeat(limit - 2));
+        std::fs::write(&path, &text).unwrap();
+        assert!(read_smoke_payload(&path).is_ok());
+        text.insert(1, 'x');
+        std::fs::write(&path, &text).unwrap();
+        let err = read_smoke_payload(&path).unwrap_err().to_string();
+        assert!(err.contains("smoke payload is 6291457 bytes; Lambda's synchronous invocation takes at most 6291456"), "{err}");
+    }
 
     fn approved(version: u32) -> ApprovedVersion {
         ApprovedVersion {

@@ -131,6 +131,8 @@ pub mod limits {
     pub const DESCRIPTION_CHARS: usize = 256;
     pub const ALIAS_CHARS: usize = 128;
     pub const LAYERS: usize = 5;
+    /// A synchronous invocation's request payload (Lambda quotas: 6 MB; the service refuses 6 MiB + 1 byte).
+    pub const INVOKE_PAYLOAD_BYTES: u64 = 6 * 1024 * 1024;
     pub const RESERVED_ENV: &[&str] = &[
         "_HANDLER",
         "_X_AMZN_TRACE_ID",

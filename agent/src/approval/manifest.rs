@@ -85,6 +85,8 @@ impl ReleaseManifest {
                 if !seen.insert(v.version.clone()) {
                     return Err(fail(format!("{field} appears twice")));
                 }
+                super::check_version_numbers(std::iter::once(v.version.as_str()))
+                    .map_err(|r| fail(format!("{field}: {r}")))?;
                 if v.revoked {
                     approvals.revoked.push(v.version);
                     continue;

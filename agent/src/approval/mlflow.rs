@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 
 use super::{
     Approval, ApprovalError, ApprovalSource, ApprovedVersion, ModelApprovals, check_approval,
-    version_order,
+    check_version_numbers, version_order,
 };
 use crate::catalog::Model;
 
@@ -154,7 +154,16 @@ impl MlflowRegistry {
             versions.extend(page.model_versions);
             match page.next_page_token.filter(|t| !t.is_empty()) {
                 Some(next) if Some(&next) != token.as_ref() => token = Some(next),
-                _ => return Ok(versions),
+                _ => {
+                    check_version_numbers(versions.iter().map(|v| v.version.as_str())).map_err(
+                        |reason| ApprovalError::Shape {
+                            uri: self.base.clone(),
+                            request: format!("model-versions/search for {name}"),
+                            reason,
+                        },
+                    )?;
+                    return Ok(versions);
+                }
             }
             if versions.len() > MAX_LISTED_VERSIONS {
                 break;
@@ -274,22 +283,21 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    /// A registry on 127.0.0.1 that answers every search page with no versions and a new `next_page_token`.
-    async fn endless_registry() -> String {
+    /// A registry on 127.0.0.1 that answers its n-th request (from 0) with `answer(n)`.
+    async fn registry(answer: impl Fn(usize) -> String + Send + 'static) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let uri = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move {
-            let mut page = 0u64;
+            let mut n = 0usize;
             while let Ok((mut socket, _)) = listener.accept().await {
                 let mut buf = vec![0u8; 64 * 1024];
                 loop {
                     match socket.read(&mut buf).await {
-                        Ok(n) if n > 0 => {}
+                        Ok(k) if k > 0 => {}
                         _ => break,
                     }
-                    page += 1;
-                    let body =
-                        format!(r#"{{"model_versions": [], "next_page_token": "page-{page}"}}"#);
+                    let body = answer(n);
+                    n += 1;
                     let answer = format!(
                         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
                         body.len()
@@ -301,6 +309,63 @@ mod tests {
             }
         });
         uri
+    }
+
+    /// Answers `answers[n]` to the n-th request, the last one from then on.
+    async fn registry_answering(answers: Vec<String>) -> String {
+        registry(move |n| answers[n.min(answers.len() - 1)].clone()).await
+    }
+
+    fn version(v: &str) -> String {
+        format!(r#"{{"name": "risk-score", "version": "{v}", "tags": []}}"#)
+    }
+
+    #[tokio::test]
+    async fn a_registry_listing_a_version_twice_is_refused_naming_it() {
+        let uri = registry_answering(vec![
+            format!(
+                r#"{{"model_versions": [{}, {}], "next_page_token": "p2"}}"#,
+                version("1"),
+                version("2")
+            ),
+            format!(r#"{{"model_versions": [{}]}}"#, version("2")),
+        ])
+        .await;
+        let err = MlflowRegistry::new(&uri, 2)
+            .all_versions("risk-score")
+            .await
+            .expect_err("a version listed twice")
+            .to_string();
+        assert!(err.contains("version \"2\" is listed twice"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_registry_version_that_is_not_a_number_is_refused() {
+        for bad in ["../../x", "", "01", "1.5", "v3", "99999999999"] {
+            let uri =
+                registry_answering(vec![format!(r#"{{"model_versions": [{}]}}"#, version(bad))])
+                    .await;
+            let err = MlflowRegistry::new(&uri, 10)
+                .all_versions("risk-score")
+                .await
+                .expect_err(bad)
+                .to_string();
+            assert!(
+                err.contains("is not a registry version number"),
+                "{bad:?}: {err}"
+            );
+        }
+    }
+
+    /// A registry that answers every search page with no versions and a new `next_page_token`.
+    async fn endless_registry() -> String {
+        registry(|n| {
+            format!(
+                r#"{{"model_versions": [], "next_page_token": "page-{}"}}"#,
+                n + 1
+            )
+        })
+        .await
     }
 
     #[tokio::test]

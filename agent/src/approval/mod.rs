@@ -192,6 +192,27 @@ pub fn check_approval(approval: &Approval) -> Result<(), String> {
 }
 
 /// Registry versions are numbers; sort them as numbers (then as text, for anything else).
+/// Registry versions as MLflow numbers them (1, 2, ...): they name EFS folders and aliases, so anything else (a path,
+/// an empty string, a leading zero that would alias another) is refused, and so is a version listed twice.
+pub fn check_version_numbers<'a>(versions: impl Iterator<Item = &'a str>) -> Result<(), String> {
+    let mut seen = std::collections::BTreeSet::new();
+    for v in versions {
+        let number = !v.is_empty()
+            && v.len() <= 10
+            && !v.starts_with('0')
+            && v.bytes().all(|b| b.is_ascii_digit());
+        if !number {
+            return Err(format!(
+                "version {v:?} is not a registry version number (1 to 10 digits, no leading zero)"
+            ));
+        }
+        if !seen.insert(v) {
+            return Err(format!("version {v:?} is listed twice"));
+        }
+    }
+    Ok(())
+}
+
 pub fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
     match (a.parse::<u64>(), b.parse::<u64>()) {
         (Ok(x), Ok(y)) => x.cmp(&y),

@@ -389,3 +389,494 @@ async fn an_artifact_body_that_breaks_mid_stream_is_read_again_from_where_it_bro
     fx.ferry(&["verify"]).assert().success();
     assert!(aliases(RISK_FN).await.contains_key("v2"));
 }
+
+/// One bad input: what it changes in the fixture's files or arguments, and what the error must name.
+struct BadInput {
+    case: String,
+    catalog_extra: String,
+    /// (from, to) replaced in the platform file.
+    platform_edit: Option<(String, String)>,
+    files: Vec<(&'static str, String)>,
+    args: Vec<String>,
+    /// Every one of these in stderr (file, field, reason).
+    expected: Vec<String>,
+}
+
+fn bad(case: &str, catalog_extra: &str, expected: &[&str]) -> BadInput {
+    BadInput {
+        case: case.into(),
+        catalog_extra: catalog_extra.into(),
+        platform_edit: None,
+        files: vec![],
+        args: vec![],
+        expected: expected.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn bad_platform(case: &str, from: &str, to: &str, expected: &[&str]) -> BadInput {
+    BadInput {
+        platform_edit: Some((from.into(), to.into())),
+        ..bad(case, "", expected)
+    }
+}
+
+fn bad_template(case: &str, template: String, expected: &[&str]) -> BadInput {
+    BadInput {
+        files: vec![("t.hbs", template)],
+        ..bad(case, "template = \"t.hbs\"\n", expected)
+    }
+}
+
+fn bad_args(case: &str, args: &[&str], expected: &[&str]) -> BadInput {
+    BadInput {
+        args: args.iter().map(|s| s.to_string()).collect(),
+        ..bad(case, "", expected)
+    }
+}
+
+/// The default template with one edit.
+fn template_with(from: &str, to: &str) -> String {
+    let default = std::fs::read_to_string(
+        crate::harness::workspace().join("templates/lambda/function.json.hbs"),
+    )
+    .unwrap();
+    assert!(default.contains(from), "{from}");
+    default.replace(from, to)
+}
+
+fn hostile_inputs() -> Vec<BadInput> {
+    let long = "x".repeat(5000);
+    let mut cases = vec![
+        // The catalog (each line goes into [models.risk-score]).
+        bad(
+            "unknown key",
+            "memroy_mb = 2\n",
+            &["ferry.toml", "unknown field `memroy_mb`"],
+        ),
+        bad(
+            "memory above the limit",
+            "memory_mb = 20480\n",
+            &["ferry.toml", "models.risk-score.memory_mb", "10240"],
+        ),
+        bad(
+            "memory below the limit",
+            "memory_mb = 64\n",
+            &["ferry.toml", "models.risk-score.memory_mb"],
+        ),
+        bad(
+            "memory negative",
+            "memory_mb = -1\n",
+            &["ferry.toml", "memory_mb"],
+        ),
+        bad(
+            "memory a string",
+            "memory_mb = \"lots\"\n",
+            &["ferry.toml", "memory_mb"],
+        ),
+        bad(
+            "timeout zero",
+            "timeout_s = 0\n",
+            &["ferry.toml", "models.risk-score.timeout_s"],
+        ),
+        bad(
+            "timeout above 900",
+            "timeout_s = 901\n",
+            &["ferry.toml", "models.risk-score.timeout_s"],
+        ),
+        bad(
+            "ephemeral below 512",
+            "ephemeral_storage_mb = 100\n",
+            &["ferry.toml", "ephemeral_storage_mb"],
+        ),
+        bad(
+            "ephemeral above 10240",
+            "ephemeral_storage_mb = 10241\n",
+            &["ferry.toml", "ephemeral_storage_mb"],
+        ),
+        bad(
+            "stage like a version alias",
+            "stages = [\"v2\"]\n",
+            &["ferry.toml", "models.risk-score.stages", "version alias"],
+        ),
+        bad(
+            "stage with a space",
+            "stages = [\"prod uction\"]\n",
+            &["ferry.toml", "models.risk-score.stages"],
+        ),
+        bad(
+            "stage empty",
+            "stages = [\"\"]\n",
+            &["ferry.toml", "models.risk-score.stages"],
+        ),
+        bad(
+            "stage too long",
+            &format!("stages = [\"{}\"]\n", "s".repeat(129)),
+            &["ferry.toml", "models.risk-score.stages"],
+        ),
+        bad(
+            "stage of digits",
+            "stages = [\"123\"]\n",
+            &["ferry.toml", "models.risk-score.stages"],
+        ),
+        bad(
+            "canary weight 1.5",
+            "canary_weight = 1.5\n",
+            &["ferry.toml", "models.risk-score.canary_weight"],
+        ),
+        bad(
+            "canary weight 0",
+            "canary_weight = 0.0\n",
+            &["ferry.toml", "models.risk-score.canary_weight"],
+        ),
+        bad(
+            "canary weight negative",
+            "canary_weight = -0.1\n",
+            &["ferry.toml", "canary_weight"],
+        ),
+        bad(
+            "provisioned concurrency on a non-stage",
+            "provisioned_concurrency = { v3 = 2 }\n",
+            &["ferry.toml", "provisioned_concurrency"],
+        ),
+        bad(
+            "provisioned concurrency zero",
+            "provisioned_concurrency = { production = 0 }\n",
+            &["ferry.toml", "provisioned_concurrency"],
+        ),
+        bad(
+            "smoke payload up and out",
+            "smoke = { payload = \"../../etc/passwd\" }\n",
+            &["ferry.toml", "models.risk-score.smoke.payload"],
+        ),
+        bad(
+            "smoke payload absolute",
+            "smoke = { payload = \"/etc/passwd\" }\n",
+            &["ferry.toml", "models.risk-score.smoke.payload"],
+        ),
+        bad(
+            "smoke payload missing",
+            "smoke = { payload = \"nope.json\" }\n",
+            &["nope.json", "cannot read"],
+        ),
+        BadInput {
+            files: vec![("big.json", format!("\"{}\"", "x".repeat(7 * 1024 * 1024)))],
+            ..bad(
+                "smoke payload of 7 MB",
+                "smoke = { payload = \"big.json\" }\n",
+                &["big.json", "smoke payload is 7340034 bytes"],
+            )
+        },
+        BadInput {
+            files: vec![("notjson.json", "{not json".into())],
+            ..bad(
+                "smoke payload not JSON",
+                "smoke = { payload = \"notjson.json\" }\n",
+                &["notjson.json", "not JSON"],
+            )
+        },
+        bad(
+            "function of another model",
+            "function = \"readmission\"\n",
+            &["ferry.toml", "function of models.readmission too"],
+        ),
+        bad(
+            "function the platform lacks",
+            "function = \"nope\"\n",
+            &["platform.json", "functions has no \"nope\""],
+        ),
+        bad(
+            "environment value too large",
+            &format!("environment = {{ BIG = \"{long}\" }}\n"),
+            &["environment"],
+        ),
+        bad(
+            "environment key reserved",
+            "environment = { _HANDLER = \"x\" }\n",
+            &["_HANDLER"],
+        ),
+        bad(
+            "environment key AWS_REGION",
+            "environment = { AWS_REGION = \"eu-west-1\" }\n",
+            &["AWS_REGION"],
+        ),
+        bad(
+            "template missing",
+            "template = \"missing.hbs\"\n",
+            &["missing.hbs"],
+        ),
+        bad(
+            "layers above five",
+            "layers = [\"a\", \"b\", \"c\", \"d\", \"e\", \"f\"]\n",
+            &["layers"],
+        ),
+        // Templates.
+        bad_template(
+            "template with an unknown variable",
+            template_with("{{model.timeout_s}}", "{{timeout}}"),
+            &["t.hbs", "`{{timeout}}` is not in the template context"],
+        ),
+        bad_template(
+            "template rendering invalid JSON",
+            template_with(
+                "\"alias\": \"v{{version}}\",",
+                "\"alias\": \"v{{version}}\"",
+            ),
+            &["t.hbs", "invalid JSON"],
+        ),
+        bad_template(
+            "template giving every version one alias",
+            template_with("\"alias\": \"v{{version}}\"", "\"alias\": \"live\""),
+            &["alias", "live"],
+        ),
+        bad_template(
+            "template with another version's alias",
+            template_with(
+                "\"alias\": \"v{{version}}\"",
+                "\"alias\": \"v1{{version}}\"",
+            ),
+            &["alias", "v1"],
+        ),
+        bad_template(
+            "template without the model path",
+            template_with("    \"FERRY_MODEL_PATH\": \"{{model_path}}\",\n", ""),
+            &["FERRY_MODEL_PATH"],
+        ),
+        bad_template(
+            "template with another model's path",
+            template_with(
+                "\"FERRY_MODEL_PATH\": \"{{model_path}}\"",
+                "\"FERRY_MODEL_PATH\": \"/mnt/models/readmission/1\"",
+            ),
+            &["FERRY_MODEL_PATH"],
+        ),
+        bad_template(
+            "template over the memory limit",
+            template_with("{{model.memory_mb}}", "20480"),
+            &["memory_mb = 20480"],
+        ),
+        bad_template(
+            "template with an unclosed block",
+            template_with("{{/each}}", ""),
+            &["t.hbs"],
+        ),
+        // The platform file.
+        bad_platform(
+            "environment climbing out",
+            "\"environment\": \"test\"",
+            "\"environment\": \"../../x/..\"",
+            &["platform.json", "environment = \"../../x/..\""],
+        ),
+        bad_platform(
+            "environment empty",
+            "\"environment\": \"test\"",
+            "\"environment\": \"\"",
+            &["platform.json", "environment = \"\""],
+        ),
+        bad_platform(
+            "environment with a slash",
+            "\"environment\": \"test\"",
+            "\"environment\": \"prod/eu\"",
+            &["platform.json", "environment"],
+        ),
+        bad_platform(
+            "function name empty",
+            &format!("\"{RISK_FN}\""),
+            "\"\"",
+            &["platform.json", "functions.risk-score = \"\""],
+        ),
+        bad_platform(
+            "function name with a space",
+            &format!("\"{RISK_FN}\""),
+            "\"a b\"",
+            &["platform.json", "functions.risk-score"],
+        ),
+        bad_platform(
+            "two models on one function",
+            &format!("\"{}\"", crate::deploy::READM_FN),
+            &format!("\"{RISK_FN}\""),
+            &["platform.json", "both name function"],
+        ),
+        bad_platform(
+            "audit prefix absolute",
+            "\"audit_prefix\": \"ferry/audit/\"",
+            "\"audit_prefix\": \"/ferry/audit/\"",
+            &["platform.json", "audit_prefix"],
+        ),
+        bad_platform(
+            "lock prefix without a slash",
+            "\"lock_prefix\": \"ferry/locks/\"",
+            "\"lock_prefix\": \"ferry/locks\"",
+            &["platform.json", "lock_prefix"],
+        ),
+        bad_platform(
+            "schema version 2",
+            "\"schema_version\": 1",
+            "\"schema_version\": 2",
+            &["platform.json", "schema_version = 2"],
+        ),
+        bad_platform(
+            "mount path elsewhere",
+            "\"mount_path\": \"/mnt/models\"",
+            "\"mount_path\": \"/efs\"",
+            &["platform.json", "efs.mount_path"],
+        ),
+        bad_platform(
+            "bucket empty",
+            "\"artifact_bucket\": \"ferry-artifacts\"",
+            "\"artifact_bucket\": \"\"",
+            &["platform.json", "artifact_bucket"],
+        ),
+        bad_platform("not JSON", "{", "{{", &["platform.json", "not JSON"]),
+        bad_platform(
+            "functions not an object",
+            "\"functions\": {",
+            "\"functions\": [], \"x\": {",
+            &["platform.json", "functions"],
+        ),
+        // Arguments.
+        bad_args(
+            "no such model",
+            &["--model", "nope"],
+            &["models.nope does not exist"],
+        ),
+        bad_args(
+            "a model key with a path",
+            &["--model", "../risk-score"],
+            &["models.../risk-score does not exist"],
+        ),
+    ];
+    // Approver and ticket values no audit record should hold, from the release manifest.
+    for (case, field, value) in [
+        (
+            "approver with a newline",
+            "approved_by",
+            "maria@example.org\nroot",
+        ),
+        (
+            "approver with a NUL",
+            "approved_by",
+            "maria@example.org\u{0}",
+        ),
+        ("approver empty", "approved_by", ""),
+        (
+            "approver of 1000 characters",
+            "approved_by",
+            &"a".repeat(1000),
+        ),
+        ("ticket empty", "ticket", ""),
+        ("ticket of 100 KB", "ticket", &"T".repeat(100 * 1024)),
+        ("ticket with an escape", "ticket", "CHG-1\u{1b}[31m"),
+    ] {
+        cases.push(BadInput {
+            files: vec![("release.toml", release_manifest(field, value))],
+            ..bad(case, "", &["release.toml", field])
+        });
+    }
+    for (case, version) in [
+        ("release version climbing out", "../../x"),
+        ("release version with a leading zero", "01"),
+        ("release version empty", ""),
+    ] {
+        cases.push(BadInput {
+            files: vec![("release.toml", release_manifest_version(version))],
+            ..bad(case, "", &["release.toml", "not a registry version number"])
+        });
+    }
+    cases
+}
+
+/// A release manifest (TOML) approving version 1 of risk-score, with one field set to `value`.
+fn release_manifest(field: &str, value: &str) -> String {
+    let mut version = serde_json::json!({
+        "version": "1", "approved_by": "maria.rodriguez-fernandez@clinical-research.example.org",
+        "approved_at": "2026-11-01T10:00:00Z", "ticket": "CHG-1042", "artifact_uri": "s3://ferry-artifacts/x"});
+    version[field] = value.into();
+    let doc =
+        serde_json::json!({"models": {"risk-score": {"versions": [version]}, "readmission": {}}});
+    toml::to_string(&doc).unwrap()
+}
+
+fn release_manifest_version(version: &str) -> String {
+    release_manifest("version", version)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_inputs_are_refused_before_any_change_naming_file_field_and_reason() {
+    let fx = Fixture::new("rel-inputs", "");
+    let catalog = std::fs::read_to_string(&fx.catalog).unwrap();
+    let platform = std::fs::read_to_string(&fx.platform).unwrap();
+    let cases = hostile_inputs();
+    let mut failures = Vec::new();
+    let calls = mutating_calls(&fx.env, || {
+        for c in &cases {
+            // Beside the fixture's catalog: its smoke payload and the case's files resolve the same way.
+            for (name, text) in &c.files {
+                fx.env.write(name, text);
+            }
+            let mut catalog = catalog.clone();
+            if c.catalog_extra.contains("smoke =") {
+                let line = catalog
+                    .lines()
+                    .find(|l| l.starts_with("smoke ="))
+                    .unwrap()
+                    .to_string();
+                catalog = catalog.replace(&format!("{line}\n"), "");
+            }
+            catalog = catalog.replace(
+                "[models.readmission]",
+                &format!("{}\n[models.readmission]", c.catalog_extra),
+            );
+            if c.files.iter().any(|(n, _)| *n == "release.toml") {
+                catalog = catalog.replace(
+                    "[registry]\nsource = \"mlflow\"",
+                    "[registry]\nsource = \"manifest\"\npath = \"release.toml\"",
+                );
+            }
+            let catalog_path = fx.env.write("case-ferry.toml", &catalog);
+            let platform_text = match &c.platform_edit {
+                Some((from, to)) => {
+                    assert!(platform.contains(from.as_str()), "{}: {from}", c.case);
+                    platform.replacen(from.as_str(), to, 1)
+                }
+                None => platform.clone(),
+            };
+            let platform_path = fx.env.write("case-platform.json", &platform_text);
+            let out = fx
+                .env
+                .ferry()
+                .arg("--catalog")
+                .arg(&catalog_path)
+                .arg("--platform")
+                .arg(&platform_path)
+                .arg("deploy")
+                .args(&c.args)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let missing: Vec<_> = c
+                .expected
+                .iter()
+                .filter(|e| !stderr.contains(e.as_str()))
+                .collect();
+            if out.status.code() != Some(1) || !missing.is_empty() {
+                failures.push(format!(
+                    "{}: exit {:?}, missing {missing:?} in:\n{stderr}",
+                    c.case,
+                    out.status.code()
+                ));
+            }
+        }
+    });
+    assert!(
+        failures.is_empty(),
+        "{} of {} inputs:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+    assert!(
+        calls.is_empty(),
+        "no change at all, not even the lock: {calls:#?}"
+    );
+    eprintln!("{} hostile inputs refused, 0 mutating calls", cases.len());
+}
