@@ -31,6 +31,12 @@ def validation_regex(variable: str) -> re.Pattern:
     return re.compile(pattern.replace("\\\\", "\\"))
 
 
+def test_every_input_but_the_create_switch_is_validated():
+    variables = tfparse.variables(MODULE)
+    unvalidated = [name for name, body in variables.items() if not body.get("validation") and name != "create"]
+    assert not unvalidated, f"modules/eks-service: variables without a validation block: {unvalidated}"
+
+
 def test_it_deploys_into_an_existing_cluster_and_creates_none():
     assert not [r for r in resources() if r.startswith(("aws_eks_cluster.", "aws_eks_node_group."))]
     cluster_type = tfparse.expression(tfparse.variables(MODULE)["cluster"]["type"])
