@@ -64,10 +64,12 @@ lint-rust:
 test-rust: $(VENV_STAMP) $(RUNTIME_DIST)
 	FERRY_TEST_PYTHON=$(abspath $(PY)) $(CARGO) test --locked --workspace
 
-# The fault runs of the reliability tests at more seeds than `make test` runs (1): FAULT_SEEDS=1-20 by default.
+# The reliability tests with more random-fault seeds and kill points than `make test` runs (1 seed, 2 kill points).
 FAULT_SEEDS ?= 1-20
-test-reliability: $(VENV_STAMP) $(RUNTIME_DIST) ## the reliability tests, random-fault runs at FAULT_SEEDS seeds
-	FERRY_TEST_PYTHON=$(abspath $(PY)) FERRY_FAULT_SEEDS=$(FAULT_SEEDS) $(CARGO) test --locked -p ferry --test it -- reliability::
+KILL_POINTS ?= 50
+test-reliability: $(VENV_STAMP) $(RUNTIME_DIST) ## the reliability tests at FAULT_SEEDS seeds and KILL_POINTS kill points
+	FERRY_TEST_PYTHON=$(abspath $(PY)) FERRY_FAULT_SEEDS=$(FAULT_SEEDS) FERRY_KILL_POINTS=$(KILL_POINTS) \
+	  $(CARGO) test --locked -p ferry --test it -- reliability::
 
 # The demo test drives target/debug/ferry as `cargo test --workspace` builds it (test-rust): `--no-run` compiles
 # nothing after test-rust, where a plain `cargo build` would recompile the AWS SDK with other features (~5 min).

@@ -880,3 +880,138 @@ async fn hostile_inputs_are_refused_before_any_change_naming_file_field_and_reas
     );
     eprintln!("{} hostile inputs refused, 0 mutating calls", cases.len());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_deploys_create_one_alias_per_version_and_publish_none_twice() {
+    let fx = Fixture::new("rel-concurrent", "");
+    // Three rounds, each with new work for 2, 4 and 8 deploys started at once.
+    for (round, deploys) in [2usize, 4, 8].into_iter().enumerate() {
+        match round {
+            1 => fx.env.approve(&fx.risk, 3, &[]),
+            2 => fx.env.approve(&fx.risk.replace("-risk", "-readm"), 2, &[]),
+            _ => {}
+        }
+        let children: Vec<_> = (0..deploys)
+            .map(|_| {
+                std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
+                    .envs(fx.env.vars())
+                    .arg("--catalog")
+                    .arg(&fx.catalog)
+                    .arg("--platform")
+                    .arg(&fx.platform)
+                    .args(["-q", "deploy", "--lock-timeout", "300"])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        for function in [RISK_FN, crate::deploy::READM_FN] {
+            let live = aliases(function).await;
+            let versions = crate::deploy::published(function).await;
+            let version_aliases = live.keys().filter(|a| a.starts_with('v')).count();
+            assert_eq!(
+                versions.len(),
+                version_aliases,
+                "round {round}, {function}: one published version per alias: {versions:#?} {live:#?}"
+            );
+        }
+    }
+    let keys = audit_keys().await;
+    assert_eq!(
+        count(&keys, "-deploy-lv"),
+        5,
+        "one record per alias: {keys:#?}"
+    );
+    assert_eq!(count(&keys, "/stages/production/"), 1, "{keys:#?}");
+    fx.ferry(&["verify"]).assert().success();
+}
+
+/// Kill points of a deploy: after how many of its requests it is killed. `make test` takes 2; `make test-reliability`
+/// takes 50 (`FERRY_KILL_POINTS=50`).
+fn kill_points() -> usize {
+    std::env::var("FERRY_KILL_POINTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deploy_killed_after_any_of_its_requests_is_finished_by_the_next_run_with_no_manual_step()
+{
+    // How many requests a whole deploy of the fixture makes, to spread the kill points over.
+    let total = {
+        let fx = Fixture::new("rel-kill-count", "");
+        let proxy = FaultProxy::start(&fx.env.stack.aws_url, vec![]).await;
+        fx.ferry_via(&proxy, &["-q", "deploy", "--jobs", "1"])
+            .assert()
+            .success();
+        proxy.seen().len()
+    };
+    let points = kill_points();
+    let mut table = Vec::new();
+    for i in 0..points {
+        let after = 1 + i * (total - 1) / points.max(1);
+        let fx = Fixture::new(&format!("rel-kill-{i}"), "");
+        let proxy = FaultProxy::start(&fx.env.stack.aws_url, vec![]).await;
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
+            .envs(fx.env.vars())
+            .env("AWS_ENDPOINT_URL", &proxy.url)
+            .arg("--catalog")
+            .arg(&fx.catalog)
+            .arg("--platform")
+            .arg(&fx.platform)
+            .args(["-q", "deploy", "--jobs", "1", "--lock-lease", "3"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        let killed = loop {
+            if proxy.seen().len() >= after {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                break true;
+            }
+            if child.try_wait().unwrap().is_some() {
+                break false;
+            }
+            assert!(
+                started.elapsed().as_secs() < 300,
+                "kill point {after} never reached"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        };
+        // The next run, with nobody removing a lock, finishes; then nothing is left to do and verify passes.
+        fx.ferry(&["deploy", "--lock-timeout", "30"])
+            .assert()
+            .success();
+        let calls = mutating_calls(&fx.env, || {
+            fx.ferry(&["deploy"]).assert().success();
+        });
+        assert!(calls.is_empty(), "kill after request {after}: {calls:#?}");
+        fx.ferry(&["verify"]).assert().success();
+        let live = aliases(RISK_FN).await;
+        assert_eq!(
+            live.keys().collect::<Vec<_>>(),
+            ["production", "v1", "v2"],
+            "kill after {after}"
+        );
+        let versions = crate::deploy::published(RISK_FN).await;
+        assert_eq!(
+            versions.len(),
+            2,
+            "kill after {after}: none published twice: {versions:#?}"
+        );
+        table.push((after, killed));
+    }
+    eprintln!("kill points (after request n of {total}, killed before the end): {table:?}");
+}
