@@ -814,3 +814,6 @@ pub fn to_text(plan: &Plan) -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod simulation;

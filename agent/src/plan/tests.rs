@@ -11,7 +11,7 @@ use crate::spec::ArtifactRef;
 const RUNTIME: &str = "python3.13";
 const PYTHON: &str = "3.13.1";
 
-fn spec(version: &str, memory_mb: u32) -> FunctionSpec {
+pub(super) fn spec(version: &str, memory_mb: u32) -> FunctionSpec {
     FunctionSpec {
         model: "risk".into(),
         registered_model: "risk".into(),
@@ -147,7 +147,7 @@ fn run(
 }
 
 /// A version's artifacts as MLflow writes them, saved on `python`.
-fn saved_on(python: Option<&str>) -> SavedEnv {
+pub(super) fn saved_on(python: Option<&str>) -> SavedEnv {
     SavedEnv {
         has_mlmodel: true,
         python: python.map(str::to_string),
