@@ -305,6 +305,40 @@ impl AuditLog {
             .is_ok_and(|b| b.into_bytes().as_ref() == body)
     }
 
+    /// Every record of the environment: (key relative to `<audit_prefix><environment>/`, key).
+    pub async fn all_keys(&self) -> Result<Vec<(String, String)>, AuditError> {
+        Ok(self
+            .list_keys(&self.prefix)
+            .await?
+            .into_iter()
+            .map(|k| (k[self.prefix.len()..].to_string(), k))
+            .collect())
+    }
+
+    /// One record, as JSON.
+    pub async fn read_record(&self, key: &str) -> Result<serde_json::Value, AuditError> {
+        let err = |reason: String| AuditError::S3 {
+            bucket: self.bucket.clone(),
+            key: key.into(),
+            reason,
+        };
+        let out = self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| err(crate::aws::describe_sdk_error(&e)))?;
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| err(e.to_string()))?
+            .into_bytes();
+        serde_json::from_slice(&bytes).map_err(|e| err(format!("not a JSON record: {e}")))
+    }
+
     /// Every key under `prefix`, over all pages.
     async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, AuditError> {
         let mut keys = Vec::new();

@@ -87,6 +87,12 @@ pub enum Command {
     Status(ModelFilter),
     /// Check deployed aliases against their audit records and EFS folders against their manifests
     Verify(VerifyArgs),
+    /// What happened and what was live when, from the audit records alone
+    ///
+    /// Without --at: every event in time order (deploy, stage move with weights, retire, gc, unlock, lock takeover).
+    /// With --at TIME: per model, the version each stage alias served then and the version aliases live then, with
+    /// who approved each, the ticket and the digests.
+    History(HistoryArgs),
     /// Delete the alias of one deployed version (explicit and audited; refused while a stage points at it)
     ///
     /// The only way to change a deployed alias is to retire it and deploy again. While the approval source still
@@ -177,6 +183,24 @@ pub struct VerifyArgs {
     /// Also re-hash the EFS folders of deployed versions (needs the EFS root)
     #[arg(long, value_name = "DIR")]
     pub efs_root: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    pub filter: ModelFilter,
+    /// Only this stage alias's moves
+    #[arg(long, value_name = "STAGE")]
+    pub stage: Option<String>,
+    /// What was live at this time (RFC 3339, like 2026-11-26T08:15:00Z)
+    #[arg(long, value_name = "TIME", conflicts_with_all = ["since", "until"])]
+    pub at: Option<String>,
+    /// Events at or after this time (RFC 3339)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Events at or before this time (RFC 3339)
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod cli;
 pub mod commands;
 pub mod efs;
+pub mod history;
 pub mod lock;
 pub mod logging;
 pub mod manifest;

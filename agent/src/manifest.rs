@@ -34,6 +34,102 @@ pub fn same_files(a: &[ManifestEntry], b: &[ManifestEntry]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.content() == y.content())
 }
 
+/// One way a folder's files differ from its manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FileDifference {
+    Changed {
+        path: String,
+        expected_sha256: String,
+        found_sha256: String,
+        expected_size: u64,
+        found_size: u64,
+    },
+    Missing {
+        path: String,
+        expected_sha256: String,
+    },
+    Added {
+        path: String,
+        found_sha256: String,
+    },
+}
+
+impl std::fmt::Display for FileDifference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FileDifference::Changed {
+                path,
+                expected_sha256,
+                found_sha256,
+                expected_size,
+                found_size,
+            } => write!(
+                f,
+                "{path} changed: manifest says sha256 {expected_sha256} ({expected_size} bytes), found {found_sha256} ({found_size} bytes)"
+            ),
+            FileDifference::Missing {
+                path,
+                expected_sha256,
+            } => write!(f, "{path} missing (manifest says sha256 {expected_sha256})"),
+            FileDifference::Added { path, found_sha256 } => {
+                write!(
+                    f,
+                    "{path} added (not in the manifest; sha256 {found_sha256})"
+                )
+            }
+        }
+    }
+}
+
+/// Every file of `found` (a folder as scanned) that differs from `expected` (its manifest), by path.
+pub fn file_differences(
+    found: &[ManifestEntry],
+    expected: &[ManifestEntry],
+) -> Vec<FileDifference> {
+    let found_by: std::collections::BTreeMap<&str, &ManifestEntry> =
+        found.iter().map(|e| (e.path.as_str(), e)).collect();
+    let expected_by: std::collections::BTreeMap<&str, &ManifestEntry> =
+        expected.iter().map(|e| (e.path.as_str(), e)).collect();
+    let mut out = Vec::new();
+    for (path, e) in &expected_by {
+        match found_by.get(path) {
+            None => out.push(FileDifference::Missing {
+                path: path.to_string(),
+                expected_sha256: e.sha256.clone(),
+            }),
+            Some(f) if f.content() != e.content() => out.push(FileDifference::Changed {
+                path: path.to_string(),
+                expected_sha256: e.sha256.clone(),
+                found_sha256: f.sha256.clone(),
+                expected_size: e.size,
+                found_size: f.size,
+            }),
+            Some(_) => {}
+        }
+    }
+    for (path, f) in &found_by {
+        if !expected_by.contains_key(path) {
+            out.push(FileDifference::Added {
+                path: path.to_string(),
+                found_sha256: f.sha256.clone(),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.path().cmp(b.path()));
+    out
+}
+
+impl FileDifference {
+    pub fn path(&self) -> &str {
+        match self {
+            FileDifference::Changed { path, .. }
+            | FileDifference::Missing { path, .. }
+            | FileDifference::Added { path, .. } => path,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ArtifactManifest {
@@ -244,6 +340,41 @@ mod tests {
             sha256: sha.to_string().repeat(64),
             etag: None,
         }
+    }
+
+    #[test]
+    fn each_changed_missing_and_added_file_is_named_with_both_digests() {
+        let expected = vec![
+            entry("MLmodel", 10, 'a'),
+            entry("model.pkl", 20, 'b'),
+            entry("conda.yaml", 5, 'c'),
+        ];
+        let found = vec![
+            entry("MLmodel", 10, 'a'),
+            entry("model.pkl", 21, 'd'),
+            entry("notes.txt", 3, 'e'),
+        ];
+        let d = file_differences(&found, &expected);
+        let text: Vec<String> = d.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                format!(
+                    "conda.yaml missing (manifest says sha256 {})",
+                    "c".repeat(64)
+                ),
+                format!(
+                    "model.pkl changed: manifest says sha256 {} (20 bytes), found {} (21 bytes)",
+                    "b".repeat(64),
+                    "d".repeat(64)
+                ),
+                format!(
+                    "notes.txt added (not in the manifest; sha256 {})",
+                    "e".repeat(64)
+                ),
+            ]
+        );
+        assert!(file_differences(&expected, &expected).is_empty());
     }
 
     #[test]

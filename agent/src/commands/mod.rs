@@ -11,6 +11,7 @@ use crate::platform::Platform;
 
 mod deploy;
 mod gc;
+mod history;
 mod manifest;
 mod plan;
 mod render;
@@ -30,6 +31,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Sync(args) => sync::run(g, args).await,
         Command::Status(args) => status::run(g, args).await,
         Command::Verify(args) => verify::run(g, args).await,
+        Command::History(args) => history::run(g, args).await,
         Command::Retire(args) => retire::run(g, args).await,
         Command::Gc(args) => gc::run(g, args).await,
         Command::Unlock(args) => unlock::run(g, args).await,

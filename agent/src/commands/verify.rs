@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::{Inputs, print_json};
 use crate::cli::{GlobalArgs, OutputFormat, VerifyArgs};
-use crate::manifest::{ArtifactManifest, MANIFEST_FILE, same_files, scan_dir};
+use crate::manifest::{ArtifactManifest, MANIFEST_FILE, file_differences, scan_dir};
 use crate::observe::{ObservedFunction, observe};
 use crate::plan::is_version_alias;
 
@@ -90,6 +90,16 @@ fn check_model(model: &str, o: &ObservedFunction, efs_root: Option<&Path>) -> Ve
             detail,
         };
         let version = is_version_alias(&a.name).unwrap_or_default();
+        if !a.additional.is_empty() {
+            out.push(finding(
+                false,
+                format!(
+                    "version alias carries a traffic split {:?}; a version alias sends all its traffic to its one version",
+                    a.additional
+                ),
+            ));
+            continue;
+        }
         let Some((hash, m, v)) = o
             .versions
             .get(&a.function_version)
@@ -203,10 +213,14 @@ fn check_folder(dir: &Path) -> Result<String, String> {
     let manifest = ArtifactManifest::parse(&text)
         .map_err(|e| format!("{}/{MANIFEST_FILE} {e}", dir.display()))?;
     let files = scan_dir(dir)?;
-    if !same_files(&files, &manifest.files) {
+    let differences = file_differences(&files, &manifest.files);
+    if !differences.is_empty() {
+        let each: Vec<String> = differences.iter().map(ToString::to_string).collect();
         return Err(format!(
-            "{}: files differ from the manifest (changed, added or removed)",
-            dir.display()
+            "{}: {} file(s) differ from the manifest: {}",
+            dir.display(),
+            differences.len(),
+            each.join("; ")
         ));
     }
     Ok(manifest.digest)

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use super::SyncError;
 use super::source::{RemoteObject, Source, local_path};
-use crate::manifest::{ArtifactManifest, MANIFEST_FILE, ManifestEntry, same_files, scan_dir};
+use crate::manifest::{ArtifactManifest, MANIFEST_FILE, file_differences, scan_dir};
 
 pub const TEMP_PREFIX: &str = ".ferry-tmp-";
 
@@ -268,20 +268,9 @@ pub fn check_present(
     }
     if verify {
         let files = scan_dir(dir).map_err(|r| differs(format!("cannot re-hash: {r}")))?;
-        if !same_files(&files, &manifest.files) {
-            let recorded: Vec<_> = manifest.files.iter().map(ManifestEntry::content).collect();
-            let bad: Vec<String> = files
-                .iter()
-                .filter(|f| !recorded.contains(&f.content()))
-                .map(|f| f.path.clone())
-                .chain(
-                    manifest
-                        .files
-                        .iter()
-                        .filter(|m| !files.iter().any(|f| f.path == m.path))
-                        .map(|m| format!("{} (missing)", m.path)),
-                )
-                .collect();
+        let differences = file_differences(&files, &manifest.files);
+        if !differences.is_empty() {
+            let bad: Vec<String> = differences.iter().map(ToString::to_string).collect();
             return Err(differs(format!(
                 "its files do not match its manifest: {}",
                 bad.join(", ")

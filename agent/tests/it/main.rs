@@ -10,3 +10,4 @@ mod registry;
 mod reliability;
 mod render;
 mod sync;
+mod traceability;

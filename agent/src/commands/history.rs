@@ -1,0 +1,227 @@
+//! `ferry history`: one listing of the audit prefix, then the records the question needs, read concurrently.
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use futures::StreamExt;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::print_json;
+use crate::audit::AuditLog;
+use crate::cli::{GlobalArgs, HistoryArgs, OutputFormat};
+use crate::history::{EventKind, Filter, KeyedEvent, key_time_of, live_at, parse_key, timeline};
+
+/// Records read at once.
+const READS_IN_FLIGHT: usize = 32;
+
+#[derive(Serialize)]
+struct Event {
+    #[serde(flatten)]
+    event: KeyedEvent,
+    record: Value,
+}
+
+pub async fn run(g: &GlobalArgs, args: &HistoryArgs) -> Result<u8> {
+    let platform = crate::platform::Platform::load(g.platform.as_deref())?;
+    let time = |flag: &str, t: &Option<String>| {
+        t.as_deref()
+            .map(key_time_of)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--{flag} {e}"))
+    };
+    let filter = Filter {
+        models: args.filter.models.clone(),
+        stage: args.stage.clone(),
+        since: time("since", &args.since)?,
+        until: time("until", &args.until)?,
+    };
+    let at = time("at", &args.at)?;
+    let (_, audit) = super::connect(&platform).await;
+    let events: Vec<KeyedEvent> = audit
+        .all_keys()
+        .await?
+        .iter()
+        .filter_map(|(rel, key)| parse_key(rel, key))
+        .collect();
+    match at {
+        None => {
+            let chosen = timeline(events, &filter);
+            let read = read_all(&audit, chosen).await?;
+            match g.output {
+                OutputFormat::Json => print_json(&read)?,
+                OutputFormat::Text => {
+                    for e in &read {
+                        println!("{}", event_line(e));
+                    }
+                    println!("{} event(s).", read.len());
+                }
+            }
+        }
+        Some(at) => {
+            let live = live_at(&events, &at, &filter);
+            let mut wanted: Vec<KeyedEvent> = live
+                .stages
+                .values()
+                .chain(live.versions.values())
+                .flat_map(|m| m.values().cloned())
+                .collect();
+            wanted.sort_by(|a, b| a.key.cmp(&b.key));
+            wanted.dedup();
+            let read = read_all(&audit, wanted).await?;
+            let by_key: BTreeMap<&str, &Value> = read
+                .iter()
+                .map(|e| (e.event.key.as_str(), &e.record))
+                .collect();
+            let mut rows = Vec::new();
+            for (model, stages) in &live.stages {
+                for (stage, e) in stages {
+                    let record = by_key[e.key.as_str()];
+                    let version = record["version"].as_str().unwrap_or("?");
+                    // The approval of the version the stage served: its deploy record live then.
+                    let deploy = live
+                        .versions
+                        .get(model)
+                        .and_then(|v| v.get(&format!("v{version}")))
+                        .map(|d| by_key[d.key.as_str()]);
+                    rows.push(live_row(model, stage, record, deploy));
+                }
+            }
+            for (model, versions) in &live.versions {
+                for (alias, e) in versions {
+                    let record = by_key[e.key.as_str()];
+                    rows.push(live_row(model, alias, record, Some(record)));
+                }
+            }
+            match g.output {
+                OutputFormat::Json => {
+                    print_json(&serde_json::json!({"at": args.at, "live": rows}))?
+                }
+                OutputFormat::Text => {
+                    println!("Live at {}:", args.at.as_deref().unwrap_or_default());
+                    for r in &rows {
+                        println!("{}", r["line"].as_str().unwrap_or_default());
+                    }
+                    if rows.is_empty() {
+                        println!("nothing (no record at or before that time)");
+                    }
+                }
+            }
+        }
+    }
+    Ok(0)
+}
+
+async fn read_all(audit: &AuditLog, events: Vec<KeyedEvent>) -> Result<Vec<Event>> {
+    futures::stream::iter(events)
+        .map(|event| async move {
+            let record = audit
+                .read_record(&event.key)
+                .await
+                .with_context(|| format!("reading audit record {}", event.key))?;
+            Ok::<_, anyhow::Error>(Event { event, record })
+        })
+        .buffered(READS_IN_FLIGHT)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
+fn text(v: &Value, key: &str) -> String {
+    v[key].as_str().unwrap_or("?").to_string()
+}
+
+fn approval(record: &Value) -> String {
+    let a = &record["approval"];
+    if a.is_null() {
+        return String::new();
+    }
+    format!(
+        ", approved by {} at {} ({}){}",
+        text(a, "approved_by"),
+        text(a, "approved_at"),
+        text(a, "ticket"),
+        record["artifact_digest"]
+            .as_str()
+            .map(|d| format!(", artifacts sha256 {d}"))
+            .unwrap_or_default()
+    )
+}
+
+fn deployer(record: &Value) -> String {
+    record["deployer"]["aws_identity"]
+        .as_str()
+        .map(|d| format!(" by {d}"))
+        .unwrap_or_default()
+}
+
+fn event_line(e: &Event) -> String {
+    let r = &e.record;
+    let model = e.event.model.as_deref().unwrap_or("-");
+    let alias = e.event.alias.as_deref().unwrap_or("-");
+    let lv = e.event.lambda_version.as_deref().unwrap_or("-");
+    let what = match e.event.kind {
+        EventKind::Deploy => format!("created at Lambda version {lv}{}", approval(r)),
+        EventKind::Retire => format!(
+            "retired (was Lambda version {lv}): {} ({})",
+            text(r, "reason"),
+            text(r, "ticket")
+        ),
+        EventKind::StageMove => format!(
+            "-> v{} (Lambda version {}){}{}",
+            text(r, "version"),
+            text(r, "lambda_version"),
+            r["routing"]
+                .as_object()
+                .map(|w| format!(" routing {}", Value::Object(w.clone())))
+                .unwrap_or_default(),
+            r["reason"]
+                .as_str()
+                .map(|x| format!(" [{x}]"))
+                .unwrap_or_default()
+        ),
+        EventKind::Gc => format!("Lambda version {lv} deleted: {}", text(r, "reason")),
+        EventKind::Unlock | EventKind::LockTakeover => text(r, "reason"),
+    };
+    let kind = serde_json::to_value(&e.event.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    format!(
+        "{}  {kind:<13} {model:<16} {alias:<12} {what}{}",
+        text(r, "time"),
+        deployer(r)
+    )
+}
+
+fn live_row(model: &str, alias: &str, record: &Value, deploy: Option<&Value>) -> Value {
+    let stage = record["event"] == "stage-move";
+    let line = if stage {
+        format!(
+            "{model:<16} {alias:<12} v{} (Lambda version {}{}), moved {}{}{}",
+            text(record, "version"),
+            text(record, "lambda_version"),
+            record["routing"]
+                .as_object()
+                .map(|w| format!(", routing {}", Value::Object(w.clone())))
+                .unwrap_or_default(),
+            text(record, "time"),
+            deployer(record),
+            deploy.map(approval).unwrap_or_default()
+        )
+    } else {
+        format!(
+            "{model:<16} {alias:<12} Lambda version {}, deployed {}{}{}",
+            text(record, "lambda_version"),
+            text(record, "time"),
+            deployer(record),
+            approval(record)
+        )
+    };
+    serde_json::json!({
+        "model": model, "alias": alias, "kind": if stage { "stage" } else { "version" },
+        "version": record["version"], "lambda_version": record["lambda_version"], "routing": record["routing"],
+        "since": record["time"], "approval": deploy.map(|d| d["approval"].clone()),
+        "artifact_digest": deploy.map(|d| d["artifact_digest"].clone()), "line": line,
+    })
+}

@@ -1,0 +1,306 @@
+//! History from the audit records alone: what each key says (kind, model, alias, time, Lambda version: the keys are
+//! written so that one listing tells the story, see [`crate::audit`]), which records a question needs, and the
+//! answer. Pure: the command lists and reads, this module decides.
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// What an audit record is about, from its key alone.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    Deploy,
+    Retire,
+    StageMove,
+    Gc,
+    Unlock,
+    LockTakeover,
+}
+
+/// One audit record as its key names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyedEvent {
+    /// Sortable key time (`20261126T081500.123Z`).
+    pub key_time: String,
+    pub kind: EventKind,
+    /// `None` for environment-wide events (unlock, lock takeover).
+    pub model: Option<String>,
+    /// The version alias (`v3`) or stage alias (`production`) the event is about.
+    pub alias: Option<String>,
+    pub lambda_version: Option<String>,
+    pub key: String,
+}
+
+/// Reads a key relative to `<audit_prefix><environment>/`; `None` for anything Ferry did not write.
+pub fn parse_key(rel: &str, key: &str) -> Option<KeyedEvent> {
+    let parts: Vec<&str> = rel.split('/').collect();
+    let stem = parts.last()?.strip_suffix(".json")?;
+    let event = |kind, model: Option<&str>, alias: Option<&str>, time: &str, lv: Option<&str>| {
+        Some(KeyedEvent {
+            key_time: time.to_string(),
+            kind,
+            model: model.map(str::to_string),
+            alias: alias.map(str::to_string),
+            lambda_version: lv.map(str::to_string),
+            key: key.to_string(),
+        })
+    };
+    match parts.as_slice() {
+        ["unlock", _] => match stem.strip_suffix("-takeover") {
+            Some(time) => event(EventKind::LockTakeover, None, None, time, None),
+            None => event(EventKind::Unlock, None, None, stem, None),
+        },
+        [model, "gc", _] => {
+            let (time, lv) = stem.split_once("-lv")?;
+            event(EventKind::Gc, Some(model), None, time, Some(lv))
+        }
+        [model, "stages", stage, _] => {
+            let (time, lv) = stem.split_once("-lv")?;
+            event(
+                EventKind::StageMove,
+                Some(model),
+                Some(stage),
+                time,
+                Some(lv),
+            )
+        }
+        [model, alias, _] if crate::plan::is_version_alias(alias).is_some() => {
+            let (time, rest) = stem.split_once('-')?;
+            let (kind, lv) = rest.split_once("-lv")?;
+            let kind = match kind {
+                "deploy" => EventKind::Deploy,
+                "retire" => EventKind::Retire,
+                _ => return None,
+            };
+            event(kind, Some(model), Some(alias), time, Some(lv))
+        }
+        _ => None,
+    }
+}
+
+/// Which events a question is about.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub models: Vec<String>,
+    pub stage: Option<String>,
+    /// Key times (inclusive).
+    pub since: Option<String>,
+    pub until: Option<String>,
+}
+
+impl Filter {
+    pub fn keeps(&self, e: &KeyedEvent) -> bool {
+        let model = match &e.model {
+            Some(m) => self.models.is_empty() || self.models.contains(m),
+            // Environment-wide events belong to every model's history.
+            None => true,
+        };
+        let stage = match &self.stage {
+            Some(s) => e.kind == EventKind::StageMove && e.alias.as_ref() == Some(s),
+            None => true,
+        };
+        model
+            && stage
+            && self.since.as_ref().is_none_or(|s| &e.key_time >= s)
+            && self.until.as_ref().is_none_or(|u| &e.key_time <= u)
+    }
+}
+
+/// The events of a history in time order (the key time, then the key, so that equal times keep one order).
+pub fn timeline(mut events: Vec<KeyedEvent>, filter: &Filter) -> Vec<KeyedEvent> {
+    events.retain(|e| filter.keeps(e));
+    events.sort_by(|a, b| (&a.key_time, &a.key).cmp(&(&b.key_time, &b.key)));
+    events
+}
+
+/// What was live at a time: per model, the last move of each stage alias at or before it, and each version
+/// alias deployed and not yet retired then (with the deploy record that says who approved it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveAt {
+    /// model → stage → its last stage-move event.
+    pub stages: BTreeMap<String, BTreeMap<String, KeyedEvent>>,
+    /// model → version alias → its deploy event.
+    pub versions: BTreeMap<String, BTreeMap<String, KeyedEvent>>,
+}
+
+pub fn live_at(events: &[KeyedEvent], at: &str, filter: &Filter) -> LiveAt {
+    let mut live = LiveAt::default();
+    let upto = Filter {
+        until: Some(at.to_string()),
+        since: None,
+        ..filter.clone()
+    };
+    for e in timeline(events.to_vec(), &upto) {
+        let (Some(model), Some(alias)) = (e.model.clone(), e.alias.clone()) else {
+            continue;
+        };
+        match e.kind {
+            EventKind::StageMove => {
+                live.stages.entry(model).or_default().insert(alias, e);
+            }
+            EventKind::Deploy => {
+                live.versions.entry(model).or_default().insert(alias, e);
+            }
+            EventKind::Retire => {
+                if let Some(v) = live.versions.get_mut(&model) {
+                    v.remove(&alias);
+                }
+            }
+            _ => {}
+        }
+    }
+    live
+}
+
+/// An RFC 3339 time as a key time, for comparing with keys (`2026-11-26T08:15:00Z` → `20261126T081500.000Z`).
+pub fn key_time_of(rfc3339: &str) -> Result<String, String> {
+    let t = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| {
+            format!("{rfc3339:?} is not an RFC 3339 time (like 2026-11-26T08:15:00Z): {e}")
+        })?;
+    Ok(crate::audit::key_time(t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(rel: &str) -> KeyedEvent {
+        parse_key(rel, rel).unwrap_or_else(|| panic!("{rel}"))
+    }
+
+    #[test]
+    fn every_key_ferry_writes_reads_back() {
+        let d = ev("risk/v3/20261126T081500.123Z-deploy-lv7.json");
+        assert_eq!(
+            (d.kind, d.alias.as_deref(), d.lambda_version.as_deref()),
+            (EventKind::Deploy, Some("v3"), Some("7"))
+        );
+        assert_eq!(
+            ev("risk/v3/20261126T081500.123Z-retire-lv7.json").kind,
+            EventKind::Retire
+        );
+        let s = ev("risk/stages/production/20261126T081500.123Z-lv7.json");
+        assert_eq!(
+            (s.kind, s.alias.as_deref()),
+            (EventKind::StageMove, Some("production"))
+        );
+        assert_eq!(
+            ev("risk/gc/20261126T081500.123Z-lv2.json").kind,
+            EventKind::Gc
+        );
+        assert_eq!(
+            ev("unlock/20261126T081500.123Z.json").kind,
+            EventKind::Unlock
+        );
+        assert_eq!(
+            ev("unlock/20261126T081500.123Z-takeover.json").kind,
+            EventKind::LockTakeover
+        );
+        // A model named like a folder of the environment is still a model.
+        assert_eq!(
+            ev("unlock/v1/20261126T081500.123Z-deploy-lv1.json")
+                .model
+                .as_deref(),
+            Some("unlock")
+        );
+        for other in [
+            "risk/notes.txt",
+            "risk/v3/x.json",
+            "risk/live/20261126T081500.123Z-deploy-lv7.json",
+            "x.json",
+        ] {
+            assert_eq!(parse_key(other, other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn what_was_live_at_a_time_is_the_last_move_before_it_and_retirements_count() {
+        let events = vec![
+            ev("risk/v1/20261101T100000.000Z-deploy-lv1.json"),
+            ev("risk/v2/20261102T100000.000Z-deploy-lv2.json"),
+            ev("risk/stages/production/20261102T100001.000Z-lv2.json"),
+            ev("risk/stages/production/20261103T100000.000Z-lv1.json"),
+            ev("risk/v2/20261104T100000.000Z-retire-lv2.json"),
+            ev("other/v1/20261101T090000.000Z-deploy-lv1.json"),
+        ];
+        let all = Filter::default();
+        let on_the_2nd = live_at(&events, "20261102T120000.000Z", &all);
+        assert_eq!(
+            on_the_2nd.stages["risk"]["production"]
+                .lambda_version
+                .as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            on_the_2nd.versions["risk"].keys().collect::<Vec<_>>(),
+            ["v1", "v2"]
+        );
+        let on_the_5th = live_at(&events, "20261105T000000.000Z", &all);
+        assert_eq!(
+            on_the_5th.stages["risk"]["production"]
+                .lambda_version
+                .as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            on_the_5th.versions["risk"].keys().collect::<Vec<_>>(),
+            ["v1"]
+        );
+        let before = live_at(&events, "20261101T000000.000Z", &all);
+        assert!(before.stages.is_empty() && before.versions.is_empty());
+        let only_other = Filter {
+            models: vec!["other".into()],
+            ..Filter::default()
+        };
+        assert_eq!(
+            live_at(&events, "20261105T000000.000Z", &only_other)
+                .versions
+                .keys()
+                .collect::<Vec<_>>(),
+            ["other"]
+        );
+    }
+
+    #[test]
+    fn a_timeline_is_in_time_order_and_filtered() {
+        let events = vec![
+            ev("risk/stages/production/20261103T100000.000Z-lv1.json"),
+            ev("risk/v1/20261101T100000.000Z-deploy-lv1.json"),
+            ev("unlock/20261102T000000.000Z-takeover.json"),
+        ];
+        let all = timeline(events.clone(), &Filter::default());
+        assert_eq!(
+            all.iter().map(|e| e.kind.clone()).collect::<Vec<_>>(),
+            [
+                EventKind::Deploy,
+                EventKind::LockTakeover,
+                EventKind::StageMove
+            ]
+        );
+        let stage = Filter {
+            stage: Some("production".into()),
+            ..Filter::default()
+        };
+        assert_eq!(timeline(events.clone(), &stage).len(), 1);
+        let window = Filter {
+            since: Some("20261102T000000.000Z".into()),
+            until: Some("20261102T235959.999Z".into()),
+            ..Filter::default()
+        };
+        assert_eq!(timeline(events, &window)[0].kind, EventKind::LockTakeover);
+    }
+
+    #[test]
+    fn times_are_read_as_rfc3339_and_compared_as_key_times() {
+        assert_eq!(
+            key_time_of("2026-11-26T08:15:00Z").unwrap(),
+            "20261126T081500.000Z"
+        );
+        assert_eq!(
+            key_time_of("2026-11-26T09:15:00+01:00").unwrap(),
+            "20261126T081500.000Z"
+        );
+        assert!(key_time_of("yesterday").unwrap_err().contains("RFC 3339"));
+    }
+}
