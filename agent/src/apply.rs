@@ -207,6 +207,42 @@ async fn apply_actions(
                 let moved = move_stage(ctx, plan, observed, &alias_versions, &step).await?;
                 outcome.stage_moves.push(moved);
             }
+            Action::RecordUnapproved {
+                alias,
+                version,
+                lambda_version,
+                spec_hash,
+            } => {
+                let observed_version = observed.versions.get(lambda_version);
+                let now = time::OffsetDateTime::now_utc();
+                let key = ctx
+                    .audit
+                    .deploy_key(&plan.model, alias, lambda_version, now);
+                let record = AuditRecord {
+                    event: "deploy",
+                    environment: ctx.environment.clone(),
+                    model: plan.model.clone(),
+                    function: plan.function.clone(),
+                    version: Some(version.clone()),
+                    alias: alias.clone(),
+                    lambda_version: lambda_version.clone(),
+                    code_sha256: observed_version.map(|v| v.code_sha256.clone()),
+                    spec_hash: Some(spec_hash.clone()),
+                    reason: Some(
+                        "recorded after the fact: the run that created this alias stopped before its record, and the version's approval has been withdrawn since; the alias stays live until `ferry retire`"
+                            .into(),
+                    ),
+                    deployer: ctx.deployer.clone(),
+                    time: rfc3339(now),
+                    ..AuditRecord::default()
+                };
+                ctx.fenced(&plan.function, "audit record")?;
+                ctx.audit
+                    .write(&key, &record)
+                    .await
+                    .map_err(|e| step_err(&plan.function, "audit record", e.to_string()))?;
+                outcome.audits_repaired.push(alias.clone());
+            }
             Action::RecordStageMove {
                 stage,
                 version,

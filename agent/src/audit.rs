@@ -289,20 +289,7 @@ impl AuditLog {
 
     /// Whether the object at `key` holds exactly `body`.
     async fn holds(&self, key: &str, body: &[u8]) -> bool {
-        let Ok(out) = self
-            .s3
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        else {
-            return false;
-        };
-        out.body
-            .collect()
-            .await
-            .is_ok_and(|b| b.into_bytes().as_ref() == body)
+        self.read_bytes(key).await.is_ok_and(|b| b == body)
     }
 
     /// Every record of the environment: (key relative to `<audit_prefix><environment>/`, key).
@@ -315,8 +302,8 @@ impl AuditLog {
             .collect())
     }
 
-    /// One record, as JSON.
-    pub async fn read_record(&self, key: &str) -> Result<serde_json::Value, AuditError> {
+    /// The bytes of the object at `key`.
+    async fn read_bytes(&self, key: &str) -> Result<Vec<u8>, AuditError> {
         let err = |reason: String| AuditError::S3 {
             bucket: self.bucket.clone(),
             key: key.into(),
@@ -330,13 +317,21 @@ impl AuditLog {
             .send()
             .await
             .map_err(|e| err(crate::aws::describe_sdk_error(&e)))?;
-        let bytes = out
+        Ok(out
             .body
             .collect()
             .await
             .map_err(|e| err(e.to_string()))?
-            .into_bytes();
-        serde_json::from_slice(&bytes).map_err(|e| err(format!("not a JSON record: {e}")))
+            .to_vec())
+    }
+
+    /// One record, as JSON.
+    pub async fn read_record(&self, key: &str) -> Result<serde_json::Value, AuditError> {
+        serde_json::from_slice(&self.read_bytes(key).await?).map_err(|e| AuditError::S3 {
+            bucket: self.bucket.clone(),
+            key: key.into(),
+            reason: format!("not a JSON record: {e}"),
+        })
     }
 
     /// Every key under `prefix`, over all pages.
@@ -419,20 +414,7 @@ impl AuditLog {
         }
         let mut records = BTreeMap::new();
         for (stage, key) in newest {
-            let out = self
-                .s3
-                .get_object()
-                .bucket(&self.bucket)
-                .key(&key)
-                .send()
-                .await
-                .map_err(|e| err(&key, crate::aws::describe_sdk_error(&e)))?;
-            let bytes = out
-                .body
-                .collect()
-                .await
-                .map_err(|e| err(&key, e.to_string()))?
-                .into_bytes();
+            let bytes = self.read_bytes(&key).await?;
             let record: RecordedStage = serde_json::from_slice(&bytes)
                 .map_err(|e| err(&key, format!("not a stage-move record: {e}")))?;
             records.insert(stage, record);

@@ -76,6 +76,15 @@ pub enum Action {
         version: String,
         canary_weight: Option<f64>,
     },
+    /// A version alias Ferry created whose record was never written (its run stopped in between) and whose
+    /// approval was withdrawn since: the record is written from what the alias and its version show, so that no
+    /// live alias is unrecorded; the alias stays live until `ferry retire`.
+    RecordUnapproved {
+        alias: String,
+        version: String,
+        lambda_version: String,
+        spec_hash: String,
+    },
     /// A stage alias Ferry moved (its description says so, and it points where that move would) whose audit record
     /// was never written (a run stopped in between, or the record's put failed): write the record from what the
     /// alias shows.
@@ -95,6 +104,7 @@ impl Action {
             self,
             Action::Create { .. }
                 | Action::RecordAudit { .. }
+                | Action::RecordUnapproved { .. }
                 | Action::StageMove { .. }
                 | Action::RecordStageMove { .. }
         )
@@ -182,7 +192,9 @@ impl Plan {
         for a in models.iter().flat_map(|m| &m.actions) {
             match a {
                 Action::Create { .. } => s.create += 1,
-                Action::RecordAudit { .. } | Action::RecordStageMove { .. } => s.record_audit += 1,
+                Action::RecordAudit { .. }
+                | Action::RecordUnapproved { .. }
+                | Action::RecordStageMove { .. } => s.record_audit += 1,
                 Action::StageMove { .. } => s.stage_moves += 1,
                 Action::Drift { .. } => s.drift += 1,
                 Action::Revoked { .. } => s.revoked += 1,
@@ -321,6 +333,22 @@ pub fn plan_model(input: &PlanInput) -> (ModelPlan, Vec<Warning>) {
                 alias: a.name.clone(),
                 version: n.to_string(),
             });
+            // Created by a run that stopped before its record: record it, so that no live alias is unrecorded.
+            let ferrys = observed
+                .versions
+                .get(&a.function_version)
+                .and_then(|v| v.ferry.as_ref())
+                .filter(|(_, m, v)| m == model && v == n);
+            if let (None, Some((hash, _, _))) = (observed.recorded.get(&a.name), ferrys)
+                && a.additional.is_empty()
+            {
+                actions.push(Action::RecordUnapproved {
+                    alias: a.name.clone(),
+                    version: n.to_string(),
+                    lambda_version: a.function_version.clone(),
+                    spec_hash: hash.clone(),
+                });
+            }
         }
     }
 
@@ -729,6 +757,13 @@ pub fn to_text(plan: &Plan) -> String {
                     provisioned_concurrency
                         .map(|n| format!(", provisioned concurrency {n}"))
                         .unwrap_or_default()
+                )),
+                Action::RecordUnapproved {
+                    alias,
+                    lambda_version,
+                    ..
+                } => Some(format!(
+                    "  + {alias:<12} audit   alias exists at Lambda version {lambda_version} without its record (approval withdrawn since); write it"
                 )),
                 Action::RecordStageMove {
                     stage,

@@ -175,6 +175,11 @@ impl World {
                     alias,
                     lambda_version,
                     ..
+                }
+                | Action::RecordUnapproved {
+                    alias,
+                    lambda_version,
+                    ..
                 } => {
                     if !run.step() {
                         return;

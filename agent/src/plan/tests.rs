@@ -684,3 +684,26 @@ fn a_function_without_a_python_runtime_is_said_and_its_versions_created() {
          not checked"
     );
 }
+
+#[test]
+fn an_alias_whose_run_stopped_before_its_record_and_whose_approval_was_withdrawn_is_recorded() {
+    // Found by the simulation: a run created v5 and stopped before its record; then v5's approval was withdrawn.
+    let (s1, s5) = (spec("1", 1024), spec("5", 1024));
+    let mut o = deployed(&[&s1, &s5]);
+    o.recorded.remove("v5");
+    let plan = run(std::slice::from_ref(&s1), &[], &o, None, false);
+    assert!(!plan.blocked);
+    assert!(plan.actions.contains(&Action::Revoked {
+        alias: "v5".into(),
+        version: "5".into()
+    }));
+    assert!(
+        plan.actions.contains(&Action::RecordUnapproved {
+            alias: "v5".into(),
+            version: "5".into(),
+            lambda_version: "5".into(),
+            spec_hash: s5.spec_hash.clone(),
+        }),
+        "{plan:#?}"
+    );
+}
