@@ -158,6 +158,21 @@ fn check_model(model: &str, o: &ObservedFunction, efs_root: Option<&Path>) -> Ve
         ));
     }
     out.extend(check_stage_aliases(model, o));
+    // Recorded as deployed, with no retirement record, and gone: deleted outside `ferry retire`.
+    for (alias, lv) in o
+        .recorded
+        .iter()
+        .filter(|(a, _)| !o.aliases.contains_key(*a))
+    {
+        out.push(Finding {
+            model: model.into(),
+            alias: alias.clone(),
+            ok: false,
+            detail: format!(
+                "recorded as deployed at Lambda version {lv}, but the alias is gone and no retirement record says why: deleted outside `ferry retire`"
+            ),
+        });
+    }
     out
 }
 

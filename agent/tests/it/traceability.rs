@@ -321,6 +321,15 @@ async fn verify_names_each_kind_of_drift_exactly() {
             "file changed" | "file deleted" => std::fs::write(&mlmodel, &mlmodel_bytes).unwrap(),
             "file added" => std::fs::remove_file(folder.join("notes.txt")).unwrap(),
             "manifest edited" => std::fs::write(&manifest, &manifest_bytes).unwrap(),
+            "alias deleted by hand" => {
+                lam.create_alias()
+                    .function_name(RISK_FN)
+                    .name("v1")
+                    .function_version(&v1)
+                    .send()
+                    .await
+                    .unwrap();
+            }
             "audit record deleted" => {}
             other => unreachable!("{other}"),
         }
