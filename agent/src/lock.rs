@@ -133,6 +133,10 @@ pub enum LockError {
     NotHeld { bucket: String, key: String },
     #[error("lock {key}: this run no longer holds it ({reason}); stopped before its next change")]
     Lost { key: String, reason: String },
+    #[error(
+        "stopped by {signal} before the next change; everything before it is done and the next run finishes the rest"
+    )]
+    Stopped { signal: &'static str },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -156,6 +160,8 @@ struct Lease {
     /// When the lease last started (acquired or renewed).
     renewed: Instant,
     lost: Option<String>,
+    /// The signal that asked this run to stop (SIGTERM from a CI timeout, SIGINT from a terminal).
+    stopped: Option<&'static str>,
 }
 
 /// Checked before every mutating step: `Err` once this run may no longer hold the lock.
@@ -181,6 +187,9 @@ impl Fence {
             return Ok(());
         };
         let lease = state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(signal) = lease.stopped {
+            return Err(LockError::Stopped { signal });
+        }
         let reason = lease.lost.clone().or_else(|| {
             // Others may take the lock over once the lease ran out; stop a margin before that.
             let unrenewed = lease.renewed.elapsed();
@@ -208,6 +217,7 @@ pub struct HeldLock {
     state: Arc<Mutex<Lease>>,
     lease: Duration,
     heartbeat: tokio::task::JoinHandle<()>,
+    signals: tokio::task::JoinHandle<()>,
 }
 
 /// What [`DeployLock::acquire`] got: the lock, and the dead run's lock it took over, if it did (to be audited).
@@ -328,13 +338,16 @@ impl DeployLock {
             record,
             renewed: Instant::now(),
             lost: None,
+            stopped: None,
         }));
         let heartbeat = tokio::spawn(heartbeat(self.clone(), state.clone(), lease));
+        let signals = tokio::spawn(stop_on_signals(state.clone()));
         HeldLock {
             lock: self.clone(),
             state,
             lease,
             heartbeat,
+            signals,
         }
     }
 
@@ -443,6 +456,30 @@ fn renew_times(record: &mut LockRecord, lease: Duration) {
     record.expires_at = crate::audit::rfc3339(now + lease);
 }
 
+/// A run asked to stop (a CI job's timeout sends SIGTERM) stops at its next change, through the fence, and releases
+/// the lock on its way out, so that the next run need not wait out the lease.
+async fn stop_on_signals(state: Arc<Mutex<Lease>>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return;
+    };
+    let signal = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    eprintln!("{signal}: stopping before the next change (again to stop at once)");
+    state.lock().unwrap_or_else(|p| p.into_inner()).stopped = Some(signal);
+    // A second signal stops at once, as it would without this handler (the lease then frees the lock).
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    std::process::exit(130);
+}
+
 /// Renews the lease every third of it until the lock is released or lost.
 async fn heartbeat(lock: DeployLock, state: Arc<Mutex<Lease>>, lease: Duration) {
     let every = lease / 3;
@@ -515,6 +552,7 @@ impl HeldLock {
     /// fails, the lock's lease runs out by itself (the error says when).
     pub async fn release(self) -> Result<(), LockError> {
         self.heartbeat.abort();
+        self.signals.abort();
         let _ = self.heartbeat.await;
         let (mut etag, run_id, expires_at) = {
             let s = self.state.lock().unwrap_or_else(|p| p.into_inner());

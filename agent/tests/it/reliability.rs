@@ -1015,3 +1015,58 @@ async fn a_deploy_killed_after_any_of_its_requests_is_finished_by_the_next_run_w
     }
     eprintln!("kill points (after request n of {total}, killed before the end): {table:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deploy_asked_to_stop_stops_at_its_next_change_and_releases_its_lock() {
+    let fx = Fixture::new("rel-sigterm", "");
+    let relay =
+        SlowRelay::start(&fx.env.stack.aws_url, std::time::Duration::from_millis(150)).await;
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
+        .envs(fx.env.vars())
+        .env("AWS_ENDPOINT_URL", &relay.url)
+        .arg("--catalog")
+        .arg(&fx.catalog)
+        .arg("--platform")
+        .arg(&fx.platform)
+        .args(["-q", "deploy", "--jobs", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !aliases(crate::deploy::READM_FN).await.contains_key("v1") {
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "the deploy never created an alias"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // As a CI job's timeout does.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("stopped by SIGTERM before the next change"),
+        "{stderr}"
+    );
+    assert_eq!(
+        object(LOCK_KEY).await,
+        None,
+        "the lock is released, not left to expire"
+    );
+    assert!(
+        !aliases(RISK_FN).await.contains_key("v2"),
+        "nothing after the stop"
+    );
+    // The next run finishes without waiting for a lease.
+    fx.ferry(&["deploy", "--lock-timeout", "0"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("took over").not());
+    fx.ferry(&["verify"]).assert().success();
+}
