@@ -148,7 +148,10 @@ def test_over_the_quota_lambda_answers_429_too_many_requests_and_invokes_are_not
     # The data plane has no part in the control-plane budget: an invoke now is not refused.
     answer = lam.invoke(FunctionName="f", InvocationType="DryRun")
     assert answer["StatusCode"] == 204
-    assert described(st)["throttled"] == {"GetFunctionConfiguration": len(refused)}
+    seen = described(st)
+    assert seen["throttled"] == {"GetFunctionConfiguration": len(refused)}
+    assert seen["answers"]["GetFunctionConfiguration"] == {"200": admitted, "429": len(refused)}
+    assert seen["answers"]["Invoke"] == {"204": 1}
     # S3, IAM, ... are other services: never counted against Lambda's quotas.
     s3 = boto3.client("s3", config=NO_RETRIES, **endpoint(st))
     for _ in range(20):

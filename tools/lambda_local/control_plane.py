@@ -89,6 +89,7 @@ class ControlPlane:
         self.moto_get = moto_get
         self.revisions = Revisions()
         self._lock = threading.Lock()
+        self._answers: dict[str, dict[str, int]] = {}   # operation -> HTTP status -> answers
         self._apply(settings)
 
     def _apply(self, settings: Settings) -> None:
@@ -109,10 +110,20 @@ class ControlPlane:
         """moto was reset: no functions, so no revisions or updates; the settings the front started with."""
         with self._lock:
             self.revisions.reset()
+            self._answers.clear()
             self._apply(self.initial)
 
+    def tally(self, operation: str, status: int) -> None:
+        """One answer to a Lambda request (from moto or from here)."""
+        with self._lock:
+            by_status = self._answers.setdefault(operation, {})
+            by_status[str(status)] = by_status.get(str(status), 0) + 1
+
     def describe(self) -> dict:
-        return {"settings": self.settings.to_json(), **self.throttle.stats()}
+        """Settings; requests admitted and throttled per operation; answers per operation and HTTP status."""
+        with self._lock:
+            answers = {op: dict(by_status) for op, by_status in self._answers.items()}
+        return {"settings": self.settings.to_json(), **self.throttle.stats(), "answers": answers}
 
     def round_trip(self) -> None:
         if self.settings.latency_ms > 0:

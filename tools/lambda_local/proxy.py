@@ -146,6 +146,8 @@ def handler_class(ex: Executor):
             return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
         def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+            if req := getattr(self, "lambda_request", None):
+                ex.control_plane.tally(req.name, status)
             self.send_response(status)
             for k, v in headers.items():
                 self.send_header(k, v)
@@ -158,6 +160,7 @@ def handler_class(ex: Executor):
             self._send(answer.status, answer.body, answer.headers)
 
         def _handle(self) -> None:
+            self.lambda_request = None
             body = self._read_body()
             path = self.path.split("?", 1)[0]
             query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
@@ -165,7 +168,7 @@ def handler_class(ex: Executor):
                 return self._own(path, body)
             if not path.startswith("/moto-api/"):
                 ex.control_plane.round_trip()
-            req = operations.classify(self.command, path, query, self.headers.get("Authorization"))
+            req = self.lambda_request = operations.classify(self.command, path, query, self.headers.get("Authorization"))
             if req and (refused := ex.control_plane.before(req, body, query)):
                 return self._answer(refused)
             if self.command == "POST" and (m := INVOKE.match(path)):
