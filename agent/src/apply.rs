@@ -141,8 +141,7 @@ async fn apply_actions(
     outcome: &mut ModelOutcome,
 ) -> Result<(), StepError> {
     // Lambda version behind each version alias, as the stage moves will need it.
-    // The first update is conditional on the revision of `$LATEST` as listed; a publish renews it unseen, so an
-    // update after one is not (see `publish`).
+    // Each update is conditional on the revision of `$LATEST` Ferry last saw: listed, then left by the last update.
     let mut latest_revision = observed.latest_revision_id.clone();
     let mut alias_versions: BTreeMap<String, String> = observed
         .aliases
@@ -370,11 +369,7 @@ async fn publish(
     })
     .await
     .map_err(|e| step_err(f, "PublishVersion", describe_sdk_error(&e)))?;
-    // Publishing renews `$LATEST`'s revision too, and PublishVersion does not answer the new one (it answers the
-    // version's): the revision this update settled at is stale now. The next update of this function goes without
-    // a precondition instead of failing on a stale one and paying a read and a second update for it; the publish
-    // after it is conditional on that update's own revision, which is what keeps a version Ferry's.
-    *latest_revision = None;
+    latest_revision.clone_from(&revision_id);
     let lv = published.version().unwrap_or_default().to_string();
     // Lambda answers an unchanged $LATEST with the version published from it before: make sure it is this spec.
     match published.description().and_then(parse_version_description) {

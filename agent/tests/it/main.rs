@@ -3,7 +3,6 @@
 mod harness;
 
 mod cli;
-mod control_plane;
 mod deploy;
 mod faults;
 mod python_target;
