@@ -61,6 +61,23 @@ impl Fixture {
         }
     }
 
+    /// `ferry --catalog .. --platform .. <args>` started in the background, every AWS call sent to `endpoint`;
+    /// stdout discarded, stderr piped (read it with `wait_with_output`).
+    pub(crate) fn spawn_ferry(&self, endpoint: &str, args: &[&str]) -> std::process::Child {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
+            .envs(self.env.vars())
+            .env("AWS_ENDPOINT_URL", endpoint)
+            .arg("--catalog")
+            .arg(&self.catalog)
+            .arg("--platform")
+            .arg(&self.platform)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
     pub(crate) fn ferry(&self, args: &[&str]) -> assert_cmd::Command {
         let mut cmd = self.env.ferry();
         cmd.arg("--catalog")
@@ -589,19 +606,19 @@ impl Fixture {
             std::time::Duration::from_millis(150),
         )
         .await;
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
-            .envs(self.env.vars())
-            .env("AWS_ENDPOINT_URL", &relay.url)
-            .arg("--catalog")
-            .arg(&self.catalog)
-            .arg("--platform")
-            .arg(&self.platform)
-            .args(["-q", "deploy", "--jobs", "1", "--lock-timeout", "30"])
-            .args(["--lock-lease", KILLED_RUN_LEASE])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = self.spawn_ferry(
+            &relay.url,
+            &[
+                "-q",
+                "deploy",
+                "--jobs",
+                "1",
+                "--lock-timeout",
+                "30",
+                "--lock-lease",
+                KILLED_RUN_LEASE,
+            ],
+        );
         let started = std::time::Instant::now();
         loop {
             assert!(

@@ -218,18 +218,10 @@ async fn a_run_that_loses_its_lock_stops_before_its_next_change() {
     // A slow deploy (each request held 150 ms) with a 3 s lease, renewed every second.
     let relay =
         SlowRelay::start(&fx.env.stack.aws_url, std::time::Duration::from_millis(150)).await;
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
-        .envs(fx.env.vars())
-        .env("AWS_ENDPOINT_URL", &relay.url)
-        .arg("--catalog")
-        .arg(&fx.catalog)
-        .arg("--platform")
-        .arg(&fx.platform)
-        .args(["-q", "deploy", "--jobs", "1", "--lock-lease", "3"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = fx.spawn_ferry(
+        &relay.url,
+        &["-q", "deploy", "--jobs", "1", "--lock-lease", "3"],
+    );
     let started = std::time::Instant::now();
     while object(LOCK_KEY).await.is_none() {
         assert!(
@@ -894,17 +886,10 @@ async fn concurrent_deploys_create_one_alias_per_version_and_publish_none_twice(
         }
         let children: Vec<_> = (0..deploys)
             .map(|_| {
-                std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
-                    .envs(fx.env.vars())
-                    .arg("--catalog")
-                    .arg(&fx.catalog)
-                    .arg("--platform")
-                    .arg(&fx.platform)
-                    .args(["-q", "deploy", "--lock-timeout", "300"])
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap()
+                fx.spawn_ferry(
+                    &fx.env.stack.aws_url,
+                    &["-q", "deploy", "--lock-timeout", "300"],
+                )
             })
             .collect();
         for child in children {
@@ -963,18 +948,10 @@ async fn a_deploy_killed_after_any_of_its_requests_is_finished_by_the_next_run_w
         let after = 1 + i * (total - 1) / points.max(1);
         let fx = Fixture::new(&format!("rel-kill-{i}"), "");
         let proxy = FaultProxy::start(&fx.env.stack.aws_url, vec![]).await;
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
-            .envs(fx.env.vars())
-            .env("AWS_ENDPOINT_URL", &proxy.url)
-            .arg("--catalog")
-            .arg(&fx.catalog)
-            .arg("--platform")
-            .arg(&fx.platform)
-            .args(["-q", "deploy", "--jobs", "1", "--lock-lease", "3"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = fx.spawn_ferry(
+            &proxy.url,
+            &["-q", "deploy", "--jobs", "1", "--lock-lease", "3"],
+        );
         let started = std::time::Instant::now();
         let killed = loop {
             if proxy.seen().len() >= after {
@@ -1022,18 +999,7 @@ async fn a_deploy_asked_to_stop_stops_at_its_next_change_and_releases_its_lock()
     let fx = Fixture::new("rel-sigterm", "");
     let relay =
         SlowRelay::start(&fx.env.stack.aws_url, std::time::Duration::from_millis(150)).await;
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
-        .envs(fx.env.vars())
-        .env("AWS_ENDPOINT_URL", &relay.url)
-        .arg("--catalog")
-        .arg(&fx.catalog)
-        .arg("--platform")
-        .arg(&fx.platform)
-        .args(["-q", "deploy", "--jobs", "1"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = fx.spawn_ferry(&relay.url, &["-q", "deploy", "--jobs", "1"]);
     let started = std::time::Instant::now();
     while !aliases(crate::deploy::READM_FN).await.contains_key("v1") {
         assert!(
