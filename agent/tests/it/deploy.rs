@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use predicates::prelude::*;
 
-use crate::harness::{BUCKET, Env, SlowRelay, http_request};
+use crate::harness::{BUCKET, Env, SlowRelay, mutating_calls};
 
 pub(crate) const RISK_FN: &str = "ferry-test-risk-score";
 pub(crate) const READM_FN: &str = "ferry-test-readmission";
@@ -31,7 +31,6 @@ impl Fixture {
         platform_args: &[&str],
     ) -> Fixture {
         let env = Env::new();
-        env.export();
         let risk = format!("{tag}-risk");
         let readm = format!("{tag}-readm");
         env.register("risk-score", &risk, 3, &[1, 2], &[("production", 2)]);
@@ -90,9 +89,7 @@ impl Fixture {
 }
 
 pub(crate) async fn lambda() -> aws_sdk_lambda::Client {
-    ferry::aws::Clients::from_env(Some("us-east-1"))
-        .await
-        .lambda
+    crate::harness::lambda().await
 }
 
 pub(crate) async fn aliases(function: &str) -> BTreeMap<String, (String, BTreeMap<String, f64>)> {
@@ -120,7 +117,7 @@ pub(crate) async fn aliases(function: &str) -> BTreeMap<String, (String, BTreeMa
 }
 
 pub(crate) async fn audit_keys() -> Vec<String> {
-    let s3 = ferry::aws::s3_client(&ferry::aws::sdk_config(Some("us-east-1")).await);
+    let s3 = crate::harness::s3().await;
     let out = s3
         .list_objects_v2()
         .bucket(BUCKET)
@@ -138,48 +135,6 @@ pub(crate) async fn audit_keys() -> Vec<String> {
 /// How many of the keys contain `part`.
 pub(crate) fn count(keys: &[String], part: &str) -> usize {
     keys.iter().filter(|k| k.contains(part)).count()
-}
-
-/// Runs `f` with moto's request recorder on; returns the mutating requests (anything but GET/HEAD) it saw.
-pub(crate) fn mutating_calls(env: &Env, f: impl FnOnce()) -> Vec<String> {
-    let moto = &env.stack.moto_url;
-    http_request(
-        "POST",
-        &format!("{moto}/moto-api/recorder/reset-recording"),
-        "",
-    )
-    .unwrap();
-    http_request(
-        "POST",
-        &format!("{moto}/moto-api/recorder/start-recording"),
-        "",
-    )
-    .unwrap();
-    f();
-    http_request(
-        "POST",
-        &format!("{moto}/moto-api/recorder/stop-recording"),
-        "",
-    )
-    .unwrap();
-    let (_, body) = http_request(
-        "GET",
-        &format!("{moto}/moto-api/recorder/download-recording"),
-        "",
-    )
-    .unwrap();
-    body.lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|r| !matches!(r["method"].as_str(), Some("GET") | Some("HEAD")))
-        .map(|r| {
-            format!(
-                "{} {}",
-                r["method"].as_str().unwrap_or(""),
-                r["path"].as_str().unwrap_or("")
-            )
-        })
-        .filter(|l| !l.contains("/moto-api/"))
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -503,7 +458,7 @@ async fn retire_is_refused_under_a_stage_and_gc_never_touches_an_aliased_version
 #[tokio::test(flavor = "multi_thread")]
 async fn a_held_lock_makes_a_second_deploy_wait_then_fail_naming_the_holder() {
     let fx = Fixture::new("deploy-lock", "");
-    let s3 = ferry::aws::s3_client(&ferry::aws::sdk_config(Some("us-east-1")).await);
+    let s3 = crate::harness::s3().await;
     // A live run's lock: its lease runs for another ten minutes.
     let expires = time::OffsetDateTime::now_utc() + std::time::Duration::from_secs(600);
     let expires = expires

@@ -1,15 +1,18 @@
-//! Test harness: one moto + local Lambda + MLflow per test binary, started on free ports by `tools/standins.py` (the
+//! Test harness: stacks of stand-ins (moto + local Lambda + MLflow), started on free ports by `tools/standins.py` (the
 //! same code as `make local-up`), and stopped by PID when the binary exits — normally, after a failed test, or killed
 //! (a watchdog started with `--parent-pid` stops them then).
 //!
-//! Tests that touch the servers take [`Env::new`], which serialises them, resets moto, and recreates the artifact
-//! bucket. MLflow's store outlives a moto reset, so every test registers models under its own names.
+//! Tests that touch the servers take [`Env::new`], which gives the test a stack of its own for as long as it runs (a
+//! free one, or a new one when every stack is busy: as many stacks as tests run at once), resets moto on it, and
+//! recreates the artifact bucket. So tests run in parallel and none sees another's functions, objects or requests.
+//! MLflow's store outlives a moto reset, so every test registers models under its own names.
 #![allow(dead_code)]
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -27,9 +30,16 @@ pub struct Stack {
     pub pids: Vec<i32>,
 }
 
-static STACK: OnceLock<Stack> = OnceLock::new();
-static SERIAL: Mutex<()> = Mutex::new(());
+/// Stacks no test holds now.
+static FREE: Mutex<Vec<&'static Stack>> = Mutex::new(Vec::new());
+/// Held while a stack starts: each server picks its free port by binding port 0, so two starting at once could race.
+static STARTING: Mutex<()> = Mutex::new(());
 static PIDS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+thread_local! {
+    /// The stack of the test running on this thread, for the helpers below that read AWS state in-process.
+    static CURRENT: Cell<Option<&'static Stack>> = const { Cell::new(None) };
+}
 
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -55,57 +65,122 @@ extern "C" fn stop_servers() {
     }
 }
 
-pub fn stack() -> &'static Stack {
-    STACK.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("ferry-it-")
-            .tempdir()
-            .expect("temp dir")
-            .keep();
-        let out = Command::new(python())
-            .arg(workspace().join("tools/standins.py"))
-            .args([
-                "up",
-                "--json",
-                "--parent-pid",
-                &std::process::id().to_string(),
-                "--dir",
-            ])
-            .arg(&dir)
-            .output()
-            .expect("run tools/standins.py (is the venv there? `make venv`)");
-        assert!(
-            out.status.success(),
-            "stand-ins did not start: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stack: Stack = serde_json::from_slice(&out.stdout).expect("standins.py --json output");
-        PIDS.lock().unwrap().extend(&stack.pids);
+/// A stack no other test holds: a free one, else a new one.
+fn take_stack() -> &'static Stack {
+    if let Some(stack) = lock(&FREE).pop() {
+        return stack;
+    }
+    let _starting = lock(&STARTING);
+    Box::leak(Box::new(start_stack()))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn start_stack() -> Stack {
+    let dir = tempfile::Builder::new()
+        .prefix("ferry-it-")
+        .tempdir()
+        .expect("temp dir")
+        .keep();
+    let out = Command::new(python())
+        .arg(workspace().join("tools/standins.py"))
+        .args([
+            "up",
+            "--json",
+            "--parent-pid",
+            &std::process::id().to_string(),
+            "--dir",
+        ])
+        .arg(&dir)
+        .output()
+        .expect("run tools/standins.py (is the venv there? `make venv`)");
+    assert!(
+        out.status.success(),
+        "stand-ins did not start: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stack: Stack = serde_json::from_slice(&out.stdout).expect("standins.py --json output");
+    let mut pids = lock(&PIDS);
+    if pids.is_empty() {
         unsafe {
             libc::atexit(stop_servers);
         }
-        stack
-    })
+    }
+    pids.extend(&stack.pids);
+    stack
 }
 
-/// One test's view of the stand-ins: holds the serialisation lock, moto freshly reset.
+/// The stack of the test running on this thread.
+pub fn current() -> &'static Stack {
+    CURRENT.with(Cell::get).expect(
+        "no Env on this thread: take Env::new first, and read AWS state from the test's own thread",
+    )
+}
+
+/// An in-process Lambda client of this thread's test stack.
+pub async fn lambda() -> aws_sdk_lambda::Client {
+    aws_sdk_lambda::Client::new(&current().sdk_config().await)
+}
+
+/// An in-process S3 client of this thread's test stack.
+pub async fn s3() -> aws_sdk_s3::Client {
+    current().s3().await
+}
+
+impl Stack {
+    /// SDK configuration for this stack, built from nothing in the process environment (tests run in parallel).
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        let credentials = aws_sdk_s3::config::Credentials::new(
+            "ferry-local",
+            "ferry-local-secret",
+            None,
+            None,
+            "test",
+        );
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.aws_url)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(credentials)
+            .load()
+            .await
+    }
+
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        let config = aws_sdk_s3::config::Builder::from(&self.sdk_config().await)
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+}
+
+/// One test's view of the stand-ins: a stack of its own while it lives, moto freshly reset.
 pub struct Env {
-    _serial: MutexGuard<'static, ()>,
     pub stack: &'static Stack,
     pub tmp: tempfile::TempDir,
 }
 
+impl Drop for Env {
+    fn drop(&mut self) {
+        // Only if it is still this test's: an Env made before this one dropped is the thread's stack now.
+        CURRENT.with(|c| {
+            if c.get().is_some_and(|s| std::ptr::eq(s, self.stack)) {
+                c.set(None);
+            }
+        });
+        lock(&FREE).push(self.stack);
+    }
+}
+
 impl Env {
     pub fn new() -> Env {
-        let serial = SERIAL
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let stack = stack();
+        let stack = take_stack();
+        CURRENT.with(|c| c.set(Some(stack)));
         // Through the local Lambda, which stops every execution environment with it.
         let reset = ureq_post(&format!("{}/moto-api/reset", stack.aws_url), "");
         assert!(reset, "moto reset failed");
         let env = Env {
-            _serial: serial,
             stack,
             tmp: tempfile::tempdir().expect("temp dir"),
         };
@@ -132,13 +207,6 @@ impl Env {
             v.insert("MLFLOW_TRACKING_URI".into(), m.clone());
         }
         v
-    }
-
-    /// Sets the variables in this process too, for in-process SDK clients (tests are serialised by `Env`).
-    pub fn export(&self) {
-        for (k, v) in self.vars() {
-            unsafe { std::env::set_var(k, v) };
-        }
     }
 
     pub fn python(&self, args: &[&str]) -> String {
@@ -262,6 +330,32 @@ impl Env {
     pub fn efs_root(&self) -> PathBuf {
         self.tmp.path().join("efs")
     }
+}
+
+/// The requests other than GET and HEAD (moto's own admin API aside) that this stack's moto saw while `f` ran: what
+/// a command changed in AWS. Invokes go to the local Lambda, not to moto, and are not among them.
+pub fn mutating_calls(env: &Env, f: impl FnOnce()) -> Vec<String> {
+    let recorder = |method: &str, step: &str| {
+        let url = format!("{}/moto-api/recorder/{step}", env.stack.moto_url);
+        http_request(method, &url, "").expect("moto's recorder").1
+    };
+    recorder("POST", "reset-recording");
+    recorder("POST", "start-recording");
+    f();
+    recorder("POST", "stop-recording");
+    recorder("GET", "download-recording")
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| !matches!(r["method"].as_str(), Some("GET") | Some("HEAD")))
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["method"].as_str().unwrap_or(""),
+                r["path"].as_str().unwrap_or("")
+            )
+        })
+        .filter(|l| !l.contains("/moto-api/"))
+        .collect()
 }
 
 /// A bare HTTP POST through Python's stdlib would be slow; std's TcpStream is enough for moto's admin API.

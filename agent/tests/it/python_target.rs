@@ -5,7 +5,7 @@
 //! registered version says it was saved with, so nothing depends on the development environment's Python.
 use std::path::PathBuf;
 
-use crate::harness::{Env, http_request};
+use crate::harness::{Env, mutating_calls};
 
 const RISK_FN: &str = "ferry-test-py-risk-score";
 const READM_FN: &str = "ferry-test-py-readmission";
@@ -27,7 +27,6 @@ impl Fixture {
     /// Python, and a runtime layer whose every package is at version 0.0.1.
     async fn new(tag: &str, layer: bool) -> Fixture {
         let env = Env::new();
-        env.export();
         let risk = format!("{tag}-risk");
         let readm = format!("{tag}-readm");
         let registered = env.register("risk-score", &risk, 1, &[1], &[]);
@@ -96,14 +95,12 @@ impl Fixture {
 }
 
 async fn lambda() -> aws_sdk_lambda::Client {
-    ferry::aws::Clients::from_env(Some("us-east-1"))
-        .await
-        .lambda
+    crate::harness::lambda().await
 }
 
 /// `flavors.python_function.python_version` of the MLmodel MLflow wrote for a registered version.
 async fn saved_python(artifact_uri: &str) -> String {
-    let s3 = ferry::aws::s3_client(&ferry::aws::sdk_config(Some("us-east-1")).await);
+    let s3 = crate::harness::s3().await;
     let (bucket, prefix) = ferry::aws::parse_s3_uri(artifact_uri).unwrap();
     let object = s3
         .get_object()
@@ -140,30 +137,6 @@ async fn alias_names(function: &str) -> Vec<String> {
     out.aliases()
         .iter()
         .filter_map(|a| a.name().map(str::to_string))
-        .collect()
-}
-
-/// The requests other than GET and HEAD that moto's recorder saw while `f` ran.
-fn writes_during(env: &Env, f: impl FnOnce()) -> Vec<String> {
-    let recorder = |method: &str, step: &str| {
-        let url = format!("{}/moto-api/recorder/{step}", env.stack.moto_url);
-        http_request(method, &url, "").unwrap().1
-    };
-    recorder("POST", "reset-recording");
-    recorder("POST", "start-recording");
-    f();
-    recorder("POST", "stop-recording");
-    recorder("GET", "download-recording")
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .map(|r| {
-            format!(
-                "{} {}",
-                r["method"].as_str().unwrap_or(""),
-                r["path"].as_str().unwrap_or("")
-            )
-        })
-        .filter(|l| !(l.starts_with("GET ") || l.starts_with("HEAD ") || l.contains("/moto-api/")))
         .collect()
 }
 
@@ -208,7 +181,7 @@ async fn a_version_saved_on_another_python_minor_is_refused_before_any_change() 
     );
 
     // When deployed with that the only change, then it exits 1 before any mutating call, the lock's included.
-    let calls = writes_during(&fx.env, || {
+    let calls = mutating_calls(&fx.env, || {
         let deploy = fx.ferry(&["deploy"]).assert().code(1);
         assert!(
             stderr(&deploy).contains(&fx.refusal()),

@@ -7,7 +7,6 @@ use ferry::catalog::Catalog;
 #[tokio::test(flavor = "multi_thread")]
 async fn versions_registered_through_mlflow_are_read_back_with_their_artifacts_in_s3() {
     let env = Env::new();
-    env.export();
     let registered = env.register("risk-score", "foundation-risk", 2, &[1], &[]);
     assert_eq!(registered.len(), 2);
 
@@ -28,7 +27,7 @@ async fn versions_registered_through_mlflow_are_read_back_with_their_artifacts_i
     // The artifacts are in moto's S3, where MLflow's client put them.
     let (bucket, prefix) = ferry::aws::parse_s3_uri(&v1.artifact_uri).unwrap();
     assert_eq!(bucket, BUCKET);
-    let s3 = ferry::aws::s3_client(&ferry::aws::sdk_config(Some("us-east-1")).await);
+    let s3 = crate::harness::s3().await;
     let listed = s3
         .list_objects_v2()
         .bucket(&bucket)

@@ -3,8 +3,9 @@
 //! the next run finishes by itself, with every change to a live alias audited.
 use predicates::prelude::*;
 
-use crate::deploy::{Fixture, RISK_FN, aliases, audit_keys, count, mutating_calls};
+use crate::deploy::{Fixture, RISK_FN, aliases, audit_keys, count};
 use crate::faults::{Fault, FaultProxy, Rule};
+use crate::harness::mutating_calls;
 use crate::harness::{BUCKET, SlowRelay};
 
 const LOCK_KEY: &str = "ferry/locks/test.lock";
@@ -19,7 +20,7 @@ impl Fixture {
 }
 
 async fn s3() -> aws_sdk_s3::Client {
-    ferry::aws::s3_client(&ferry::aws::sdk_config(Some("us-east-1")).await)
+    crate::harness::s3().await
 }
 
 async fn object(key: &str) -> Option<String> {

@@ -24,8 +24,7 @@ fn catalog(env: &Env, registered: &str) -> PathBuf {
 }
 
 async fn s3(env: &Env) -> aws_sdk_s3::Client {
-    env.export();
-    ferry::aws::s3_client(&ferry::aws::sdk_config(Some("us-east-1")).await)
+    env.stack.s3().await
 }
 
 /// Runs `ferry sync --output json` with the test's catalog and platform; returns exit code, report, stderr.

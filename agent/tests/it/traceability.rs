@@ -155,7 +155,7 @@ async fn verify_names_each_kind_of_drift_exactly() {
     let folder = fx.env.efs_root().join("risk-score/1");
     let mlmodel = folder.join("MLmodel");
     let manifest = folder.join(".ferry-manifest.json");
-    let s3 = ferry::aws::s3_client(&ferry::aws::sdk_config(Some("us-east-1")).await);
+    let s3 = crate::harness::s3().await;
     let record_key = s3
         .list_objects_v2()
         .bucket(BUCKET)
