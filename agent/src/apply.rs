@@ -251,7 +251,7 @@ async fn apply_actions(
                 moved_by_run,
             } => {
                 let target = alias_versions
-                    .get(&format!("v{version}"))
+                    .get(&crate::plan::version_alias(version))
                     .cloned()
                     .unwrap_or_else(|| lambda_version.clone());
                 let why = format!(
@@ -670,7 +670,7 @@ async fn move_stage(
     } = *step;
     let f = plan.function.as_str();
     let target = alias_versions
-        .get(&format!("v{to_version}"))
+        .get(&crate::plan::version_alias(to_version))
         .cloned()
         .ok_or_else(|| {
             step_err(

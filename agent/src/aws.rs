@@ -6,6 +6,12 @@ use aws_config::{BehaviorVersion, Region};
 /// Attempts per call, first one included; the SDK backs off exponentially with jitter between them.
 pub const MAX_ATTEMPTS: u32 = 6;
 
+/// Ferry's retry policy for every client: the SDK's adaptive mode (it also slows the client down when throttled),
+/// [`MAX_ATTEMPTS`] attempts.
+pub fn retry_config() -> RetryConfig {
+    RetryConfig::adaptive().with_max_attempts(MAX_ATTEMPTS)
+}
+
 #[derive(Clone, Debug)]
 pub struct Clients {
     pub lambda: aws_sdk_lambda::Client,
@@ -16,8 +22,7 @@ pub struct Clients {
 
 /// Shared SDK configuration. `region` (the platform's) is used when the environment names none.
 pub async fn sdk_config(region: Option<&str>) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(RetryConfig::adaptive().with_max_attempts(MAX_ATTEMPTS));
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(retry_config());
     if std::env::var_os("AWS_REGION").is_none()
         && std::env::var_os("AWS_DEFAULT_REGION").is_none()
         && let Some(r) = region

@@ -437,6 +437,29 @@ mod tests {
         assert!(m.verify_manifest);
     }
 
+    /// The rendered environment, and so the spec hash, must not change when someone reorders the catalog's lines.
+    #[test]
+    fn environment_variables_are_kept_by_name_whatever_their_order_in_the_file() {
+        let catalog = |env: &str| {
+            parse(&format!(
+                "[registry]\nsource = \"mlflow\"\n[defaults]\nenvironment = {{ {env} }}\n\
+                 [models.m]\nenvironment = {{ ZETA = \"1\", ALPHA = \"2\" }}\n"
+            ))
+            .unwrap()
+        };
+        let names = |c: &Catalog| {
+            c.models["m"]
+                .environment
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        let one = catalog("MIDDLE = \"x\", BETA = \"y\"");
+        let other = catalog("BETA = \"y\", MIDDLE = \"x\"");
+        assert_eq!(names(&one), ["ALPHA", "BETA", "MIDDLE", "ZETA"]);
+        assert_eq!(names(&one), names(&other));
+    }
+
     #[test]
     fn model_values_override_defaults_and_paths_resolve_against_the_catalog() {
         let text = "[registry]\nsource = \"manifest\"\npath = \"releases.toml\"\n\

@@ -231,6 +231,13 @@ enum Put {
     PreconditionFailed,
 }
 
+/// Who holds the lock after a conditional write: this run (with the record and ETag now there), another run, nobody.
+enum Claim {
+    Ours(LockRecord, String),
+    Other(LockRecord, String),
+    Gone,
+}
+
 impl DeployLock {
     pub fn new(s3: aws_sdk_s3::Client, platform: &Platform) -> DeployLock {
         DeployLock {
@@ -277,46 +284,39 @@ impl DeployLock {
         let deadline = tokio::time::Instant::now() + options.wait;
         loop {
             renew_times(&mut record, options.lease);
-            let taken = match self.put(&record, None).await? {
-                Put::Written(etag) => Some((etag, None)),
-                Put::PreconditionFailed => match self.read().await? {
-                    // Released meanwhile: try again at once.
-                    None => continue,
-                    Some((current, etag)) if current.run_id == record.run_id => {
-                        tracing::info!(lock = %self.location(), "the lock put's answer was lost; the lock is this run's");
-                        record = current;
-                        Some((etag, None))
-                    }
-                    Some((current, etag)) if current.expired_at(OffsetDateTime::now_utc()) => {
-                        record.took_over_from = Some(current.run_id.clone());
-                        renew_times(&mut record, options.lease);
-                        match self.put(&record, Some(&etag)).await? {
-                            Put::Written(etag) => Some((etag, Some(current))),
-                            // Another run took it over first, or this put's answer was lost: read again.
-                            Put::PreconditionFailed => match self.read().await? {
-                                Some((mine, etag)) if mine.run_id == record.run_id => {
-                                    record = mine;
-                                    Some((etag, Some(current)))
-                                }
-                                _ => {
-                                    record.took_over_from = None;
-                                    None
-                                }
-                            },
+            let taken = match self.claim(&record, None).await? {
+                Claim::Ours(mine, etag) => {
+                    record = mine;
+                    Some((etag, None))
+                }
+                // Released meanwhile: try again at once.
+                Claim::Gone => continue,
+                Claim::Other(current, etag) if current.expired_at(OffsetDateTime::now_utc()) => {
+                    record.took_over_from = Some(current.run_id.clone());
+                    renew_times(&mut record, options.lease);
+                    match self.claim(&record, Some(&etag)).await? {
+                        Claim::Ours(mine, etag) => {
+                            record = mine;
+                            Some((etag, Some(current)))
+                        }
+                        // Another run took it over first, or it was released: look again.
+                        Claim::Other(..) | Claim::Gone => {
+                            record.took_over_from = None;
+                            None
                         }
                     }
-                    Some((current, _)) => {
-                        if tokio::time::Instant::now() >= deadline {
-                            return Err(LockError::Held {
-                                bucket: self.bucket.clone(),
-                                key: self.key.clone(),
-                                holder: Box::new(current),
-                            });
-                        }
-                        tracing::info!(lock = %self.location(), holder = %current.run_id, "lock held by another run; waiting");
-                        None
+                }
+                Claim::Other(current, _) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(LockError::Held {
+                            bucket: self.bucket.clone(),
+                            key: self.key.clone(),
+                            holder: Box::new(current),
+                        });
                     }
-                },
+                    tracing::info!(lock = %self.location(), holder = %current.run_id, "lock held by another run; waiting");
+                    None
+                }
             };
             if let Some((etag, took_over)) = taken {
                 if let Some(dead) = &took_over {
@@ -376,6 +376,27 @@ impl DeployLock {
             }
             Err(e) => Err(self.s3_error(describe_sdk_error(&e))),
         }
+    }
+
+    /// A conditional [`put`](Self::put) that tells, when its precondition fails, who holds the lock.
+    async fn claim(&self, record: &LockRecord, if_match: Option<&str>) -> Result<Claim, LockError> {
+        match self.put(record, if_match).await? {
+            Put::Written(etag) => Ok(Claim::Ours(record.clone(), etag)),
+            Put::PreconditionFailed => self.holder(&record.run_id).await,
+        }
+    }
+
+    /// Who holds the lock after a conditional write of run `run_id` failed. It may be that run all the same: the
+    /// answer to its own earlier write was lost and the SDK sent it again, or it renewed the lock meanwhile.
+    async fn holder(&self, run_id: &str) -> Result<Claim, LockError> {
+        Ok(match self.read().await? {
+            Some((current, etag)) if current.run_id == run_id => {
+                tracing::info!(lock = %self.location(), "a lock write's answer was lost; the lock is this run's");
+                Claim::Ours(current, etag)
+            }
+            Some((current, etag)) => Claim::Other(current, etag),
+            None => Claim::Gone,
+        })
     }
 
     /// The current lock record and its ETag, if any.
@@ -494,21 +515,13 @@ async fn heartbeat(lock: DeployLock, state: Arc<Mutex<Lease>>, lease: Duration) 
         };
         renew_times(&mut record, lease);
         let began = Instant::now();
-        let outcome = match lock.put(&record, Some(&etag)).await {
-            Ok(Put::Written(etag)) => Ok(Some(etag)),
-            // Lost answer of this very renewal, or the lock is someone else's now.
-            Ok(Put::PreconditionFailed) => match lock.read().await {
-                Ok(Some((current, etag))) if current.run_id == record.run_id => {
-                    record = current;
-                    Ok(Some(etag))
-                }
-                Ok(Some((current, _))) => Err(format!("taken over by run {}", current.run_id)),
-                Ok(None) => Err("removed (ferry unlock --force?)".to_string()),
-                Err(e) => {
-                    tracing::warn!("renewing the deploy lock: {e}");
-                    Ok(None)
-                }
-            },
+        let outcome = match lock.claim(&record, Some(&etag)).await {
+            Ok(Claim::Ours(mine, etag)) => {
+                record = mine;
+                Ok(Some(etag))
+            }
+            Ok(Claim::Other(current, _)) => Err(format!("taken over by run {}", current.run_id)),
+            Ok(Claim::Gone) => Err("removed (ferry unlock --force?)".to_string()),
             Err(e) => {
                 tracing::warn!("renewing the deploy lock: {e}");
                 Ok(None)
@@ -570,15 +583,13 @@ impl HeldLock {
             match self.lock.delete(&etag).await {
                 Ok(Deleted::Gone) => return Ok(()),
                 // Renewed by a put whose answer was lost, taken over, or replaced: look at what is there.
-                Ok(Deleted::Changed) => match self.lock.read().await {
-                    Ok(Some((current, current_etag))) if current.run_id == run_id => {
-                        etag = current_etag
-                    }
-                    Ok(Some((current, _))) => {
+                Ok(Deleted::Changed) => match self.lock.holder(&run_id).await {
+                    Ok(Claim::Ours(_, current_etag)) => etag = current_etag,
+                    Ok(Claim::Other(current, _)) => {
                         tracing::warn!(holder = %current.run_id, "the lock was taken over by another run; leaving it");
                         return Ok(());
                     }
-                    Ok(None) => return Ok(()),
+                    Ok(Claim::Gone) => return Ok(()),
                     Err(e) => last_error = Some(e),
                 },
                 Err(e) => last_error = Some(e),

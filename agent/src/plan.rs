@@ -266,6 +266,12 @@ fn is_new(spec: &FunctionSpec, observed: &ObservedFunction) -> bool {
     !observed.aliases.contains_key(&spec.alias)
 }
 
+/// `N` → `v<N>`: the name of the frozen alias of registry version `N` (its one constructor; [`is_version_alias`] is
+/// its one parser).
+pub fn version_alias(version: impl std::fmt::Display) -> String {
+    format!("v{version}")
+}
+
 /// `v<N>` → `N`: the one rule for what a version alias is (every other alias on a model function is a stage alias).
 pub fn is_version_alias(name: &str) -> Option<&str> {
     let n = name.strip_prefix('v')?;
@@ -604,7 +610,7 @@ fn audit_stage_aliases(input: &PlanInput) -> Vec<Action> {
                 // main one (a full move) or as the one given a share (a canary).
                 observed
                     .aliases
-                    .get(&format!("v{}", d.version))
+                    .get(&version_alias(&d.version))
                     .is_some_and(|v| {
                         v.function_version == alias.function_version
                             || alias.additional.contains_key(&v.function_version)
@@ -645,7 +651,7 @@ fn plan_stages(input: &PlanInput) -> Vec<Action> {
         .iter()
         .filter(|(stage, _)| !drifted.contains(stage))
     {
-        let target_alias = format!("v{to_version}");
+        let target_alias = version_alias(to_version);
         if !input.specs.iter().any(|s| s.alias == target_alias) {
             actions.push(Action::Drift {
                 alias: stage.clone(),
@@ -746,7 +752,7 @@ pub fn to_text(plan: &Plan) -> String {
                     "  ~ {stage:<12} move    {} -> v{to_version}{}{}",
                     from_version
                         .as_ref()
-                        .map(|v| format!("v{v}"))
+                        .map(version_alias)
                         .unwrap_or_else(|| "(new)".into()),
                     canary_weight
                         .map(|w| format!(

@@ -210,7 +210,7 @@ pub fn validate(spec: &FunctionSpec) -> Vec<String> {
     );
     if let Err(r) = check_alias_name(&spec.alias) {
         problems.push(format!("alias = {:?} {r}", spec.alias));
-    } else if spec.alias != format!("v{}", spec.version) {
+    } else if spec.alias != crate::plan::version_alias(&spec.version) {
         // One frozen alias per version, named for it: the plan, retire and verify find a version by this name.
         problems.push(format!(
             "alias = {:?} must be \"v{}\": each version is served behind its own alias v<version>",

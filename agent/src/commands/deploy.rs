@@ -75,13 +75,11 @@ pub async fn run(g: &GlobalArgs, args: &DeployArgs) -> Result<u8> {
         deployer,
         fence: held.fence(),
     };
-    let result = deploy_locked(g, args, &inputs, &desired, &clients, &audit, run).await;
-    let released = held.release().await;
-    let (plan, results, sync_rows) = result?;
-    // Everything is done: a lock that could not be removed only delays the next run until its lease runs out.
-    if let Err(e) = released {
-        eprintln!("warning: {e}");
-    }
+    let (plan, results, sync_rows) = super::with_lock(
+        held,
+        deploy_locked(g, args, &inputs, &desired, &clients, &audit, run),
+    )
+    .await?;
 
     let ok =
         results.iter().all(|r| r.error.is_none()) && sync_rows.iter().all(|s| s.error.is_none());

@@ -40,7 +40,7 @@ pub async fn run(g: &GlobalArgs, args: &GcArgs) -> Result<u8> {
         .as_ref()
         .map(|h| h.fence())
         .unwrap_or_else(Fence::unlocked);
-    let result = async {
+    let work = async {
         let mut rows = Vec::new();
         for m in models {
             let function = inputs
@@ -109,12 +109,11 @@ pub async fn run(g: &GlobalArgs, args: &GcArgs) -> Result<u8> {
             });
         }
         Ok::<_, anyhow::Error>(rows)
-    }
-    .await;
-    if let Some(h) = held {
-        h.release().await?;
-    }
-    let rows = result?;
+    };
+    let rows = match held {
+        Some(held) => super::with_lock(held, work).await?,
+        None => work.await?,
+    };
     match g.output {
         OutputFormat::Json => print_json(&rows)?,
         OutputFormat::Text => {

@@ -73,6 +73,19 @@ pub async fn connect(platform: &Platform) -> (Clients, AuditLog) {
     (clients, audit)
 }
 
+/// Runs a command's change under the lock `begin_change` took, and releases the lock after it whatever its outcome.
+/// The change's own error wins over a failed release; a failed release after a finished change is a warning only,
+/// since the lock's lease runs out by itself.
+pub async fn with_lock<T>(held: HeldLock, change: impl Future<Output = Result<T>>) -> Result<T> {
+    let result = change.await;
+    let released = held.release().await;
+    let value = result?;
+    if let Err(e) = released {
+        eprintln!("warning: {e}");
+    }
+    Ok(value)
+}
+
 /// The start of every change: who makes it (refused without an AWS identity), under the deploy lock.
 pub async fn begin_change(
     clients: &Clients,

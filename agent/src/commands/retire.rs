@@ -20,7 +20,7 @@ pub async fn run(g: &GlobalArgs, args: &RetireArgs) -> Result<u8> {
         .map_err(anyhow::Error::msg)?
         .to_string();
     let (clients, audit) = super::connect(&inputs.platform).await;
-    let alias = format!("v{}", args.version);
+    let alias = crate::plan::version_alias(&args.version);
 
     let (deployer, held) = super::begin_change(
         &clients,
@@ -31,7 +31,7 @@ pub async fn run(g: &GlobalArgs, args: &RetireArgs) -> Result<u8> {
     )
     .await?;
     let fence = held.fence();
-    let result = async {
+    super::with_lock(held, async {
         let observed = observe(&clients.lambda, &audit, &model.key, &function).await?;
         let target = observed
             .aliases
@@ -77,8 +77,6 @@ pub async fn run(g: &GlobalArgs, args: &RetireArgs) -> Result<u8> {
         println!("retired {} {alias} (was Lambda version {target}); audit s3://{}/{key}", model.key, audit.bucket());
         println!("note: while the registry still approves version {}, the next deploy creates {alias} again", args.version);
         Ok(0)
-    }
-    .await;
-    held.release().await?;
-    result
+    })
+    .await
 }
