@@ -5,8 +5,14 @@ an MLflow server.
 
 One implementation serves `make local-up`/`make local-down`, the pytest fixture and the Rust test harness:
 
-    python tools/standins.py up --dir DIR [--no-mlflow] [--parent-pid PID] [--json]
+    python tools/standins.py up --dir DIR [--no-mlflow] [--parent-pid PID] [--json] [control-plane settings]
     python tools/standins.py down --dir DIR
+
+The local Lambda answers Lambda's control plane as Lambda does (tools/lambda_local/control_plane.py): AWS's request
+quotas (GetFunction 100/s, GetPolicy 15/s, all other control-plane requests 15/s), updates that settle, RevisionIds,
+pages. For tests an update settles in 0.2 s (TEST_CONTROL_PLANE) instead of the local Lambda's 1 s; `--settle-s`,
+`--latency-ms`, `--rate-control`, `--rate-get-function`, `--rate-get-policy` (0 = unlimited) and `--burst-s`, or the
+FERRY_LAMBDA_* variables of the same names, set them otherwise.
 
 `up` picks free ports, starts the servers in the background (each in its own process group, logging to DIR),
 waits until they answer, creates the artifact bucket in moto, and writes:
@@ -39,6 +45,10 @@ ACCESS_KEY = "ferry-local"
 SECRET_KEY = "ferry-local-secret"
 DEMO_MODELS = ("risk-score", "readmission")
 MOTO_READY_TIMEOUT_S = 30
+# The control plane as tests meet it: AWS's quotas and no added latency (the local Lambda's defaults), but an update
+# settles in 0.2 s, which keeps the deploy tests fast while every update is still InProgress for a while.
+TEST_CONTROL_PLANE = {"settle_s": 0.2}
+CONTROL_PLANE_SETTINGS = ("settle_s", "latency_ms", "rate_control", "rate_get_function", "rate_get_policy", "burst_s")
 MLFLOW_READY_TIMEOUT_S = 120
 
 
@@ -129,12 +139,25 @@ def run_moto(argv: list[str]) -> int:
     return moto_main(argv) or 0
 
 
-def start_local_lambda(workdir: Path, moto_url: str) -> tuple[str, subprocess.Popen]:
+def control_plane_flags(control_plane: dict[str, float] | None) -> list[str]:
+    """The local Lambda's flags for these settings over TEST_CONTROL_PLANE; a FERRY_LAMBDA_* variable in the
+    environment wins over a test default (not over a setting given here)."""
+    given = dict(control_plane or {})
+    unknown = set(given) - set(CONTROL_PLANE_SETTINGS)
+    if unknown:
+        raise ValueError(f"unknown control-plane settings {sorted(unknown)}; known: {', '.join(CONTROL_PLANE_SETTINGS)}")
+    settings = {k: v for k, v in TEST_CONTROL_PLANE.items() if f"FERRY_LAMBDA_{k.upper()}" not in os.environ}
+    settings.update(given)
+    return [f"--{k.replace('_', '-')}={v}" for k, v in sorted(settings.items())]
+
+
+def start_local_lambda(workdir: Path, moto_url: str,
+                       control_plane: dict[str, float] | None = None) -> tuple[str, subprocess.Popen]:
     port = free_port()
     log = workdir / "lambda.log"
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent))
     proc = spawn([sys.executable, "-m", "lambda_local", "--moto", moto_url, "--port", str(port),
-                  "--state", str(workdir / "lambda")], log, env)
+                  "--state", str(workdir / "lambda"), *control_plane_flags(control_plane)], log, env)
     url = f"http://127.0.0.1:{port}"
     wait_until_up(f"{url}/ferry-lambda/", MOTO_READY_TIMEOUT_S, proc, log, "the local Lambda")
     return url, proc
@@ -223,14 +246,15 @@ def write_files(st: Standins) -> None:
     (workdir / "platform.json").write_text(json.dumps(local_platform(workdir), indent=2) + "\n")
 
 
-def up(workdir: Path, with_mlflow: bool = True, parent_pid: int | None = None) -> Standins:
+def up(workdir: Path, with_mlflow: bool = True, parent_pid: int | None = None,
+       control_plane: dict[str, float] | None = None) -> Standins:
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     started: list[int] = []
     try:
         moto_url, moto = start_moto(workdir)
         started.append(moto.pid)
-        aws_url, local_lambda = start_local_lambda(workdir, moto_url)
+        aws_url, local_lambda = start_local_lambda(workdir, moto_url, control_plane)
         started.append(local_lambda.pid)
         create_bucket(aws_url, BUCKET)
         mlflow_url = None
@@ -320,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     p_up.add_argument("--no-mlflow", action="store_true", help="start moto only")
     p_up.add_argument("--parent-pid", type=int, help="stop the servers when this process ends")
     p_up.add_argument("--json", action="store_true", help="print the state as JSON on stdout")
+    for name in CONTROL_PLANE_SETTINGS:
+        p_up.add_argument(f"--{name.replace('_', '-')}", type=float, dest=name,
+                          help="a control-plane setting of the local Lambda (python -m lambda_local --help)")
     p_down = sub.add_parser("down", help="stop what `up` started in DIR")
     p_down.add_argument("--dir", type=Path, required=True)
     p_watch = sub.add_parser("watch", help=argparse.SUPPRESS)
@@ -331,8 +358,9 @@ def main(argv: list[str] | None = None) -> int:
         if (args.dir / "standins.json").exists():
             down(args.dir)  # a previous `up` in the same folder: restart cleanly
         try:
-            st = up(args.dir, with_mlflow=not args.no_mlflow, parent_pid=args.parent_pid)
-        except RuntimeError as err:
+            control_plane = {k: getattr(args, k) for k in CONTROL_PLANE_SETTINGS if getattr(args, k) is not None}
+            st = up(args.dir, with_mlflow=not args.no_mlflow, parent_pid=args.parent_pid, control_plane=control_plane)
+        except (RuntimeError, ValueError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
         if args.json:

@@ -141,7 +141,8 @@ async fn apply_actions(
     outcome: &mut ModelOutcome,
 ) -> Result<(), StepError> {
     // Lambda version behind each version alias, as the stage moves will need it.
-    // Each update is conditional on the revision of `$LATEST` Ferry last saw: listed, then left by the last update.
+    // The first update is conditional on the revision of `$LATEST` as listed; a publish renews it unseen, so an
+    // update after one is not (see `publish`).
     let mut latest_revision = observed.latest_revision_id.clone();
     let mut alias_versions: BTreeMap<String, String> = observed
         .aliases
@@ -367,9 +368,25 @@ async fn publish(
             .set_code_sha256(code_sha256.clone())
             .send()
     })
-    .await
-    .map_err(|e| step_err(f, "PublishVersion", describe_sdk_error(&e)))?;
-    latest_revision.clone_from(&revision_id);
+    .await;
+    let published = match published {
+        Ok(p) => p,
+        // A publish whose answer was lost on the way and that the SDK sent again: the first attempt published the
+        // version and so renewed `$LATEST`'s revision, and the retry's precondition fails on it. That version carries
+        // this spec's hash: it is this publish's.
+        Err(e) if e.code() == Some("PreconditionFailedException") => {
+            *latest_revision = None;
+            return version_with_hash(ctx, f, &spec.spec_hash)
+                .await?
+                .ok_or_else(|| step_err(f, "PublishVersion", describe_sdk_error(&e)));
+        }
+        Err(e) => return Err(step_err(f, "PublishVersion", describe_sdk_error(&e))),
+    };
+    // Publishing renews `$LATEST`'s revision too, and PublishVersion does not answer the new one (it answers the
+    // version's): the revision this update settled at is stale now. The next update of this function goes without
+    // a precondition instead of failing on a stale one and paying a read and a second update for it; the publish
+    // after it is conditional on that update's own revision, which is what keeps a version Ferry's.
+    *latest_revision = None;
     let lv = published.version().unwrap_or_default().to_string();
     // Lambda answers an unchanged $LATEST with the version published from it before: make sure it is this spec.
     match published.description().and_then(parse_version_description) {
@@ -387,6 +404,42 @@ async fn publish(
             ),
         )),
     }
+}
+
+/// The newest published version whose description carries `hash`, if any (a paginated read).
+async fn version_with_hash(
+    ctx: &ApplyContext,
+    function: &str,
+    hash: &str,
+) -> Result<Option<Published>, StepError> {
+    let mut found: Option<(u64, Published)> = None;
+    let mut pages = ctx
+        .lambda
+        .list_versions_by_function()
+        .function_name(function)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page =
+            page.map_err(|e| step_err(function, "ListVersionsByFunction", describe_sdk_error(&e)))?;
+        for v in page.versions() {
+            let ours = v
+                .description()
+                .and_then(parse_version_description)
+                .is_some_and(|(h, _, _)| h == hash);
+            let number = v.version().and_then(|n| n.parse::<u64>().ok());
+            if let (true, Some(n)) = (ours, number)
+                && found.as_ref().is_none_or(|(m, _)| n > *m)
+            {
+                let published = Published {
+                    lambda_version: n.to_string(),
+                    code_sha256: v.code_sha256().map(str::to_string),
+                };
+                found = Some((n, published));
+            }
+        }
+    }
+    Ok(found.map(|(_, p)| p))
 }
 
 /// `UpdateFunctionConfiguration` of `$LATEST` to the spec, conditional on `revision`.

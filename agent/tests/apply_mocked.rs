@@ -343,31 +343,76 @@ async fn an_update_on_a_stale_revision_reads_the_current_one_and_updates_once_mo
     assert_eq!(alias.num_calls(), 1);
 }
 
+fn precondition_failed() -> PublishVersionError {
+    PublishVersionError::PreconditionFailedException(
+        PreconditionFailedException::builder()
+            .message("The Revision Id provided does not match the latest Revision Id")
+            .meta(
+                ErrorMetadata::builder()
+                    .code("PreconditionFailedException")
+                    .message("The Revision Id provided does not match")
+                    .build(),
+            )
+            .build(),
+    )
+}
+
+/// ListVersionsByFunction answering these (version, description) pairs.
+fn versions_listed(versions: Vec<(&'static str, String)>) -> Rule {
+    mock!(aws_sdk_lambda::Client::list_versions_by_function).then_output(move || {
+        let mut out = ListVersionsByFunctionOutput::builder();
+        for (v, d) in &versions {
+            out = out.versions(
+                FunctionConfiguration::builder()
+                    .version(*v)
+                    .description(d.clone())
+                    .build(),
+            );
+        }
+        out.build()
+    })
+}
+
 #[tokio::test]
 async fn a_precondition_failure_on_publish_creates_no_alias() {
+    // Given a publish refused on its revision, and no published version carrying this spec's hash,
     let update = mock!(aws_sdk_lambda::Client::update_function_configuration)
         .then_output(|| update_output(LastUpdateStatus::Successful));
-    let publish = mock!(aws_sdk_lambda::Client::publish_version).then_error(|| {
-        PublishVersionError::PreconditionFailedException(
-            PreconditionFailedException::builder()
-                .message("The Revision Id provided does not match the latest Revision Id")
-                .meta(
-                    ErrorMetadata::builder()
-                        .code("PreconditionFailedException")
-                        .message("The Revision Id provided does not match")
-                        .build(),
-                )
-                .build(),
-        )
-    });
+    let publish = mock!(aws_sdk_lambda::Client::publish_version).then_error(precondition_failed);
+    let listed = versions_listed(vec![
+        ("$LATEST", String::new()),
+        ("3", "hotfix by hand".into()),
+    ]);
     let (get, invoke, alias) = (get_config_successful(), invoke_ok(), alias_ok());
-    let outcome = deploy(&[&update, &get, &publish, &invoke, &alias]).await;
+    let outcome = deploy(&[&update, &get, &publish, &listed, &invoke, &alias]).await;
+    // then the model stops with Lambda's reason, and no alias is created.
     let error = outcome.error.unwrap();
     assert!(
         error.starts_with("ferry-prod-risk-score: PublishVersion: PreconditionFailedException"),
         "{error}"
     );
     assert_eq!(alias.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn a_publish_whose_answer_was_lost_carries_on_with_the_version_it_published() {
+    // Given a publish that succeeded but whose answer was lost, so that the SDK's retry met $LATEST's revision
+    // renewed by that very publish (412), and the published version carries this spec's hash,
+    let update = mock!(aws_sdk_lambda::Client::update_function_configuration)
+        .then_output(|| update_output(LastUpdateStatus::Successful));
+    let publish = mock!(aws_sdk_lambda::Client::publish_version).then_error(precondition_failed);
+    let listed = versions_listed(vec![
+        ("$LATEST", String::new()),
+        ("6", "hotfix by hand".into()),
+        ("7", spec().version_description()),
+    ]);
+    let (get, invoke, alias) = (get_config_successful(), invoke_ok(), alias_ok());
+    let outcome = deploy(&[&update, &get, &publish, &listed, &invoke, &alias]).await;
+    // then the deploy carries on with that version: smoke-tested and aliased, not published a second time.
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    assert_eq!(publish.num_calls(), 1);
+    assert_eq!(invoke.num_calls(), 1);
+    assert_eq!(alias.num_calls(), 1);
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ import os
 import shutil
 import sys
 import threading
+import time
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -63,6 +64,14 @@ def role_arn() -> str:
     except iam.exceptions.NoSuchEntityException:
         return iam.create_role(RoleName=local_platform.ROLE,
                                AssumeRolePolicyDocument=json.dumps(local_platform.TRUST))["Role"]["Arn"]
+
+
+def updated(name: str) -> None:
+    """Waits until the update of `name` settled: as on Lambda, the local Lambda refuses a publish before that."""
+    deadline = time.monotonic() + 30
+    while lam().get_function_configuration(FunctionName=name)["LastUpdateStatus"] == "InProgress":
+        assert time.monotonic() < deadline, f"{name}: update still InProgress after 30 s"
+        time.sleep(0.05)
 
 
 def function(name: str, code: str, runtime: str = TARGET["runtime"], timeout: int = 3, env: dict | None = None,
@@ -143,6 +152,7 @@ def test_the_runtime_is_the_one_the_version_names(aws):
 def test_an_alias_runs_the_version_it_points_at(aws):
     v1 = function("aliased", "def handler(e, c):\n    return 'one'\n")
     lam().update_function_code(FunctionName="aliased", ZipFile=zip_of({"app.py": "def handler(e, c):\n    return 'two'\n"}))
+    updated("aliased")
     v2 = lam().publish_version(FunctionName="aliased")["Version"]
     lam().create_alias(FunctionName="aliased", Name="v1", FunctionVersion=v1)
     lam().create_alias(FunctionName="aliased", Name="live", FunctionVersion=v2)
@@ -157,6 +167,7 @@ def test_publishing_an_unchanged_function_returns_the_version_published_before_a
     again = lam().publish_version(FunctionName="publish-twice", Description="")
     assert again["Version"] == v1, "nothing changed: no second version"
     lam().update_function_configuration(FunctionName="publish-twice", MemorySize=256)
+    updated("publish-twice")
     v2 = lam().publish_version(FunctionName="publish-twice", Description="ferry:abc m/v2")["Version"]
     assert v2 != v1
     # A retried publish (its first answer lost) gets the same version back.
@@ -276,6 +287,7 @@ def runtime_function(aws):
 
     def publish(env: dict[str, str]) -> str:
         lam().update_function_configuration(FunctionName=name, Environment={"Variables": env})
+        updated(name)
         return lam().publish_version(FunctionName=name)["Version"]
 
     return name, mount, folder, publish

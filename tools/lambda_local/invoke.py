@@ -16,13 +16,13 @@ import random
 import threading
 import urllib.parse
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from standins import host_architecture
 
-from . import sandbox
+from . import operations, sandbox
+from .answers import Answer, error_answer
 from .code_store import CodeNotFound, CodeStore
 from .environment import LOG_TAIL_BYTES, Config, Environment
 from .interpreters import Interpreters, RuntimeUnavailable
@@ -34,32 +34,12 @@ MAX_ENVIRONMENTS = 16     # all functions together; the least recently used idle
 HOST_ARCHITECTURE = host_architecture()
 
 
-@dataclass
-class Answer:
-    status: int
-    body: bytes
-    headers: dict[str, str]
-
-
 MotoGet = Callable[[str], tuple[int, bytes]]
-
-
-def error_answer(status: int, kind: str, message: str) -> Answer:
-    return Answer(status, json.dumps({"Type": "User", "message": message}).encode(),
-                  {"Content-Type": "application/json", "X-Amzn-ErrorType": kind})
 
 
 def split_function(name: str, qualifier: str | None) -> tuple[str, str | None]:
     """FunctionName may be a name, `name:qualifier`, or a full or partial ARN (with or without a qualifier)."""
-    name = urllib.parse.unquote(name)
-    parts = name.split(":")
-    if name.startswith("arn:"):
-        # arn:aws:lambda:region:account:function:name[:qualifier]
-        fn, qual = parts[6], parts[7] if len(parts) > 7 else None
-    elif len(parts) >= 3:   # account:function:name[:qualifier]
-        fn, qual = parts[2], parts[3] if len(parts) > 3 else None
-    else:
-        fn, qual = parts[0], parts[1] if len(parts) > 1 else None
+    fn, qual = operations.split_function(name)
     return fn, qualifier or qual
 
 

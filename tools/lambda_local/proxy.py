@@ -4,13 +4,18 @@ client). Every request goes to moto as it came, byte for byte, headers included,
   - `Invoke` (POST /2015-03-31/functions/{name}/invocations) runs the function here (invoke.py);
   - code uploads (CreateFunction, UpdateFunctionCode, PublishLayerVersion) are passed on and their zips recorded
     (code_store.py), with a function's FileSystemConfigs (moto drops them);
-  - `POST /moto-api/reset` is passed on and also stops every execution environment;
+  - Lambda's control plane is answered as Lambda answers it (control_plane.py): the account's request quotas,
+    updates that take time to settle, RevisionIds and their preconditions, pages, round-trip latency;
+  - `POST /moto-api/reset` is passed on and also stops every execution environment, and restores the control
+    plane's settings and full token buckets;
   - where moto is gentler than Lambda or answers otherwise (fidelity.py): `PublishVersion` of an unchanged `$LATEST`
     returns the version published from it before, as Lambda does, instead of a second one; moto's
     `ConflictException` is Lambda's `ResourceConflictException`;
   - `/ferry-lambda/...` is this executor's own: `GET /ferry-lambda/environments` lists the environments (init
     duration and CPU, busy, alive), `POST /ferry-lambda/mounts` {"access_point_arn", "local_root"} says which
-    local folder stands in for an EFS access point.
+    local folder stands in for an EFS access point, `GET /ferry-lambda/control-plane` shows the control plane's
+    settings and the requests it admitted and throttled per operation, `POST /ferry-lambda/control-plane`
+    {"settle_s", "latency_ms", "rates": {"get_function", "get_policy", "other", "burst_s"}} changes settings.
 """
 from __future__ import annotations
 
@@ -23,8 +28,11 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from . import fidelity
+from . import fidelity, operations
+from .answers import Answer, json_answer
+from .answers import json_object as _json
 from .code_store import CodeStore
+from .control_plane import ControlPlane, Settings
 from .invoke import Invoker
 
 INVOKE = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations$")
@@ -83,10 +91,11 @@ class Upstream:
 
 
 class Executor:
-    def __init__(self, moto_url: str, state: Path):
+    def __init__(self, moto_url: str, state: Path, settings: Settings | None = None):
         self.upstream = Upstream(moto_url)
         self.store = CodeStore(state / "store")
         self.invoker = Invoker(state, self.upstream.get, self.store)
+        self.control_plane = ControlPlane(settings or Settings(), self.upstream.get)
 
     def record(self, method: str, path: str, body: bytes) -> None:
         """Keep the zips of code uploads, and a function's file systems, before moto sees the request."""
@@ -113,14 +122,6 @@ class Executor:
                 self.store.put(data)
 
 
-def _json(body: bytes) -> dict:
-    try:
-        doc = json.loads(body or b"{}")
-    except ValueError:
-        return {}
-    return doc if isinstance(doc, dict) else {}
-
-
 def handler_class(ex: Executor):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -145,6 +146,8 @@ def handler_class(ex: Executor):
             return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
         def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+            if req := getattr(self, "lambda_request", None):
+                ex.control_plane.tally(req.name, status)
             self.send_response(status)
             for k, v in headers.items():
                 self.send_header(k, v)
@@ -153,33 +156,49 @@ def handler_class(ex: Executor):
             if self.command != "HEAD":
                 self.wfile.write(body)
 
+        def _answer(self, answer: Answer) -> None:
+            self._send(answer.status, answer.body, answer.headers)
+
         def _handle(self) -> None:
+            self.lambda_request = None
             body = self._read_body()
             path = self.path.split("?", 1)[0]
             query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
             if path.startswith("/ferry-lambda/"):
                 return self._own(path, body)
+            if not path.startswith("/moto-api/"):
+                ex.control_plane.round_trip()
+            req = self.lambda_request = operations.classify(self.command, path, query, self.headers.get("Authorization"))
+            if req and (refused := ex.control_plane.before(req, body, query)):
+                return self._answer(refused)
             if self.command == "POST" and (m := INVOKE.match(path)):
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                answer = ex.invoker.invoke(m.group(1), query, headers, body)
-                return self._send(answer.status, answer.body, answer.headers)
+                return self._answer(ex.invoker.invoke(m.group(1), query, headers, body))
             if self.command == "POST" and (m := fidelity.PUBLISH_VERSION.match(path)):
                 if existing := fidelity.unchanged_publish(ex.upstream, m.group(1), body):
+                    if req:
+                        existing = ex.control_plane.after(req, 201, existing, body, query, new_version=False)
                     return self._send(201, existing, {"Content-Type": "application/json"})
             ex.record(self.command, path, body)
             if self.command == "POST" and path == "/moto-api/reset":
                 ex.invoker.reset()  # before moto answers: once the caller sees the reset, no environment is left
-            self._pass_on(body)
+                ex.control_plane.reset()
+            self._pass_on(body, req if req and req.control_plane else None, query)
 
-        def _pass_on(self, body: bytes) -> None:
+        def _pass_on(self, body: bytes, req: operations.Request | None, query: dict[str, list[str]]) -> None:
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
             if body or self.command in ("POST", "PUT", "PATCH"):
                 headers["Content-Length"] = str(len(body))
             resp = ex.upstream.request(self.command, self.path, body if body else None, headers)
-            if resp.status == 409 and self.path.startswith("/2015-03-31/"):
-                data, answer_headers = fidelity.lambda_conflict(resp.read(), resp.getheaders())
-                return self._send(409, data, {k: v for k, v in answer_headers
-                                              if k.lower() not in HOP_BY_HOP and k.lower() != "content-length"})
+            if req is not None or (resp.status == 409 and self.path.startswith("/2015-03-31/")):
+                # A Lambda control-plane answer: small JSON, rewritten as Lambda gives it.
+                data, answer_headers = resp.read(), resp.getheaders()
+                if resp.status == 409:
+                    data, answer_headers = fidelity.lambda_conflict(data, answer_headers)
+                if req is not None:
+                    data = ex.control_plane.after(req, resp.status, data, body, query)
+                return self._send(resp.status, data, {k: v for k, v in answer_headers
+                                                      if k.lower() not in HOP_BY_HOP and k.lower() != "content-length"})
             length = resp.getheader("Content-Length")
             out = [(k, v) for k, v in resp.getheaders() if k.lower() not in HOP_BY_HOP and k.lower() != "content-length"]
             self.send_response(resp.status)
@@ -209,6 +228,15 @@ def handler_class(ex: Executor):
                                       {"Content-Type": "application/json"})
                 ex.invoker.mounts[doc["access_point_arn"]] = root
                 return self._send(200, b"{}", {"Content-Type": "application/json"})
+            if path == "/ferry-lambda/control-plane" and self.command == "GET":
+                return self._answer(json_answer(200, ex.control_plane.describe()))
+            if path == "/ferry-lambda/control-plane" and self.command == "POST":
+                try:
+                    settings = ex.control_plane.configure(_json(body))
+                except (ValueError, TypeError) as err:
+                    return self._send(400, json.dumps({"message": str(err)}).encode(),
+                                      {"Content-Type": "application/json"})
+                return self._answer(json_answer(200, settings.to_json()))
             if path == "/ferry-lambda/" and self.command == "GET":
                 return self._send(200, b'{"status": "ok"}', {"Content-Type": "application/json"})
             self._send(404, b"{}", {"Content-Type": "application/json"})
@@ -218,8 +246,8 @@ def handler_class(ex: Executor):
     return Handler
 
 
-def serve(moto_url: str, port: int, state: Path) -> None:
-    ex = Executor(moto_url, state)
+def serve(moto_url: str, port: int, state: Path, settings: Settings | None = None) -> None:
+    ex = Executor(moto_url, state, settings)
     server = ThreadingHTTPServer(("127.0.0.1", port), handler_class(ex))
     server.daemon_threads = True
     try:

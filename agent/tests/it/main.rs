@@ -3,6 +3,7 @@
 mod harness;
 
 mod cli;
+mod control_plane;
 mod deploy;
 mod faults;
 mod python_target;

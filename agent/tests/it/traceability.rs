@@ -3,6 +3,8 @@
 use predicates::prelude::*;
 
 use crate::deploy::{Fixture, RISK_FN, aliases, lambda};
+use aws_sdk_lambda::client::Waiters;
+
 use crate::harness::BUCKET;
 
 fn now() -> String {
@@ -256,6 +258,12 @@ async fn verify_names_each_kind_of_drift_exactly() {
                     .function_name(RISK_FN)
                     .memory_size(2048)
                     .send()
+                    .await
+                    .unwrap();
+                // As a person's script must: a publish while the update is in progress is refused (409).
+                lam.wait_until_function_updated_v2()
+                    .function_name(RISK_FN)
+                    .wait(std::time::Duration::from_secs(60))
                     .await
                     .unwrap();
                 let hand = lam

@@ -1,0 +1,163 @@
+//! `ferry deploy` against Lambda's control plane as the local Lambda answers it (tools/lambda_local/control_plane.py):
+//! AWS's account quotas (all control-plane requests but GetFunction and GetPolicy together 15 per second), updates
+//! that settle, RevisionIds that change on every update, settle and publish. The stand-in counts its answers per
+//! operation and HTTP status (`GET /ferry-lambda/control-plane`), which is what these tests assert on.
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use predicates::prelude::*;
+
+use crate::deploy::{Fixture, READM_FN, RISK_FN, aliases};
+use crate::faults::{Fault, FaultProxy, Rule};
+use crate::harness::http_request;
+
+/// The stand-in's answers so far (since the test's moto reset): operation → HTTP status → count.
+fn answers(fx: &Fixture) -> serde_json::Value {
+    let url = format!("{}/ferry-lambda/control-plane", fx.env.stack.aws_url);
+    let (status, body) = http_request("GET", &url, "").expect("control-plane stats");
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str::<serde_json::Value>(&body).expect("JSON")["answers"].clone()
+}
+
+fn count(answers: &serde_json::Value, operation: &str, status: &str) -> u64 {
+    answers[operation][status].as_u64().unwrap_or(0)
+}
+
+/// One Lambda control-plane request of another client of the same account: a ListFunctions, signed for Lambda
+/// (moto and the stand-in read the credential scope, not the signature). Returns the HTTP status.
+fn list_functions(host: &str) -> std::io::Result<u16> {
+    let mut stream = std::net::TcpStream::connect(host)?;
+    write!(
+        stream,
+        "GET /2015-03-31/functions/ HTTP/1.1\r\nHost: {host}\r\nAuthorization: AWS4-HMAC-SHA256 \
+         Credential=neighbour/20260101/us-east-1/lambda/aws4_request, SignedHeaders=host, Signature=0\r\n\
+         Connection: close\r\n\r\n"
+    )?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    Ok(answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_new_versions_of_one_function_meet_no_stale_revision() {
+    // Given a function with two approved versions to deploy (each publish renews $LATEST's revision, as on AWS),
+    let fx = Fixture::new("cp-revisions", "");
+
+    // when deployed,
+    fx.ferry(&["deploy"]).assert().success();
+
+    // then every update and publish was accepted at its first attempt: no precondition failed on a revision Ferry
+    // should have known was stale.
+    let seen = answers(&fx);
+    for operation in ["UpdateFunctionConfiguration", "PublishVersion"] {
+        assert_eq!(
+            count(&seen, operation, "412"),
+            0,
+            "{operation} answered PreconditionFailed: {seen}"
+        );
+    }
+    assert_eq!(
+        count(&seen, "UpdateFunctionConfiguration", "200"),
+        3,
+        "one update per new version: {seen}"
+    );
+    assert_eq!(
+        aliases(RISK_FN).await.keys().collect::<Vec<_>>(),
+        ["production", "v1", "v2"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deploy_shares_the_account_budget_with_other_traffic_and_reports_no_throttling() {
+    let fx = Fixture::new("cp-shared", "");
+    // Given another client of the account spending 14 of its 15 control-plane requests a second,
+    let host = fx
+        .env
+        .stack
+        .aws_url
+        .trim_start_matches("http://")
+        .to_string();
+    let stop = Arc::new(AtomicBool::new(false));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let neighbour = {
+        let (stop, refused, host) = (stop.clone(), refused.clone(), host.clone());
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut sent = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                if list_functions(&host).unwrap_or(0) == 429 {
+                    refused.fetch_add(1, Ordering::Relaxed);
+                }
+                sent += 1;
+                let due = started + Duration::from_secs_f64(f64::from(sent) / 14.0);
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            }
+        })
+    };
+
+    // when Ferry deploys three new versions meanwhile,
+    let out = fx.ferry(&["deploy"]).assert().success();
+    stop.store(true, Ordering::Relaxed);
+    neighbour.join().expect("neighbour thread");
+
+    // then the deploy completed, and no throttling reached its user;
+    out.stdout(predicate::str::contains("TooManyRequests").not())
+        .stderr(predicate::str::contains("TooManyRequests").not());
+    assert_eq!(
+        aliases(RISK_FN).await.keys().collect::<Vec<_>>(),
+        ["production", "v1", "v2"]
+    );
+    assert_eq!(aliases(READM_FN).await.keys().collect::<Vec<_>>(), ["v1"]);
+    // and the account was at its limit: the stand-in refused requests of Ferry's or of the other client's.
+    let seen = answers(&fx);
+    let throttled: u64 = seen
+        .as_object()
+        .map(|ops| ops.values().map(|s| s["429"].as_u64().unwrap_or(0)).sum())
+        .unwrap_or(0);
+    assert!(
+        throttled > 0,
+        "nothing was throttled, so the test did not meet the limit: {seen}"
+    );
+    eprintln!(
+        "control plane answers: {seen}; the other client was refused {} times",
+        refused.load(Ordering::Relaxed)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_publish_whose_answer_was_lost_is_recognised_when_its_retry_meets_the_renewed_revision() {
+    // Given a deploy whose first PublishVersion is done but its answer lost: the SDK's retry carries the revision
+    // the publish itself renewed, and Lambda refuses it (412),
+    let fx = Fixture::new("cp-lost-publish", "");
+    let proxy = FaultProxy::start(
+        &fx.env.stack.aws_url,
+        vec![Rule::new(
+            "POST",
+            &format!("/functions/{RISK_FN}/versions"),
+            Fault::LoseAnswer,
+            1,
+        )],
+    )
+    .await;
+
+    // when deployed, the run completes anyway,
+    fx.ferry(&["deploy"])
+        .env("AWS_ENDPOINT_URL", &proxy.url)
+        .assert()
+        .success();
+    assert_eq!(proxy.faulted(), 1, "{:#?}", proxy.seen());
+
+    // with the version the lost publish made behind v1, and no second version of the same spec.
+    let seen = answers(&fx);
+    assert_eq!(count(&seen, "PublishVersion", "412"), 1, "{seen}");
+    let live = aliases(RISK_FN).await;
+    assert_eq!(live["v1"].0, "1");
+    assert_eq!(live["v2"].0, "2");
+    fx.ferry(&["verify"]).assert().success();
+}
