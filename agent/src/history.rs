@@ -13,6 +13,8 @@ pub enum EventKind {
     Retire,
     StageMove,
     Gc,
+    RouteCreate,
+    RouteDelete,
     Unlock,
     LockTakeover,
 }
@@ -63,6 +65,15 @@ pub fn parse_key(rel: &str, key: &str) -> Option<KeyedEvent> {
                 time,
                 Some(lv),
             )
+        }
+        [model, "routes", alias, _] => {
+            let (time, kind) = stem.split_once('-')?;
+            let kind = match kind {
+                "create" => EventKind::RouteCreate,
+                "delete" => EventKind::RouteDelete,
+                _ => return None,
+            };
+            event(kind, Some(model), Some(alias), time, None)
         }
         [model, alias, _] if crate::plan::is_version_alias(alias).is_some() => {
             let (time, rest) = stem.split_once('-')?;

@@ -131,6 +131,9 @@ async fn deploy_locked(
     LockedRun { deployer, fence }: LockedRun,
 ) -> Result<(Plan, Vec<ModelOutcome>, Vec<SyncRow>)> {
     let (observed, plan) = observe_and_plan(clients, audit, desired, inputs, args.promote).await?;
+    if let Some(refused) = plan.refused() {
+        return Err(anyhow!("{refused}"));
+    }
     let (verified, sync_rows) = sync_new_versions(g, args, inputs, clients, &plan, &fence).await?;
     let ctx = ApplyContext {
         lambda: clients.lambda.clone(),
@@ -139,6 +142,7 @@ async fn deploy_locked(
         environment: inputs.platform.environment.clone(),
         options: ApplyOptions::default(),
         fence,
+        http_api: crate::http_api::HttpApi::of_platform(clients, &inputs.platform),
     };
     let results: Vec<ModelOutcome> = futures::stream::iter(plan.models.iter().zip(&observed))
         .map(|(model_plan, obs)| {
@@ -157,6 +161,7 @@ async fn deploy_locked(
                         created: vec![],
                         audits_repaired: vec![],
                         stage_moves: vec![],
+                        routes_created: vec![],
                         error: Some(format!(
                             "sync of v{} failed; nothing was published",
                             s.version
@@ -309,6 +314,15 @@ fn summary_table(results: &[ModelOutcome], sync: &[SyncRow]) -> String {
             } else {
                 stages
             }
+        ));
+    }
+    for r in results.iter().filter(|r| !r.routes_created.is_empty()) {
+        let aliases: Vec<&str> = r.routes_created.iter().map(|c| c.alias.as_str()).collect();
+        out.push_str(&format!(
+            "HTTP routes created for {}: {} (POST /models/{}/<alias>/invocations).\n",
+            r.model,
+            aliases.join(" "),
+            r.model
         ));
     }
     let synced = sync.iter().filter(|s| s.error.is_none()).count();

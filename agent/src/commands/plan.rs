@@ -15,6 +15,7 @@ use crate::observe::{ObservedFunction, observe};
 use crate::plan::{ModelPlan, Plan, PlanInput, plan_model, to_text, versions_to_create};
 use crate::python_env::{MLMODEL, PYTHON_ENV, REQUIREMENTS, SavedEnv, mlmodel_python_version};
 use crate::render::{Templates, render_model};
+use crate::routes::ObservedApi;
 use crate::spec::FunctionSpec;
 use crate::sync::SyncError;
 use crate::sync::source::Source;
@@ -87,7 +88,15 @@ pub async fn observe_and_plan(
 ) -> Result<(Vec<ObservedFunction>, Plan)> {
     let observed = observe_all(clients, audit, desired, inputs).await?;
     let saved = read_saved_envs(clients, desired, &observed, inputs).await?;
-    let plan = make_plan(desired, &observed, &saved, inputs, promote);
+    let api = match &inputs.platform.http_api_id {
+        Some(id) => Some(
+            crate::http_api::observe_api(&clients.apigw, id)
+                .await
+                .with_context(|| format!("observing HTTP API {id} (the platform's http_api_id)"))?,
+        ),
+        None => None,
+    };
+    let plan = make_plan(desired, &observed, &saved, inputs, promote, api.as_ref());
     Ok((observed, plan))
 }
 
@@ -159,6 +168,7 @@ pub fn make_plan(
     saved: &[BTreeMap<String, SavedEnv>],
     inputs: &Inputs,
     promote: bool,
+    api: Option<&ObservedApi>,
 ) -> Plan {
     let (models, warnings): (Vec<ModelPlan>, Vec<_>) = desired
         .iter()
@@ -175,10 +185,15 @@ pub fn make_plan(
                 promote,
                 platform_runtime: inputs.platform.runtime.as_ref(),
                 saved,
+                http_api: api,
             })
         })
         .unzip();
-    Plan::new(models, warnings.into_iter().flatten().collect())
+    let plan = Plan::new(models, warnings.into_iter().flatten().collect());
+    match api {
+        Some(api) => plan.limit_integrations(api),
+        None => plan,
+    }
 }
 
 /// `error:` lines on stderr for what the plan refuses, after the plan itself.

@@ -111,6 +111,7 @@ impl World {
             promote,
             platform_runtime: None,
             saved: &saved,
+            http_api: None,
         })
         .0
     }
