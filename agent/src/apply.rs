@@ -22,6 +22,7 @@ use serde::Serialize;
 
 use crate::audit::{AuditLog, AuditRecord, Deployer, RouteEvent, RouteRecord, rfc3339};
 use crate::aws::describe_sdk_error;
+use crate::function_url::create_url;
 use crate::http_api::{HttpApi, RouteTarget};
 use crate::lock::Fence;
 use crate::observe::ObservedFunction;
@@ -141,6 +142,8 @@ pub struct ModelOutcome {
     pub stage_moves: Vec<StageMoved>,
     /// HTTP routes created, with their audit records.
     pub routes_created: Vec<CreatedRoute>,
+    /// Function URLs created: alias → URL.
+    pub function_urls_created: BTreeMap<String, String>,
     /// The step that failed and why; everything before it is done and stays done.
     pub error: Option<String>,
 }
@@ -169,6 +172,7 @@ pub async fn apply_model(
         audits_repaired: vec![],
         stage_moves: vec![],
         routes_created: vec![],
+        function_urls_created: BTreeMap::new(),
         error: None,
     };
     if plan.blocked {
@@ -314,6 +318,24 @@ async fn apply_actions(
                 };
                 write_stage_record(ctx, plan, &state, Some(why)).await?;
                 outcome.audits_repaired.push(stage.clone());
+            }
+            Action::CreateFunctionUrl { alias } => {
+                let url = create_url(&ctx.lambda, &ctx.fence, &plan.function, alias)
+                    .await
+                    .map_err(|e| step_err(&plan.function, "function URL", e))?;
+                let lv = alias_versions.get(alias).cloned().unwrap_or_default();
+                let now = time::OffsetDateTime::now_utc();
+                let key = ctx
+                    .audit
+                    .url_key(&plan.model, alias, RouteEvent::Create, now);
+                let record = AuditRecord {
+                    event: "function-url-create",
+                    version: is_version_alias(alias).map(str::to_string),
+                    function_url: Some(url.clone()),
+                    ..ctx.alias_record(plan, alias, &lv, now)
+                };
+                ctx.record(&plan.function, &key, &record).await?;
+                outcome.function_urls_created.insert(alias.clone(), url);
             }
             Action::CreateRoute { alias, .. } | Action::RecordRoute { alias, .. } => {
                 let lv = alias_versions

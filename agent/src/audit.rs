@@ -8,6 +8,8 @@
 //! <audit_prefix><environment>/<model>/gc/<time>-lv<L>.json              an unreferenced version deleted
 //! <audit_prefix><environment>/<model>/routes/<alias>/<time>-create.json  the alias's HTTP route created
 //! <audit_prefix><environment>/<model>/routes/<alias>/<time>-delete.json  its route deleted (`ferry retire`)
+//! <audit_prefix><environment>/<model>/urls/<alias>/<time>-create.json    the alias's function URL created
+//! <audit_prefix><environment>/<model>/urls/<alias>/<time>-delete.json    its function URL deleted (`ferry retire`)
 //! <audit_prefix><environment>/unlock/<time>.json                         a lock removed by force
 //! ```
 use std::collections::BTreeMap;
@@ -159,6 +161,9 @@ pub struct AuditRecord {
     /// The HTTP route of an alias, on `route-create` and `route-delete` records.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub route: Option<RouteRecord>,
+    /// The function URL of an alias, on `function-url-create` and `function-url-delete` records.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function_url: Option<String>,
     pub deployer: Deployer,
     pub time: String,
 }
@@ -280,6 +285,7 @@ impl AuditLog {
         )
     }
 
+    /// Where the record of an alias's route's creation or deletion goes.
     pub fn route_key(
         &self,
         model: &str,
@@ -287,8 +293,30 @@ impl AuditLog {
         event: RouteEvent,
         now: time::OffsetDateTime,
     ) -> String {
+        self.endpoint_key(model, "routes", alias, event, now)
+    }
+
+    /// Where the record of an alias's function URL's creation or deletion goes.
+    pub fn url_key(
+        &self,
+        model: &str,
+        alias: &str,
+        event: RouteEvent,
+        now: time::OffsetDateTime,
+    ) -> String {
+        self.endpoint_key(model, "urls", alias, event, now)
+    }
+
+    fn endpoint_key(
+        &self,
+        model: &str,
+        folder: &str,
+        alias: &str,
+        event: RouteEvent,
+        now: time::OffsetDateTime,
+    ) -> String {
         format!(
-            "{}{model}/routes/{alias}/{}-{}.json",
+            "{}{model}/{folder}/{alias}/{}-{}.json",
             self.prefix,
             key_time(now),
             event.as_str()

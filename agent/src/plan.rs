@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::approval::ModelApprovals;
+use crate::function_url::ObservedUrl;
 use crate::observe::ObservedFunction;
 use crate::platform::Runtime;
 use crate::python_env::{
@@ -120,6 +121,10 @@ pub enum Action {
         route_key: RouteKey,
         ferrys: bool,
     },
+    /// Give an alias a function URL with `AWS_IAM` auth (the model's `endpoint = "function_url"`), then its record.
+    CreateFunctionUrl { alias: String },
+    /// The alias's function URL is there, with `AWS_IAM` auth.
+    FunctionUrlUnchanged { alias: String, url: String },
 }
 
 impl Action {
@@ -133,6 +138,7 @@ impl Action {
                 | Action::RecordStageMove { .. }
                 | Action::CreateRoute { .. }
                 | Action::RecordRoute { .. }
+                | Action::CreateFunctionUrl { .. }
         )
     }
 }
@@ -205,6 +211,9 @@ pub struct Summary {
     /// HTTP routes to create (route record repairs count as `record_audit`).
     pub routes_create: usize,
     pub routes_unchanged: usize,
+    /// Function URLs to create (models with `endpoint = "function_url"`).
+    pub function_urls_create: usize,
+    pub function_urls_unchanged: usize,
 }
 
 /// The platform's HTTP API against API Gateway's integration limit.
@@ -248,6 +257,8 @@ impl Plan {
                 Action::CreateRoute { .. } => s.routes_create += 1,
                 Action::RecordRoute { .. } => s.record_audit += 1,
                 Action::RouteUnchanged { .. } => s.routes_unchanged += 1,
+                Action::CreateFunctionUrl { .. } => s.function_urls_create += 1,
+                Action::FunctionUrlUnchanged { .. } => s.function_urls_unchanged += 1,
             }
         }
         s.warnings = warnings.len();
@@ -341,6 +352,8 @@ pub struct PlanInput<'a> {
     pub saved: &'a BTreeMap<String, SavedEnv>,
     /// The platform's HTTP API as observed; `None` when it has none (no routes are planned then).
     pub http_api: Option<&'a ObservedApi>,
+    /// The function's URL configs by alias, for a model served through function URLs (routes are not planned then).
+    pub function_urls: Option<&'a BTreeMap<String, ObservedUrl>>,
 }
 
 /// The specs this plan creates (no alias `v<N>` yet): the versions whose artifacts the plan needs to have read.
@@ -443,8 +456,11 @@ pub fn plan_model(input: &PlanInput) -> (ModelPlan, Vec<Warning>) {
 
     let (mut actions, warnings) = check_new_versions(input, actions);
     actions.extend(plan_stages(input));
-    let routes = plan_routes(input, &actions);
-    actions.extend(routes);
+    let endpoints = match input.function_urls {
+        Some(urls) => plan_function_urls(urls, &actions),
+        None => plan_routes(input, &actions),
+    };
+    actions.extend(endpoints);
     let blocked = actions
         .iter()
         .any(|a| matches!(a, Action::Drift { .. } | Action::Refused { .. }));
@@ -880,6 +896,31 @@ fn plan_routes(input: &PlanInput, actions: &[Action]) -> Vec<Action> {
         .collect()
 }
 
+/// Each served alias's function URL: created when missing; one whose auth is not `AWS_IAM` is drift (never changed).
+fn plan_function_urls(urls: &BTreeMap<String, ObservedUrl>, actions: &[Action]) -> Vec<Action> {
+    served_aliases(actions)
+        .into_iter()
+        .map(|alias| match urls.get(alias) {
+            None => Action::CreateFunctionUrl {
+                alias: alias.into(),
+            },
+            Some(u) if u.auth_type == crate::function_url::AUTH_TYPE => {
+                Action::FunctionUrlUnchanged {
+                    alias: alias.into(),
+                    url: u.url.clone(),
+                }
+            }
+            Some(u) => Action::Drift {
+                alias: alias.into(),
+                reason: format!(
+                    "function URL {} has auth {}, not AWS_IAM; left alone",
+                    u.url, u.auth_type
+                ),
+            },
+        })
+        .collect()
+}
+
 /// The plan as people read it in CI logs.
 pub fn to_text(plan: &Plan) -> String {
     let mut out = String::new();
@@ -887,6 +928,7 @@ pub fn to_text(plan: &Plan) -> String {
         out.push_str(&format!("{}  (function {})\n", m.model, m.function));
         let mut unchanged = Vec::new();
         let mut routed = Vec::new();
+        let mut urls = Vec::new();
         for a in &m.actions {
             let line = match a {
                 Action::Create {
@@ -993,6 +1035,13 @@ pub fn to_text(plan: &Plan) -> String {
                 } => Some(format!(
                     "  + {alias:<12} audit   route {route_key} exists without its audit record; write it"
                 )),
+                Action::CreateFunctionUrl { alias } => Some(format!(
+                    "  + {alias:<12} url     function URL of alias {alias}, AWS_IAM auth"
+                )),
+                Action::FunctionUrlUnchanged { alias, .. } => {
+                    urls.push(alias.clone());
+                    None
+                }
                 Action::RouteUnchanged { alias, ferrys, .. } => {
                     routed.push(if *ferrys {
                         alias.clone()
@@ -1020,6 +1069,12 @@ pub fn to_text(plan: &Plan) -> String {
         }
         if !unchanged.is_empty() {
             out.push_str(&format!("  = {:<12} unchanged\n", unchanged.join(" ")));
+        }
+        if !urls.is_empty() {
+            out.push_str(&format!(
+                "  = {:<12} function URL (AWS_IAM)\n",
+                urls.join(" ")
+            ));
         }
         if !routed.is_empty() {
             out.push_str(&format!(

@@ -252,8 +252,8 @@ pub fn integration_limit_refusal(api_id: &str, now: usize, to_create: usize) -> 
         "HTTP API {api_id}: this deploy would take it to {} integrations ({now} now, {to_create} to create), above API \
          Gateway's limit of {MAX_INTEGRATIONS} per API, which cannot be raised; nothing was changed. Give some models a \
          second HTTP API (a second http-api module, their functions in a platform file of their own), serve them from \
-         Lambda function URLs instead (one per alias, AWS_IAM auth, and a platform without http_api_id), or retire \
-         aliases no one calls (`ferry retire`)",
+         function URLs instead (`endpoint = \"function_url\"` in the catalog: one per alias, AWS_IAM auth, no \
+         integration), or retire aliases no one calls (`ferry retire`)",
         now + to_create
     )
 }

@@ -7,7 +7,8 @@ client). Every request goes to moto as it came, byte for byte, headers included,
   - `POST /moto-api/reset` is passed on and also stops every execution environment;
   - where moto is gentler than Lambda or answers otherwise (fidelity.py): `PublishVersion` of an unchanged `$LATEST`
     returns the version published from it before, as Lambda does, instead of a second one; moto's
-    `ConflictException` is Lambda's `ResourceConflictException`;
+    `ConflictException` is Lambda's `ResourceConflictException`; function URL configs are kept per qualifier and
+    listed, as Lambda does (moto keeps one per function and cannot list them);
   - `/ferry-lambda/...` is this executor's own: `GET /ferry-lambda/environments` lists the environments (init
     duration and CPU, busy, alive), `POST /ferry-lambda/mounts` {"access_point_arn", "local_root"} says which
     local folder stands in for an EFS access point.
@@ -87,6 +88,7 @@ class Executor:
         self.upstream = Upstream(moto_url)
         self.store = CodeStore(state / "store")
         self.invoker = Invoker(state, self.upstream.get, self.store)
+        self.function_urls = fidelity.FunctionUrls(self.upstream)
 
     def record(self, method: str, path: str, body: bytes) -> None:
         """Keep the zips of code uploads, and a function's file systems, before moto sees the request."""
@@ -163,12 +165,19 @@ def handler_class(ex: Executor):
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 answer = ex.invoker.invoke(m.group(1), query, headers, body)
                 return self._send(answer.status, answer.body, answer.headers)
+            if (answer := ex.function_urls.handle(self.command, path, query, body)) is not None:
+                status, doc = answer
+                headers = {"Content-Type": "application/json"}
+                if status >= 400:
+                    headers["x-amzn-ErrorType"] = doc["__type"]
+                return self._send(status, json.dumps(doc).encode() if status != 204 else b"", headers)
             if self.command == "POST" and (m := fidelity.PUBLISH_VERSION.match(path)):
                 if existing := fidelity.unchanged_publish(ex.upstream, m.group(1), body):
                     return self._send(201, existing, {"Content-Type": "application/json"})
             ex.record(self.command, path, body)
             if self.command == "POST" and path == "/moto-api/reset":
                 ex.invoker.reset()  # before moto answers: once the caller sees the reset, no environment is left
+                ex.function_urls.reset()
             self._pass_on(body)
 
         def _pass_on(self, body: bytes) -> None:

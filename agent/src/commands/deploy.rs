@@ -162,6 +162,7 @@ async fn deploy_locked(
                         audits_repaired: vec![],
                         stage_moves: vec![],
                         routes_created: vec![],
+                        function_urls_created: BTreeMap::new(),
                         error: Some(format!(
                             "sync of v{} failed; nothing was published",
                             s.version
@@ -324,6 +325,14 @@ fn summary_table(results: &[ModelOutcome], sync: &[SyncRow]) -> String {
             aliases.join(" "),
             r.model
         ));
+    }
+    for r in results {
+        for (alias, url) in &r.function_urls_created {
+            out.push_str(&format!(
+                "Function URL created for {} {alias}: {url} (AWS_IAM).\n",
+                r.model
+            ));
+        }
     }
     let synced = sync.iter().filter(|s| s.error.is_none()).count();
     let skipped = sync.iter().filter(|s| s.skipped).count();

@@ -186,6 +186,13 @@ fn event_line(e: &Event) -> String {
             r["route"]["route_key"].as_str().unwrap_or("?"),
             r["route"]["integration_id"].as_str().unwrap_or("?")
         ),
+        EventKind::FunctionUrlCreate => format!("function URL {}", text(r, "function_url")),
+        EventKind::FunctionUrlDelete => format!(
+            "function URL {} deleted: {} ({})",
+            text(r, "function_url"),
+            text(r, "reason"),
+            text(r, "ticket")
+        ),
         EventKind::RouteDelete => format!(
             "route {} deleted: {} ({})",
             r["route"]["route_key"].as_str().unwrap_or("?"),

@@ -9,8 +9,10 @@ use super::{Inputs, print_json};
 use crate::approval::ModelApprovals;
 use crate::audit::AuditLog;
 use crate::aws::Clients;
+use crate::catalog::Endpoint;
 use crate::catalog::Model;
 use crate::cli::{GlobalArgs, ModelFilter, OutputFormat, PlanArgs};
+use crate::function_url::{ObservedUrl, observe_urls};
 use crate::observe::{ObservedFunction, observe};
 use crate::plan::{ModelPlan, Plan, PlanInput, plan_model, to_text, versions_to_create};
 use crate::python_env::{MLMODEL, PYTHON_ENV, REQUIREMENTS, SavedEnv, mlmodel_python_version};
@@ -96,8 +98,38 @@ pub async fn observe_and_plan(
         ),
         None => None,
     };
-    let plan = make_plan(desired, &observed, &saved, inputs, promote, api.as_ref());
+    let urls = observe_function_urls(clients, desired, &observed).await?;
+    let endpoints = Endpoints {
+        api: api.as_ref(),
+        urls: &urls,
+    };
+    let plan = make_plan(desired, &observed, &saved, inputs, promote, &endpoints);
     Ok((observed, plan))
+}
+
+/// Where the models' aliases are reached over HTTP: the platform's HTTP API as observed, and, per model (catalog
+/// order), the function's URL configs when the model is served through function URLs.
+pub struct Endpoints<'a> {
+    pub api: Option<&'a ObservedApi>,
+    pub urls: &'a [Option<BTreeMap<String, ObservedUrl>>],
+}
+
+/// The URL configs of each model's function whose `endpoint` is `function_url` (one paginated read each).
+async fn observe_function_urls(
+    clients: &Clients,
+    desired: &[Desired<'_>],
+    observed: &[ObservedFunction],
+) -> Result<Vec<Option<BTreeMap<String, ObservedUrl>>>> {
+    let reads = desired.iter().zip(observed).map(|(d, o)| async move {
+        match d.model.endpoint {
+            Endpoint::FunctionUrl => observe_urls(&clients.lambda, &o.function_name)
+                .await
+                .map(Some)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", o.function_name)),
+            Endpoint::HttpApi => Ok(None),
+        }
+    });
+    futures::future::try_join_all(reads).await
 }
 
 /// Per model, what each version the plan would create was saved with, by registry version. The layer's packages
@@ -168,13 +200,15 @@ pub fn make_plan(
     saved: &[BTreeMap<String, SavedEnv>],
     inputs: &Inputs,
     promote: bool,
-    api: Option<&ObservedApi>,
+    endpoints: &Endpoints<'_>,
 ) -> Plan {
+    let api = endpoints.api;
     let (models, warnings): (Vec<ModelPlan>, Vec<_>) = desired
         .iter()
         .zip(observed)
         .zip(saved)
-        .map(|((d, o), saved)| {
+        .zip(endpoints.urls)
+        .map(|(((d, o), saved), urls)| {
             plan_model(&PlanInput {
                 model: &d.model.key,
                 specs: &d.specs,
@@ -185,7 +219,8 @@ pub fn make_plan(
                 promote,
                 platform_runtime: inputs.platform.runtime.as_ref(),
                 saved,
-                http_api: api,
+                http_api: api.filter(|_| urls.is_none()),
+                function_urls: urls.as_ref(),
             })
         })
         .unzip();

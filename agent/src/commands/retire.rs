@@ -6,7 +6,9 @@ use anyhow::{Result, anyhow, bail};
 use super::Inputs;
 use crate::audit::{AuditRecord, RouteEvent, RouteRecord, rfc3339};
 use crate::aws::describe_sdk_error;
+use crate::catalog::Endpoint;
 use crate::cli::{GlobalArgs, RetireArgs};
+use crate::function_url::{delete_url, observe_urls};
 use crate::http_api::{HttpApi, RouteTarget, observe_api};
 use crate::lock::Fence;
 use crate::observe::{ObservedFunction, observe};
@@ -67,8 +69,17 @@ pub async fn run(g: &GlobalArgs, args: &RetireArgs) -> Result<u8> {
             time: rfc3339(now),
             ..AuditRecord::default()
         };
-        // The route goes first: it stops answering before the alias it invokes is gone.
-        if let Some(api) = HttpApi::of_platform(&clients, &inputs.platform) {
+        // The route (or URL) goes first: it stops answering before the alias it invokes is gone.
+        if model.endpoint == Endpoint::FunctionUrl {
+            if let Some(url) = observe_urls(&clients.lambda, &function).await.map_err(|e| anyhow!("{function}: {e}"))?.remove(&alias) {
+                delete_url(&clients.lambda, &fence, &function, &alias).await.map_err(|e| anyhow!("{function}: {e}"))?;
+                let at = now();
+                let key = audit.url_key(&model.key, &alias, RouteEvent::Delete, at);
+                fence.check()?;
+                audit.write(&key, &AuditRecord { function_url: Some(url.url.clone()), ..record("function-url-delete", None, at) }).await?;
+                println!("removed function URL {} of {} {alias}; audit s3://{}/{key}", url.url, model.key, audit.bucket());
+            }
+        } else if let Some(api) = HttpApi::of_platform(&clients, &inputs.platform) {
             let route = RouteRetirement { api: &api, model: &model.key, function: &function, alias: &alias };
             if let Some(deleted) = route.delete(&observed, &fence).await? {
                 let (at, route_key) = (now(), deleted.route_key.clone());

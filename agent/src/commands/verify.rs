@@ -10,6 +10,10 @@ use serde::Serialize;
 
 use super::{Inputs, print_json};
 use crate::cli::{GlobalArgs, OutputFormat, VerifyArgs};
+use std::collections::BTreeMap;
+
+use crate::catalog::Endpoint;
+use crate::function_url::{AUTH_TYPE, ObservedUrl, observe_urls};
 use crate::http_api::{HttpApi, RouteTarget, observe_api};
 use crate::manifest::{ArtifactManifest, MANIFEST_FILE, file_differences, scan_dir};
 use crate::observe::{ObservedFunction, observe};
@@ -20,7 +24,7 @@ use crate::routes::{FunctionArn, ObservedApi, RouteKey, RouteState};
 struct Finding {
     model: String,
     alias: String,
-    /// The alias's HTTP route, on the finding about that route.
+    /// The alias's HTTP route (or function URL), on the finding about it.
     #[serde(skip_serializing_if = "Option::is_none")]
     route: Option<String>,
     ok: bool,
@@ -55,8 +59,17 @@ pub async fn run(g: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
             .await
             .with_context(|| format!("verify of {}", m.key))?;
         findings.extend(check_model(&m.key, &o, efs_root.as_deref()));
-        if let Some((api, observed_api)) = &http_api {
-            findings.extend(check_routes(&m.key, &o, api, observed_api).await);
+        match (m.endpoint, &http_api) {
+            (Endpoint::FunctionUrl, _) => {
+                let urls = observe_urls(&clients.lambda, function)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("verify of {}: {function}: {e}", m.key))?;
+                findings.extend(check_function_urls(&m.key, &o, &urls));
+            }
+            (Endpoint::HttpApi, Some((api, observed_api))) => {
+                findings.extend(check_routes(&m.key, &o, api, observed_api).await);
+            }
+            (Endpoint::HttpApi, None) => {}
         }
     }
     let ok = findings.iter().all(|f| f.ok) && storage.iter().all(|f| f.ok);
@@ -317,6 +330,38 @@ async fn check_routes(
         });
     }
     out
+}
+
+/// Every alias Ferry serves has its function URL, with `AWS_IAM` auth (a model with `endpoint = "function_url"`).
+fn check_function_urls(
+    model: &str,
+    o: &ObservedFunction,
+    urls: &BTreeMap<String, ObservedUrl>,
+) -> Vec<Finding> {
+    o.aliases
+        .values()
+        .filter(|a| is_version_alias(&a.name).is_some() || o.stage_records.contains_key(&a.name))
+        .map(|a| {
+            let (ok, detail) = match urls.get(&a.name) {
+                Some(u) if u.auth_type == AUTH_TYPE => (true, format!("function URL {} (AWS_IAM)", u.url)),
+                Some(u) => (
+                    false,
+                    format!("function URL {} has auth {}, not AWS_IAM: anyone may call it", u.url, u.auth_type),
+                ),
+                None => (
+                    false,
+                    "no function URL: the alias is not reachable over HTTP (`ferry deploy` adds it)".into(),
+                ),
+            };
+            Finding {
+                model: model.into(),
+                alias: a.name.clone(),
+                route: urls.get(&a.name).map(|u| u.url.clone()).or(Some("function URL".into())),
+                ok,
+                detail,
+            }
+        })
+        .collect()
 }
 
 /// Re-hashes a version folder against its manifest.

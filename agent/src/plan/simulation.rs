@@ -112,6 +112,7 @@ impl World {
             platform_runtime: None,
             saved: &saved,
             http_api: None,
+            function_urls: None,
         })
         .0
     }

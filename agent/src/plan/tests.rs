@@ -150,6 +150,7 @@ fn run_with(
         platform_runtime: None,
         saved: &saved,
         http_api,
+        function_urls: None,
     });
     assert_eq!(
         warnings,
@@ -190,6 +191,7 @@ fn checked(
         platform_runtime: runtime,
         saved: &saved,
         http_api: None,
+        function_urls: None,
     });
     Plan::new(vec![plan], warnings)
 }
@@ -950,5 +952,63 @@ fn the_longest_model_key_and_stage_name_make_a_route() {
     assert_eq!(
         RouteKey::new(&model, &stage).as_str().len(),
         "POST /models///invocations".len() + 64 + 128
+    );
+}
+
+#[test]
+fn a_model_served_through_function_urls_gets_one_per_alias_and_a_public_one_is_drift() {
+    use crate::function_url::ObservedUrl;
+    let (s1, s2) = (spec("1", 1024), spec("2", 1024));
+    let o = deployed(&[&s1]);
+    let url = |auth: &str| ObservedUrl {
+        url: "https://abc.lambda-url.eu-west-1.on.aws/".into(),
+        auth_type: auth.into(),
+    };
+    let plan_with = |urls: &BTreeMap<String, ObservedUrl>| {
+        let approvals = ModelApprovals {
+            stages: BTreeMap::from([("production".to_string(), "2".to_string())]),
+            ..Default::default()
+        };
+        let saved = [&s1, &s2]
+            .iter()
+            .map(|s| (s.version.clone(), saved_on(Some(PYTHON))))
+            .collect();
+        let specs = [s1.clone(), s2.clone()];
+        plan_model(&PlanInput {
+            model: "risk",
+            specs: &specs,
+            approvals: &approvals,
+            observed: &o,
+            canary_weight: None,
+            provisioned_concurrency: &BTreeMap::new(),
+            promote: false,
+            platform_runtime: None,
+            saved: &saved,
+            http_api: None,
+            function_urls: Some(urls),
+        })
+        .0
+    };
+    let plan = plan_with(&BTreeMap::from([("v1".to_string(), url("AWS_IAM"))]));
+    assert_eq!(
+        kinds(&plan)[3..],
+        [
+            "function_url_unchanged v1",
+            "create_function_url v2",
+            "create_function_url production"
+        ]
+    );
+    let text = to_text(&Plan::new(vec![plan], vec![]));
+    assert!(
+        text.contains("  + v2           url     function URL of alias v2, AWS_IAM auth\n"),
+        "{text}"
+    );
+    // Someone made v1's URL public: drift, never changed back by Ferry, and the model is blocked.
+    let public = plan_with(&BTreeMap::from([("v1".to_string(), url("NONE"))]));
+    assert!(public.blocked);
+    assert!(
+        kinds(&public).contains(&"drift v1".to_string()),
+        "{:?}",
+        kinds(&public)
     );
 }

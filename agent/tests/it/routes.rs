@@ -58,6 +58,17 @@ async fn routes(api: &str) -> BTreeMap<String, (String, String, String, String)>
         .collect()
 }
 
+/// A second deploy finds nothing to do and makes no mutating call.
+fn a_rerun_changes_nothing(fx: &Fixture) {
+    let calls = mutating_calls(&fx.env, || {
+        fx.ferry(&["deploy"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("No changes."));
+    });
+    assert_eq!(calls, Vec::<String>::new());
+}
+
 fn alias_arn(function: &str, alias: &str) -> String {
     format!("arn:aws:lambda:us-east-1:123456789012:function:{function}:{alias}")
 }
@@ -163,13 +174,7 @@ async fn a_deploy_routes_every_alias_plan_shows_verify_checks_and_retire_removes
     assert_eq!(record["route"]["permission_source_arn"], source.as_str());
 
     // A rerun makes no mutating call; the plan shows the routes as they are.
-    let calls = mutating_calls(&fx.env, || {
-        fx.ferry(&["deploy"])
-            .assert()
-            .success()
-            .stdout(predicate::str::contains("No changes."));
-    });
-    assert_eq!(calls, Vec::<String>::new());
+    a_rerun_changes_nothing(&fx);
     fx.ferry(&["plan"])
         .assert()
         .success()
@@ -302,4 +307,108 @@ async fn a_route_terraform_owns_is_used_and_never_deleted_by_retire() {
         )));
     assert!(crate::deploy::aliases(RISK_FN).await.contains_key("v1"));
     assert!(routes(&api).await.contains_key(&key("risk-score", "v1")));
+}
+
+/// Function URL qualifier → auth type, as the stand-in lists them (moto keeps one URL per function; the local
+/// Lambda keeps them per alias, as Lambda does).
+async fn function_urls(function: &str) -> BTreeMap<String, String> {
+    let listed = crate::deploy::lambda()
+        .await
+        .list_function_url_configs()
+        .function_name(function)
+        .send()
+        .await
+        .unwrap();
+    listed
+        .function_url_configs()
+        .iter()
+        .map(|c| {
+            (
+                c.function_arn().rsplit(':').next().unwrap().to_string(),
+                c.auth_type().as_str().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_model_served_through_function_urls_gets_one_per_alias_with_aws_iam_and_no_route() {
+    // Given risk-score served through function URLs, readmission through the stack's HTTP API.
+    let fx = Fixture::with_platform_args("urls", "endpoint = \"function_url\"", &["--http-api"]);
+    let api = http_api_id(&fx);
+    fx.ferry(&["plan"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "  + v1           url     function URL of alias v1, AWS_IAM auth",
+        ))
+        .stdout(predicate::str::contains(format!(
+            "HTTP API {api}: 0 integration(s), 1 to create"
+        )));
+    fx.ferry(&["deploy"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "Function URL created for risk-score production: https://",
+        ));
+    let iam = |aliases: &[&str]| -> BTreeMap<String, String> {
+        aliases
+            .iter()
+            .map(|a| (a.to_string(), "AWS_IAM".to_string()))
+            .collect()
+    };
+    assert_eq!(
+        function_urls(RISK_FN).await,
+        iam(&["production", "v1", "v2"])
+    );
+    assert_eq!(
+        routes(&api).await.keys().cloned().collect::<Vec<_>>(),
+        [key("readmission", "v1")],
+        "no route for a model served through function URLs"
+    );
+    assert_eq!(count(&audit_keys().await, "risk-score/urls/"), 3);
+    a_rerun_changes_nothing(&fx);
+    fx.ferry(&["verify"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "risk-score     v2     function URL https://",
+        ));
+
+    // Retire v1: its URL goes with it, recorded.
+    fx.retire("1", "superseded by v2", "QA-79")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("removed function URL https://"));
+    assert_eq!(function_urls(RISK_FN).await, iam(&["production", "v2"]));
+    assert!(
+        audit_keys()
+            .await
+            .iter()
+            .any(|k| k.contains("risk-score/urls/v1/") && k.ends_with("-delete.json"))
+    );
+
+    // Someone makes v2's URL public: verify fails, the plan reports drift, and Ferry does not change it back.
+    crate::deploy::lambda()
+        .await
+        .update_function_url_config()
+        .function_name(RISK_FN)
+        .qualifier("v2")
+        .auth_type(aws_sdk_lambda::types::FunctionUrlAuthType::None)
+        .send()
+        .await
+        .unwrap();
+    fx.ferry(&["verify"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "has auth NONE, not AWS_IAM: anyone may call it",
+        ));
+    fx.ferry(&["deploy", "--model", "risk-score"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "  ! v2           drift   function URL",
+        ));
+    assert_eq!(function_urls(RISK_FN).await["v2"], "NONE");
 }

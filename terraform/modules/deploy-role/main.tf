@@ -231,6 +231,26 @@ data "aws_iam_policy_document" "deploy" {
     }
   }
 
+  # Function URLs per alias, for models the catalog serves with `endpoint = "function_url"`: the role lists a
+  # function's URLs, and creates and deletes them on aliases only (qualified ARNs), never on the function itself.
+  dynamic "statement" {
+    for_each = var.function_urls ? [1] : []
+    content {
+      sid       = "ListFunctionUrls"
+      actions   = ["lambda:ListFunctionUrlConfigs"]
+      resources = local.functions
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.function_urls ? [1] : []
+    content {
+      sid       = "AliasFunctionUrls"
+      actions   = ["lambda:CreateFunctionUrlConfig", "lambda:DeleteFunctionUrlConfig"]
+      resources = local.qualified_functions
+    }
+  }
+
   # `ferry verify` checks the model file system and its two access points.
   statement {
     sid       = "VerifyModelStorage"

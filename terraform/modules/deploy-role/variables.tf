@@ -143,6 +143,12 @@ variable "http_api" {
   }
 }
 
+variable "function_urls" {
+  description = "Let `ferry deploy` give aliases a Lambda function URL (`AWS_IAM` auth) for models the catalog serves with `endpoint = \"function_url\"`, and `ferry retire` remove it: the role may list the model functions' URLs and create and delete them on aliases only."
+  type        = bool
+  default     = false
+}
+
 variable "max_session_duration" {
   description = "Maximum session length in seconds of an assumed role session."
   type        = number
