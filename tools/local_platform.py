@@ -6,7 +6,7 @@ runtime/lambda-target.json, the EFS mount, an execution role), the bucket, and t
 access points (their ids are written back into the platform file). It tells the local Lambda (tools/lambda_local)
 which folder stands in for the inference access point: the platform's `efs.local_root`.
 
-    python tools/local_platform.py --platform .ferry-local/platform.json [--layer ZIP]
+    python tools/local_platform.py --platform .ferry-local/platform.json [--layer ZIP] [--http-api]
 
 `make package-runtime` builds dist/. Idempotent: what exists is left as it is.
 """
@@ -96,6 +96,17 @@ def create_model_storage(platform: dict) -> None:
                            sync_access_point_arn=arns["sync"])
 
 
+def create_http_api(platform: dict) -> None:
+    """The HTTP API of the http-api module (`ferry-<environment>`, protocol HTTP, no routes of its own): its id goes
+    into `platform` as `http_api_id`. An API of that name is reused."""
+    apigw = boto3.client("apigatewayv2")
+    name = f"ferry-{platform['environment']}"
+    found = [a for a in apigw.get_apis().get("Items", []) if a["Name"] == name]
+    api = found[0] if found else apigw.create_api(
+        Name=name, ProtocolType="HTTP", Description="Ferry model inference: POST /models/{model}/{alias}/invocations")
+    platform["http_api_id"] = api["ApiId"]
+
+
 def create(platform: dict, endpoint: str, layer_zip: Path = LAYER_ZIP, local_lambda: bool = True) -> list[str]:
     """`local_lambda=False` when `endpoint` is moto itself (bench-deploy: control-plane calls only, invokes answered
     by moto's echo), which has no local folder to register."""
@@ -139,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--platform", type=Path, required=True)
     parser.add_argument("--layer", type=Path, default=LAYER_ZIP, help=f"the runtime layer zip (default {LAYER_ZIP})")
+    parser.add_argument("--http-api", action="store_true",
+                        help="create the stack's HTTP API too (as the http-api module does) and set http_api_id")
     args = parser.parse_args(argv)
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
     if not endpoint or not endpoint.startswith("http://127.0.0.1"):
@@ -148,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     platform = doc.get("ferry_platform", {}).get("value", doc)
     for name in create(platform, endpoint, args.layer):
         print(f"created function {name}")
+    if args.http_api:
+        create_http_api(platform)
     # The file system and access point ids exist now: write them back, as `terraform output` would show them.
     args.platform.write_text(json.dumps(doc, indent=2) + "\n")
     return 0

@@ -20,11 +20,14 @@ use aws_sdk_lambda::types::{
 };
 use serde::Serialize;
 
-use crate::audit::{AuditLog, AuditRecord, Deployer, rfc3339};
+use crate::audit::{AuditLog, AuditRecord, Deployer, RouteEvent, RouteRecord, rfc3339};
 use crate::aws::describe_sdk_error;
+use crate::function_url::create_url;
+use crate::http_api::{HttpApi, RouteTarget};
 use crate::lock::Fence;
 use crate::observe::ObservedFunction;
-use crate::plan::{Action, ModelPlan};
+use crate::plan::{Action, ModelPlan, is_version_alias};
+use crate::routes::FunctionArn;
 use crate::spec::{FunctionSpec, parse_version_description};
 use crate::stage::StageDescription;
 
@@ -56,6 +59,8 @@ pub struct ApplyContext {
     pub options: ApplyOptions,
     /// Checked before every change: a run that lost the deploy lock stops there.
     pub fence: Fence,
+    /// The platform's HTTP API, where the plan's routes go; `None` when it has none.
+    pub http_api: Option<HttpApi>,
 }
 
 impl ApplyContext {
@@ -63,6 +68,41 @@ impl ApplyContext {
         self.fence
             .check()
             .map_err(|e| step_err(function, step, e.to_string()))
+    }
+
+    /// What every record of a change to an alias of `plan`'s model says: where, which alias at which Lambda version,
+    /// who and when.
+    fn alias_record(
+        &self,
+        plan: &ModelPlan,
+        alias: &str,
+        lambda_version: &str,
+        now: time::OffsetDateTime,
+    ) -> AuditRecord {
+        AuditRecord {
+            environment: self.environment.clone(),
+            model: plan.model.clone(),
+            function: plan.function.clone(),
+            alias: alias.into(),
+            lambda_version: lambda_version.into(),
+            deployer: self.deployer.clone(),
+            time: rfc3339(now),
+            ..AuditRecord::default()
+        }
+    }
+
+    /// Writes an audit record of a change to `function` (through the fence, like the change itself).
+    async fn record(
+        &self,
+        function: &str,
+        key: &str,
+        record: &AuditRecord,
+    ) -> Result<(), StepError> {
+        self.fenced(function, "audit record")?;
+        self.audit
+            .write(key, record)
+            .await
+            .map_err(|e| step_err(function, "audit record", e.to_string()))
     }
 }
 
@@ -85,12 +125,25 @@ pub struct StageMoved {
 }
 
 #[derive(Debug, Clone, Serialize)]
+pub struct CreatedRoute {
+    pub alias: String,
+    pub route_key: String,
+    pub route_id: String,
+    pub integration_id: String,
+    pub audit_key: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct ModelOutcome {
     pub model: String,
     pub function: String,
     pub created: Vec<CreatedAlias>,
     pub audits_repaired: Vec<String>,
     pub stage_moves: Vec<StageMoved>,
+    /// HTTP routes created, with their audit records.
+    pub routes_created: Vec<CreatedRoute>,
+    /// Function URLs created: alias → URL.
+    pub function_urls_created: BTreeMap<String, String>,
     /// The step that failed and why; everything before it is done and stays done.
     pub error: Option<String>,
 }
@@ -118,6 +171,8 @@ pub async fn apply_model(
         created: vec![],
         audits_repaired: vec![],
         stage_moves: vec![],
+        routes_created: vec![],
+        function_urls_created: BTreeMap::new(),
         error: None,
     };
     if plan.blocked {
@@ -237,11 +292,7 @@ async fn apply_actions(
                     time: rfc3339(now),
                     ..AuditRecord::default()
                 };
-                ctx.fenced(&plan.function, "audit record")?;
-                ctx.audit
-                    .write(&key, &record)
-                    .await
-                    .map_err(|e| step_err(&plan.function, "audit record", e.to_string()))?;
+                ctx.record(&plan.function, &key, &record).await?;
                 outcome.audits_repaired.push(alias.clone());
             }
             Action::RecordStageMove {
@@ -269,10 +320,147 @@ async fn apply_actions(
                 write_stage_record(ctx, plan, &state, Some(why)).await?;
                 outcome.audits_repaired.push(stage.clone());
             }
+            Action::CreateFunctionUrl { alias } => {
+                let url = create_url(&ctx.lambda, &ctx.fence, &plan.function, alias)
+                    .await
+                    .map_err(|e| step_err(&plan.function, "function URL", e))?;
+                let lv = alias_versions.get(alias).cloned().unwrap_or_default();
+                let now = time::OffsetDateTime::now_utc();
+                let key = ctx
+                    .audit
+                    .url_key(&plan.model, alias, RouteEvent::Create, now);
+                let record = AuditRecord {
+                    event: "function-url-create",
+                    version: is_version_alias(alias).map(str::to_string),
+                    function_url: Some(url.clone()),
+                    ..ctx.alias_record(plan, alias, &lv, now)
+                };
+                ctx.record(&plan.function, &key, &record).await?;
+                outcome.function_urls_created.insert(alias.clone(), url);
+            }
+            Action::CreateRoute { alias, .. } | Action::RecordRoute { alias, .. } => {
+                let lv = alias_versions
+                    .get(alias.as_str())
+                    .cloned()
+                    .unwrap_or_default();
+                apply_route(ctx, plan, observed, &lv, action, outcome).await?;
+            }
             _ => {}
         }
     }
     Ok(())
+}
+
+/// A `CreateRoute` (permission, integration, route, record) or a `RecordRoute` (the record a stopped run did not
+/// write) of an alias at Lambda version `lv`.
+async fn apply_route(
+    ctx: &ApplyContext,
+    plan: &ModelPlan,
+    observed: &ObservedFunction,
+    lv: &str,
+    action: &Action,
+    outcome: &mut ModelOutcome,
+) -> Result<(), StepError> {
+    let (api, function) = route_context(ctx, plan, observed)?;
+    let (alias, recorded, reuse) = match action {
+        Action::CreateRoute {
+            alias,
+            reuse_integration,
+            ..
+        } => (alias, None, reuse_integration.as_deref()),
+        Action::RecordRoute {
+            alias,
+            route_id,
+            integration_id,
+            ..
+        } => (alias, Some((route_id, integration_id)), None),
+        _ => return Ok(()),
+    };
+    let target = RouteTarget {
+        function: &function,
+        model: &plan.model,
+        alias,
+    };
+    if let Some((route_id, integration_id)) = recorded {
+        let record = api.record(&target, route_id, integration_id);
+        let why = "recorded after the fact: the route serves the alias, but the run that created it stopped before its record";
+        write_route_record(ctx, plan, alias, lv, record, Some(why.into())).await?;
+        outcome.audits_repaired.push(format!("{alias} route"));
+        return Ok(());
+    }
+    let route = api
+        .create_route(&ctx.fence, &target, reuse)
+        .await
+        .map_err(|e| step_err(&plan.function, e.step, e.reason))?;
+    let created = CreatedRoute {
+        alias: alias.clone(),
+        route_key: route.route_key.clone(),
+        route_id: route.route_id.clone(),
+        integration_id: route.integration_id.clone(),
+        audit_key: String::new(),
+    };
+    let audit_key = write_route_record(ctx, plan, alias, lv, route, None).await?;
+    outcome.routes_created.push(CreatedRoute {
+        audit_key,
+        ..created
+    });
+    Ok(())
+}
+
+/// The HTTP API and the function's ARN a route action needs.
+fn route_context<'c>(
+    ctx: &'c ApplyContext,
+    plan: &ModelPlan,
+    observed: &ObservedFunction,
+) -> Result<(&'c HttpApi, FunctionArn), StepError> {
+    let api = ctx.http_api.as_ref().ok_or_else(|| {
+        step_err(
+            &plan.function,
+            "route",
+            "the platform names no http_api_id".into(),
+        )
+    })?;
+    let function = observed
+        .function_arn
+        .as_deref()
+        .and_then(FunctionArn::parse)
+        .ok_or_else(|| {
+            step_err(
+                &plan.function,
+                "route",
+                format!(
+                    "the function's ARN {:?} is not one Ferry can read",
+                    observed.function_arn
+                ),
+            )
+        })?;
+    Ok((api, function))
+}
+
+/// The record of a route created for `alias` (at Lambda version `lambda_version`, for a stage alias its main one);
+/// `repair` says why it is written after the fact.
+async fn write_route_record(
+    ctx: &ApplyContext,
+    plan: &ModelPlan,
+    alias: &str,
+    lambda_version: &str,
+    route: RouteRecord,
+    repair: Option<String>,
+) -> Result<String, StepError> {
+    let f = plan.function.as_str();
+    let now = time::OffsetDateTime::now_utc();
+    let key = ctx
+        .audit
+        .route_key(&plan.model, alias, RouteEvent::Create, now);
+    let record = AuditRecord {
+        event: "route-create",
+        version: is_version_alias(alias).map(str::to_string),
+        route: Some(route),
+        reason: repair,
+        ..ctx.alias_record(plan, alias, lambda_version, now)
+    };
+    ctx.record(f, &key, &record).await?;
+    Ok(key)
 }
 
 fn step_err(function: &str, step: &'static str, reason: String) -> StepError {
@@ -692,11 +880,7 @@ async fn write_deploy_record(
         time: rfc3339(now),
         ..AuditRecord::default()
     };
-    ctx.fenced(&spec.function_name, "audit record")?;
-    ctx.audit
-        .write(&key, &record)
-        .await
-        .map_err(|e| step_err(&spec.function_name, "audit record", e.to_string()))?;
+    ctx.record(&spec.function_name, &key, &record).await?;
     Ok(key)
 }
 
@@ -858,23 +1042,12 @@ async fn write_stage_record(
         .stage_key(&plan.model, state.stage, state.target, now);
     let record = AuditRecord {
         event: "stage-move",
-        environment: ctx.environment.clone(),
-        model: plan.model.clone(),
-        function: f.into(),
         version: Some(state.version.into()),
-        alias: state.stage.into(),
-        lambda_version: state.lambda_version.into(),
         routing: (!state.routing.is_empty()).then(|| state.routing.clone()),
         reason: repair,
-        deployer: ctx.deployer.clone(),
-        time: rfc3339(now),
-        ..AuditRecord::default()
+        ..ctx.alias_record(plan, state.stage, state.lambda_version, now)
     };
-    ctx.fenced(f, "audit record")?;
-    ctx.audit
-        .write(&key, &record)
-        .await
-        .map_err(|e| step_err(f, "audit record", e.to_string()))?;
+    ctx.record(f, &key, &record).await?;
     Ok(key)
 }
 

@@ -6,6 +6,10 @@
 //! <audit_prefix><environment>/<model>/v<N>/<time>-retire-lv<L>.json      alias v<N> (at L) deleted by `ferry retire`
 //! <audit_prefix><environment>/<model>/stages/<stage>/<time>-lv<L>.json  a stage alias moved
 //! <audit_prefix><environment>/<model>/gc/<time>-lv<L>.json              an unreferenced version deleted
+//! <audit_prefix><environment>/<model>/routes/<alias>/<time>-create.json  the alias's HTTP route created
+//! <audit_prefix><environment>/<model>/routes/<alias>/<time>-delete.json  its route deleted (`ferry retire`)
+//! <audit_prefix><environment>/<model>/urls/<alias>/<time>-create.json    the alias's function URL created
+//! <audit_prefix><environment>/<model>/urls/<alias>/<time>-delete.json    its function URL deleted (`ferry retire`)
 //! <audit_prefix><environment>/unlock/<time>.json                         a lock removed by force
 //! ```
 use std::collections::BTreeMap;
@@ -154,8 +158,45 @@ pub struct AuditRecord {
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ticket: Option<String>,
+    /// The HTTP route of an alias, on `route-create` and `route-delete` records.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<RouteRecord>,
+    /// The function URL of an alias, on `function-url-create` and `function-url-delete` records.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function_url: Option<String>,
     pub deployer: Deployer,
     pub time: String,
+}
+
+/// What a route record says: the route, its integration and the permission that lets the route invoke the alias.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RouteRecord {
+    pub api_id: String,
+    pub route_key: String,
+    pub route_id: String,
+    pub integration_id: String,
+    /// The alias ARN the integration invokes.
+    pub integration_uri: String,
+    pub authorization_type: String,
+    /// The invoke permission on the alias: its statement id and the route ARN it is scoped to.
+    pub permission_statement_id: String,
+    pub permission_source_arn: String,
+}
+
+/// A route record's event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteEvent {
+    Create,
+    Delete,
+}
+
+impl RouteEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteEvent::Create => "create",
+            RouteEvent::Delete => "delete",
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -242,6 +283,68 @@ impl AuditLog {
             self.prefix,
             key_time(now)
         )
+    }
+
+    /// Where the record of an alias's route's creation or deletion goes.
+    pub fn route_key(
+        &self,
+        model: &str,
+        alias: &str,
+        event: RouteEvent,
+        now: time::OffsetDateTime,
+    ) -> String {
+        self.endpoint_key(model, "routes", alias, event, now)
+    }
+
+    /// Where the record of an alias's function URL's creation or deletion goes.
+    pub fn url_key(
+        &self,
+        model: &str,
+        alias: &str,
+        event: RouteEvent,
+        now: time::OffsetDateTime,
+    ) -> String {
+        self.endpoint_key(model, "urls", alias, event, now)
+    }
+
+    fn endpoint_key(
+        &self,
+        model: &str,
+        folder: &str,
+        alias: &str,
+        event: RouteEvent,
+        now: time::OffsetDateTime,
+    ) -> String {
+        format!(
+            "{}{model}/{folder}/{alias}/{}-{}.json",
+            self.prefix,
+            key_time(now),
+            event.as_str()
+        )
+    }
+
+    /// The aliases of a model whose newest route record is a creation (one listing).
+    pub async fn routed_aliases(
+        &self,
+        model: &str,
+    ) -> Result<std::collections::BTreeSet<String>, AuditError> {
+        let prefix = format!("{}{model}/routes/", self.prefix);
+        let mut newest: BTreeMap<String, String> = BTreeMap::new();
+        for key in self.list_keys(&prefix).await? {
+            // `<alias>/<time>-<event>.json`: the time sorts, so the greatest file name per alias is its last event.
+            let Some((alias, file)) = key[prefix.len()..].split_once('/') else {
+                continue;
+            };
+            let slot = newest.entry(alias.to_string()).or_default();
+            if file > slot.as_str() {
+                *slot = file.to_string();
+            }
+        }
+        Ok(newest
+            .into_iter()
+            .filter(|(_, file)| file.ends_with("-create.json"))
+            .map(|(alias, _)| alias)
+            .collect())
     }
 
     pub fn unlock_key(&self, now: time::OffsetDateTime) -> String {

@@ -18,6 +18,8 @@ pub struct Clients {
     pub s3: aws_sdk_s3::Client,
     pub sts: aws_sdk_sts::Client,
     pub efs: aws_sdk_efs::Client,
+    /// API Gateway v2: the HTTP API's routes.
+    pub apigw: aws_sdk_apigatewayv2::Client,
 }
 
 /// Shared SDK configuration. `region` (the platform's) is used when the environment names none.
@@ -54,6 +56,7 @@ impl Clients {
             s3: s3_client(&config),
             sts: aws_sdk_sts::Client::new(&config),
             efs: aws_sdk_efs::Client::new(&config),
+            apigw: aws_sdk_apigatewayv2::Client::new(&config),
         }
     }
 }

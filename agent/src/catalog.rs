@@ -64,6 +64,18 @@ pub struct Defaults {
     #[serde(default)]
     pub layers: Vec<String>,
     pub verify_manifest: Option<bool>,
+    pub endpoint: Option<Endpoint>,
+}
+
+/// How callers reach a model's aliases over HTTP.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Endpoint {
+    /// A route per alias on the platform's HTTP API (`http_api_id`; none when the platform has no API).
+    #[default]
+    HttpApi,
+    /// A Lambda function URL per alias, `AWS_IAM` auth: no API Gateway (and none of its 300 integrations).
+    FunctionUrl,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -88,6 +100,8 @@ pub struct ModelConfig {
     /// Provisioned concurrency per stage alias (`{ production = 2 }`); version aliases never get any.
     #[serde(default)]
     pub provisioned_concurrency: BTreeMap<String, u32>,
+    /// `http_api` (default) or `function_url`.
+    pub endpoint: Option<Endpoint>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -134,6 +148,7 @@ pub struct Model {
     pub smoke_payload: Option<PathBuf>,
     pub canary_weight: Option<f64>,
     pub provisioned_concurrency: BTreeMap<String, u32>,
+    pub endpoint: Endpoint,
 }
 
 pub const DEFAULT_MEMORY_MB: u32 = 1024;
@@ -306,6 +321,7 @@ impl Catalog {
                     smoke_payload: m.smoke.as_ref().map(|s| base.join(&s.payload)),
                     canary_weight: m.canary_weight,
                     provisioned_concurrency: m.provisioned_concurrency.clone(),
+                    endpoint: m.endpoint.or(d.endpoint).unwrap_or_default(),
                     key,
                 },
             );

@@ -13,6 +13,10 @@ pub enum EventKind {
     Retire,
     StageMove,
     Gc,
+    RouteCreate,
+    RouteDelete,
+    FunctionUrlCreate,
+    FunctionUrlDelete,
     Unlock,
     LockTakeover,
 }
@@ -63,6 +67,17 @@ pub fn parse_key(rel: &str, key: &str) -> Option<KeyedEvent> {
                 time,
                 Some(lv),
             )
+        }
+        [model, folder @ ("routes" | "urls"), alias, _] => {
+            let (time, kind) = stem.split_once('-')?;
+            let kind = match (*folder, kind) {
+                ("routes", "create") => EventKind::RouteCreate,
+                ("routes", "delete") => EventKind::RouteDelete,
+                ("urls", "create") => EventKind::FunctionUrlCreate,
+                ("urls", "delete") => EventKind::FunctionUrlDelete,
+                _ => return None,
+            };
+            event(kind, Some(model), Some(alias), time, None)
         }
         [model, alias, _] if crate::plan::is_version_alias(alias).is_some() => {
             let (time, rest) = stem.split_once('-')?;
@@ -189,6 +204,29 @@ mod tests {
             ev("risk/gc/20261126T081500.123Z-lv2.json").kind,
             EventKind::Gc
         );
+        let r = ev("risk/routes/production/20261126T081500.123Z-create.json");
+        assert_eq!(
+            (
+                &r.kind,
+                r.alias.as_deref(),
+                r.key_time.as_str(),
+                r.lambda_version.as_deref()
+            ),
+            (
+                &EventKind::RouteCreate,
+                Some("production"),
+                "20261126T081500.123Z",
+                None
+            )
+        );
+        assert_eq!(
+            ev("risk/routes/v3/20261126T081500.123Z-delete.json").kind,
+            EventKind::RouteDelete
+        );
+        assert_eq!(
+            ev("risk/urls/v3/20261126T081500.123Z-create.json").kind,
+            EventKind::FunctionUrlCreate
+        );
         assert_eq!(
             ev("unlock/20261126T081500.123Z.json").kind,
             EventKind::Unlock
@@ -208,6 +246,7 @@ mod tests {
             "risk/notes.txt",
             "risk/v3/x.json",
             "risk/live/20261126T081500.123Z-deploy-lv7.json",
+            "risk/routes/v3/20261126T081500.123Z-moved.json",
             "x.json",
         ] {
             assert_eq!(parse_key(other, other), None, "{other}");

@@ -54,6 +54,10 @@ pub struct ObservedFunction {
     pub recorded: BTreeMap<String, String>,
     /// Stage alias → what its newest stage-move audit record says it was left at.
     pub stage_records: BTreeMap<String, RecordedStage>,
+    /// Aliases whose newest route record is a creation: their HTTP route is Ferry's and recorded.
+    pub routed: std::collections::BTreeSet<String>,
+    /// The function's unqualified ARN, as listed (what its aliases' ARNs, and so their routes, are made of).
+    pub function_arn: Option<String>,
     /// `$LATEST`'s revision as listed (the first update's precondition; saves a read per function).
     pub latest_revision_id: Option<String>,
     /// `$LATEST`'s runtime as listed (`python3.13`), what a version published now runs on; `None` for a function
@@ -108,6 +112,7 @@ pub async fn observe(
     let mut versions = BTreeMap::new();
     let mut latest_revision_id = None;
     let mut runtime = None;
+    let mut function_arn = None;
     let mut pages = lambda
         .list_versions_by_function()
         .function_name(function)
@@ -127,6 +132,9 @@ pub async fn observe(
             let Some(number) = v.version().filter(|n| *n != "$LATEST") else {
                 latest_revision_id = v.revision_id().map(str::to_string);
                 runtime = v.runtime().map(|r| r.as_str().to_string());
+                function_arn = v
+                    .function_arn()
+                    .map(|a| a.strip_suffix(":$LATEST").unwrap_or(a).to_string());
                 continue;
             };
             let description = v.description().unwrap_or_default().to_string();
@@ -183,7 +191,10 @@ pub async fn observe(
         };
     }
     let stage_records = audit.stage_records(model).await?;
+    let routed = audit.routed_aliases(model).await?;
     Ok(ObservedFunction {
+        routed,
+        function_arn,
         function_name: function.into(),
         versions,
         aliases,

@@ -6,10 +6,14 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::approval::ModelApprovals;
+use crate::function_url::ObservedUrl;
 use crate::observe::ObservedFunction;
 use crate::platform::Runtime;
 use crate::python_env::{
     PackageDiff, PythonCheck, SavedEnv, UnknownPython, check_python, package_diffs, runtime_minor,
+};
+use crate::routes::{
+    FunctionArn, MAX_INTEGRATIONS, ObservedApi, RouteKey, RouteState, integration_limit_refusal,
 };
 use crate::spec::FunctionSpec;
 use crate::stage::StageDescription;
@@ -96,6 +100,31 @@ pub enum Action {
         /// The run that moved it, as the alias description names it.
         moved_by_run: Option<String>,
     },
+    /// Give an alias (version or stage) its HTTP route: an invoke permission on the alias scoped to the route, an
+    /// integration to the alias, the route; then its audit record. After the alias's own actions.
+    CreateRoute {
+        alias: String,
+        route_key: RouteKey,
+        /// An integration to this alias a stopped run created without its route: used instead of a new one.
+        reuse_integration: Option<String>,
+    },
+    /// A route Ferry created (its integration says so) and that serves the alias, without its audit record.
+    RecordRoute {
+        alias: String,
+        route_key: RouteKey,
+        route_id: String,
+        integration_id: String,
+    },
+    /// The alias's route serves it; `ferrys` is false for a route Terraform (its `routes` input) owns.
+    RouteUnchanged {
+        alias: String,
+        route_key: RouteKey,
+        ferrys: bool,
+    },
+    /// Give an alias a function URL with `AWS_IAM` auth (the model's `endpoint = "function_url"`), then its record.
+    CreateFunctionUrl { alias: String },
+    /// The alias's function URL is there, with `AWS_IAM` auth.
+    FunctionUrlUnchanged { alias: String, url: String },
 }
 
 impl Action {
@@ -107,6 +136,9 @@ impl Action {
                 | Action::RecordUnapproved { .. }
                 | Action::StageMove { .. }
                 | Action::RecordStageMove { .. }
+                | Action::CreateRoute { .. }
+                | Action::RecordRoute { .. }
+                | Action::CreateFunctionUrl { .. }
         )
     }
 }
@@ -176,6 +208,25 @@ pub struct Summary {
     pub unchanged: usize,
     pub refused: usize,
     pub warnings: usize,
+    /// HTTP routes to create (route record repairs count as `record_audit`).
+    pub routes_create: usize,
+    pub routes_unchanged: usize,
+    /// Function URLs to create (models with `endpoint = "function_url"`).
+    pub function_urls_create: usize,
+    pub function_urls_unchanged: usize,
+}
+
+/// The platform's HTTP API against API Gateway's integration limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HttpApiPlan {
+    pub api_id: String,
+    /// Integrations on the API now (Ferry's, Terraform's, anyone's).
+    pub integrations: usize,
+    /// Integrations this plan creates.
+    pub integrations_to_create: usize,
+    pub limit: usize,
+    /// Why the plan is refused as a whole: it would pass the limit. Nothing is changed then.
+    pub refused: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -184,6 +235,8 @@ pub struct Plan {
     pub models: Vec<ModelPlan>,
     pub warnings: Vec<Warning>,
     pub summary: Summary,
+    /// Null when the platform has no HTTP API.
+    pub http_api: Option<HttpApiPlan>,
 }
 
 impl Plan {
@@ -201,6 +254,11 @@ impl Plan {
                 Action::PendingRespec { .. } => s.pending_respec += 1,
                 Action::Refused { .. } => s.refused += 1,
                 Action::Unchanged { .. } | Action::StageUnchanged { .. } => s.unchanged += 1,
+                Action::CreateRoute { .. } => s.routes_create += 1,
+                Action::RecordRoute { .. } => s.record_audit += 1,
+                Action::RouteUnchanged { .. } => s.routes_unchanged += 1,
+                Action::CreateFunctionUrl { .. } => s.function_urls_create += 1,
+                Action::FunctionUrlUnchanged { .. } => s.function_urls_unchanged += 1,
             }
         }
         s.warnings = warnings.len();
@@ -209,18 +267,57 @@ impl Plan {
             models,
             warnings,
             summary: s,
+            http_api: None,
         }
     }
 
-    pub fn has_changes(&self) -> bool {
-        self.models
+    /// Counts the integrations the plan would leave on the API (those of blocked models are not created) and
+    /// refuses the whole plan when that passes API Gateway's limit, which cannot be raised.
+    pub fn limit_integrations(mut self, api: &ObservedApi) -> Plan {
+        let to_create = self
+            .models
             .iter()
-            .any(|m| !m.blocked && m.actions.iter().any(Action::is_change))
+            .filter(|m| !m.blocked)
+            .flat_map(|m| &m.actions)
+            .filter(|a| {
+                matches!(
+                    a,
+                    Action::CreateRoute {
+                        reuse_integration: None,
+                        ..
+                    }
+                )
+            })
+            .count();
+        let now = api.integrations.len();
+        self.http_api = Some(HttpApiPlan {
+            api_id: api.api_id.clone(),
+            integrations: now,
+            integrations_to_create: to_create,
+            limit: MAX_INTEGRATIONS,
+            refused: (to_create > 0 && now + to_create > MAX_INTEGRATIONS)
+                .then(|| integration_limit_refusal(&api.api_id, now, to_create)),
+        });
+        self
     }
 
-    /// Some model is blocked (drift, or a refused version): the plan and the deploy exit 1.
+    /// Why the plan as a whole is refused (nothing of it is applied), if it is.
+    pub fn refused(&self) -> Option<&str> {
+        self.http_api.as_ref().and_then(|h| h.refused.as_deref())
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.refused().is_none()
+            && self
+                .models
+                .iter()
+                .any(|m| !m.blocked && m.actions.iter().any(Action::is_change))
+    }
+
+    /// Some model is blocked (drift, or a refused version), or the plan is refused as a whole: the plan and the
+    /// deploy exit 1.
     pub fn is_blocked(&self) -> bool {
-        self.models.iter().any(|m| m.blocked)
+        self.refused().is_some() || self.models.iter().any(|m| m.blocked)
     }
 
     /// One line per refused version, as `error:` lines name it: `risk-score v4: saved with Python 3.11.7, ...`.
@@ -235,6 +332,7 @@ impl Plan {
                     _ => None,
                 })
             })
+            .chain(self.refused().map(str::to_string))
             .collect()
     }
 }
@@ -252,6 +350,10 @@ pub struct PlanInput<'a> {
     /// What each version of [`versions_to_create`] was saved with, by registry version, read from its artifacts;
     /// a version missing here is one whose Python is unknown.
     pub saved: &'a BTreeMap<String, SavedEnv>,
+    /// The platform's HTTP API as observed; `None` when it has none (no routes are planned then).
+    pub http_api: Option<&'a ObservedApi>,
+    /// The function's URL configs by alias, for a model served through function URLs (routes are not planned then).
+    pub function_urls: Option<&'a BTreeMap<String, ObservedUrl>>,
 }
 
 /// The specs this plan creates (no alias `v<N>` yet): the versions whose artifacts the plan needs to have read.
@@ -360,6 +462,11 @@ pub fn plan_model(input: &PlanInput) -> (ModelPlan, Vec<Warning>) {
 
     let (mut actions, warnings) = check_new_versions(input, actions);
     actions.extend(plan_stages(input));
+    let endpoints = match input.function_urls {
+        Some(urls) => plan_function_urls(urls, &actions),
+        None => plan_routes(input, &actions),
+    };
+    actions.extend(endpoints);
     let blocked = actions
         .iter()
         .any(|a| matches!(a, Action::Drift { .. } | Action::Refused { .. }));
@@ -711,12 +818,123 @@ fn plan_stages(input: &PlanInput) -> Vec<Action> {
     actions
 }
 
+/// The aliases this model serves once the plan is applied: each approved version's (created, or live as recorded),
+/// each live version alias whose approval was withdrawn (live until `ferry retire`), and each stage the approvals
+/// name. Drifted and refused ones are not served by Ferry until that is resolved.
+fn served_aliases(actions: &[Action]) -> Vec<&str> {
+    let mut served = Vec::new();
+    for a in actions {
+        let alias = match a {
+            Action::Create { alias, .. }
+            | Action::RecordAudit { alias, .. }
+            | Action::Unchanged { alias, .. }
+            | Action::PendingRespec { alias, .. }
+            | Action::Revoked { alias, .. } => alias,
+            Action::StageMove { stage, .. } | Action::StageUnchanged { stage, .. } => stage,
+            _ => continue,
+        };
+        if !served.contains(&alias.as_str()) {
+            served.push(alias.as_str());
+        }
+    }
+    let drifted = |name: &str| {
+        actions.iter().any(|a| matches!(a, Action::Drift { alias, .. } | Action::Refused { alias, .. } if alias == name))
+    };
+    served.retain(|a| !drifted(a));
+    served
+}
+
+/// Each served alias's HTTP route against the API: created when missing, recorded when Ferry's route lacks its
+/// record, and drift (never repointed) when the route invokes anything but the alias.
+fn plan_routes(input: &PlanInput, actions: &[Action]) -> Vec<Action> {
+    let Some(api) = input.http_api else {
+        return vec![];
+    };
+    let served = served_aliases(actions);
+    if served.is_empty() {
+        return vec![];
+    }
+    let observed = input.observed;
+    let Some(function) = observed
+        .function_arn
+        .as_deref()
+        .and_then(FunctionArn::parse)
+    else {
+        return vec![Action::Drift {
+            alias: served[0].to_string(),
+            reason: format!(
+                "function {} lists no ARN Ferry can read ({:?}), so its routes cannot be checked",
+                observed.function_name, observed.function_arn
+            ),
+        }];
+    };
+    served
+        .into_iter()
+        .map(|alias| {
+            let route_key = RouteKey::new(input.model, alias);
+            match api.route_state(input.model, alias, &function.alias_arn(alias)) {
+                RouteState::Missing { unrouted } => Action::CreateRoute {
+                    alias: alias.into(),
+                    route_key,
+                    reuse_integration: unrouted,
+                },
+                RouteState::Serving {
+                    route_id,
+                    integration_id,
+                    ferrys: true,
+                } if !observed.routed.contains(alias) => Action::RecordRoute {
+                    alias: alias.into(),
+                    route_key,
+                    route_id,
+                    integration_id,
+                },
+                RouteState::Serving { ferrys, .. } => Action::RouteUnchanged {
+                    alias: alias.into(),
+                    route_key,
+                    ferrys,
+                },
+                RouteState::Elsewhere { reason } => Action::Drift {
+                    alias: alias.into(),
+                    reason,
+                },
+            }
+        })
+        .collect()
+}
+
+/// Each served alias's function URL: created when missing; one whose auth is not `AWS_IAM` is drift (never changed).
+fn plan_function_urls(urls: &BTreeMap<String, ObservedUrl>, actions: &[Action]) -> Vec<Action> {
+    served_aliases(actions)
+        .into_iter()
+        .map(|alias| match urls.get(alias) {
+            None => Action::CreateFunctionUrl {
+                alias: alias.into(),
+            },
+            Some(u) if u.auth_type == crate::function_url::AUTH_TYPE => {
+                Action::FunctionUrlUnchanged {
+                    alias: alias.into(),
+                    url: u.url.clone(),
+                }
+            }
+            Some(u) => Action::Drift {
+                alias: alias.into(),
+                reason: format!(
+                    "function URL {} has auth {}, not AWS_IAM; left alone",
+                    u.url, u.auth_type
+                ),
+            },
+        })
+        .collect()
+}
+
 /// The plan as people read it in CI logs.
 pub fn to_text(plan: &Plan) -> String {
     let mut out = String::new();
     for m in &plan.models {
         out.push_str(&format!("{}  (function {})\n", m.model, m.function));
         let mut unchanged = Vec::new();
+        let mut routed = Vec::new();
+        let mut urls = Vec::new();
         for a in &m.actions {
             let line = match a {
                 Action::Create {
@@ -807,6 +1025,37 @@ pub fn to_text(plan: &Plan) -> String {
                     unchanged.push(alias.clone());
                     None
                 }
+                Action::CreateRoute {
+                    alias,
+                    route_key,
+                    reuse_integration,
+                } => Some(format!(
+                    "  + {alias:<12} route   {route_key} -> alias {alias}, {}, invoke permission scoped to the route",
+                    reuse_integration
+                        .as_ref()
+                        .map(|i| format!("reusing integration {i}"))
+                        .unwrap_or_else(|| "new integration".into())
+                )),
+                Action::RecordRoute {
+                    alias, route_key, ..
+                } => Some(format!(
+                    "  + {alias:<12} audit   route {route_key} exists without its audit record; write it"
+                )),
+                Action::CreateFunctionUrl { alias } => Some(format!(
+                    "  + {alias:<12} url     function URL of alias {alias}, AWS_IAM auth"
+                )),
+                Action::FunctionUrlUnchanged { alias, .. } => {
+                    urls.push(alias.clone());
+                    None
+                }
+                Action::RouteUnchanged { alias, ferrys, .. } => {
+                    routed.push(if *ferrys {
+                        alias.clone()
+                    } else {
+                        format!("{alias}(terraform)")
+                    });
+                    None
+                }
                 Action::StageUnchanged {
                     stage,
                     version,
@@ -827,6 +1076,19 @@ pub fn to_text(plan: &Plan) -> String {
         if !unchanged.is_empty() {
             out.push_str(&format!("  = {:<12} unchanged\n", unchanged.join(" ")));
         }
+        if !urls.is_empty() {
+            out.push_str(&format!(
+                "  = {:<12} function URL (AWS_IAM)\n",
+                urls.join(" ")
+            ));
+        }
+        if !routed.is_empty() {
+            out.push_str(&format!(
+                "  = {:<12} routed (POST /models/{}/<alias>/invocations)\n",
+                routed.join(" "),
+                m.model
+            ));
+        }
         for w in plan.warnings.iter().filter(|w| w.model == m.model) {
             let about = w.alias.as_deref().unwrap_or("function");
             out.push_str(&format!("  ! {about:<12} warning {}\n", w.message));
@@ -845,6 +1107,16 @@ pub fn to_text(plan: &Plan) -> String {
     }
     if s.warnings > 0 {
         also.push_str(&format!(", {} warning(s)", s.warnings));
+    }
+    if let Some(api) = &plan.http_api {
+        also.push_str(&format!(", {} route(s) to create", s.routes_create));
+        out.push_str(&format!(
+            "HTTP API {}: {} integration(s), {} to create (API Gateway allows {} per API).\n",
+            api.api_id, api.integrations, api.integrations_to_create, api.limit
+        ));
+        if let Some(refused) = &api.refused {
+            out.push_str(&format!("  ! refused: {refused}\n"));
+        }
     }
     out.push_str(&format!(
         "Plan: {} to create, {} stage move(s), {} audit repair(s), {} drift, {} revoked, {} pending re-spec{also}. Nothing will be deleted.\n",

@@ -36,6 +36,10 @@ pub struct Platform {
     pub functions: BTreeMap<String, String>,
     pub sync_function: Option<String>,
     pub http_api_id: Option<String>,
+    /// How the routes Ferry adds to the HTTP API are authorized (the http-api module's `route_authorization`);
+    /// optional: absent or null means `AWS_IAM`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_api_authorization: Option<crate::routes::RouteAuthorization>,
     /// The function runtime and the runtime layer's packages the stack deploys; optional (absent or null: no
     /// comparison of a version's pinned packages with the layer's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -169,7 +173,27 @@ impl Platform {
         if let Some(runtime) = &self.runtime {
             runtime.validate()?;
         }
+        match (&self.http_api_id, &self.http_api_authorization) {
+            (Some(id), _) if !is_name(id, 64) => {
+                return Err(format!("http_api_id = {id:?} is not an API Gateway API id"));
+            }
+            (None, Some(_)) => {
+                return Err(
+                    "http_api_authorization is set, but http_api_id is null: it authorizes the routes of an HTTP API"
+                        .into(),
+                );
+            }
+            (_, Some(auth)) => auth
+                .validate()
+                .map_err(|r| format!("http_api_authorization.{r}"))?,
+            _ => {}
+        }
         Ok(())
+    }
+
+    /// How the routes Ferry adds are authorized: as the platform says, `AWS_IAM` when it says nothing.
+    pub fn route_authorization(&self) -> crate::routes::RouteAuthorization {
+        self.http_api_authorization.clone().unwrap_or_default()
     }
 
     /// The function of a catalog model, or an error naming the missing key.
@@ -313,6 +337,44 @@ mod tests {
                 err.starts_with("p.json: ") && err.contains(expected),
                 "{to}: {err}"
             );
+        }
+    }
+
+    #[test]
+    fn an_http_api_and_how_its_routes_are_authorized_are_read_and_checked() {
+        let with = |api: &str| {
+            Platform::parse(
+                Path::new("p.json"),
+                &OBJECT.replace(r#""http_api_id": null"#, api),
+            )
+        };
+        let p = with(r#""http_api_id": "a1b2c3d4e5""#).unwrap();
+        assert_eq!(p.route_authorization().kind, "AWS_IAM");
+        let p = with(
+            r#""http_api_id": "a1b2c3d4e5", "http_api_authorization": {"type": "JWT", "authorizer_id": "au1", "scopes": ["inference"]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            p.route_authorization().authorizer_id.as_deref(),
+            Some("au1")
+        );
+        for (api, expected) in [
+            (r#""http_api_id": "a/b""#, "http_api_id = \"a/b\" is not"),
+            (
+                r#""http_api_id": null, "http_api_authorization": {"type": "AWS_IAM"}"#,
+                "http_api_authorization is set, but http_api_id is null",
+            ),
+            (
+                r#""http_api_id": "a1", "http_api_authorization": {"type": "NONE"}"#,
+                "http_api_authorization.type = \"NONE\"",
+            ),
+            (
+                r#""http_api_id": "a1", "http_api_authorization": {"type": "JWT"}"#,
+                "needs the authorizer_id",
+            ),
+        ] {
+            let err = with(api).unwrap_err().to_string();
+            assert!(err.contains(expected), "{api}: {err}");
         }
     }
 

@@ -120,6 +120,7 @@ fn context(lambda: aws_sdk_lambda::Client) -> ApplyContext {
             conflict_attempts: 5,
         },
         fence: ferry::lock::Fence::unlocked(),
+        http_api: None,
     }
 }
 
@@ -591,4 +592,197 @@ async fn observing_follows_every_page_and_waits_out_throttling() {
         3,
         "two throttled answers retried under Ferry's retry policy, then the page"
     );
+}
+
+// Routes per alias: what moto's API Gateway cannot show.
+
+mod routes {
+    use super::*;
+    use aws_sdk_apigatewayv2::operation::create_integration::CreateIntegrationOutput;
+    use aws_sdk_apigatewayv2::operation::create_route::CreateRouteOutput;
+    use aws_sdk_apigatewayv2::operation::get_integrations::GetIntegrationsOutput;
+    use aws_sdk_apigatewayv2::operation::get_routes::GetRoutesOutput;
+    use aws_sdk_apigatewayv2::types::{Integration, IntegrationType};
+    use aws_sdk_lambda::operation::add_permission::AddPermissionError;
+    use aws_sdk_lambda::operation::get_policy::GetPolicyOutput;
+    use ferry::http_api::{HttpApi, observe_api};
+    use ferry::plan::Plan;
+    use ferry::routes::{MAX_INTEGRATIONS, RouteKey};
+
+    const ARN: &str = "arn:aws:lambda:eu-west-1:111122223333:function:ferry-prod-risk-score";
+    const API: &str = "a1b2c3d4e5";
+
+    fn integrations(from: usize, to: usize) -> Vec<Integration> {
+        (from..to)
+            .map(|i| {
+                Integration::builder()
+                    .integration_id(format!("i{i}"))
+                    .integration_type(IntegrationType::AwsProxy)
+                    .integration_uri(format!("{ARN}-other{i}:live"))
+                    .build()
+            })
+            .collect()
+    }
+
+    /// risk-score's plan to give v4 its route.
+    fn v4_route_plan() -> ModelPlan {
+        ModelPlan {
+            model: "risk-score".into(),
+            function: FUNCTION.into(),
+            blocked: false,
+            actions: vec![Action::CreateRoute {
+                alias: "v4".into(),
+                route_key: RouteKey::new("risk-score", "v4"),
+                reuse_integration: None,
+            }],
+        }
+    }
+
+    /// AddPermission's answer when the statement id is taken.
+    fn statement_id_taken() -> AddPermissionError {
+        AddPermissionError::ResourceConflictException(
+            ResourceConflictException::builder()
+                .message("The statement id (ferry-route-a1b2c3d4e5) provided already exists.")
+                .meta(
+                    ErrorMetadata::builder()
+                        .code("ResourceConflictException")
+                        .build(),
+                )
+                .build(),
+        )
+    }
+
+    /// Applies one `CreateRoute` of v4 through the mocked clients.
+    async fn create_v4_route(lambda_rules: &[&Rule], apigw_rules: &[&Rule]) -> ModelOutcome {
+        let lambda = mock_client!(
+            aws_sdk_lambda,
+            RuleMode::MatchAny,
+            lambda_rules.iter().copied()
+        );
+        let apigw = mock_client!(
+            aws_sdk_apigatewayv2,
+            RuleMode::MatchAny,
+            apigw_rules.iter().copied()
+        );
+        let mut ctx = context(lambda.clone());
+        ctx.http_api = Some(HttpApi {
+            apigw,
+            lambda,
+            api_id: API.into(),
+            authorization: Default::default(),
+        });
+        let plan = v4_route_plan();
+        let observed = ObservedFunction {
+            function_arn: Some(ARN.into()),
+            ..ObservedFunction::default()
+        };
+        apply_model(&ctx, &plan, &observed, &BTreeMap::new()).await
+    }
+
+    /// An API whose 300 integrations come in two pages: all are counted, so one more route is refused.
+    #[tokio::test]
+    async fn integrations_listed_over_pages_are_all_counted_and_the_301st_is_refused() {
+        let first = mock!(aws_sdk_apigatewayv2::Client::get_integrations)
+            .match_requests(|r| r.next_token().is_none())
+            .then_output(|| {
+                GetIntegrationsOutput::builder()
+                    .set_items(Some(integrations(0, 200)))
+                    .next_token("page-2")
+                    .build()
+            });
+        let second = mock!(aws_sdk_apigatewayv2::Client::get_integrations)
+            .match_requests(|r| r.next_token() == Some("page-2"))
+            .then_output(|| {
+                GetIntegrationsOutput::builder()
+                    .set_items(Some(integrations(200, 300)))
+                    .build()
+            });
+        let routes = mock!(aws_sdk_apigatewayv2::Client::get_routes)
+            .then_output(|| GetRoutesOutput::builder().build());
+        let apigw = mock_client!(
+            aws_sdk_apigatewayv2,
+            RuleMode::MatchAny,
+            [&first, &second, &routes]
+        );
+        let api = observe_api(&apigw, API).await.unwrap();
+        assert_eq!(api.integrations.len(), MAX_INTEGRATIONS);
+        let plan = Plan::new(vec![v4_route_plan()], vec![]).limit_integrations(&api);
+        assert!(!plan.has_changes() && plan.is_blocked());
+        assert!(
+            plan.refused()
+                .unwrap()
+                .contains("would take it to 301 integrations (300 now, 1 to create)"),
+            "{:?}",
+            plan.refused()
+        );
+    }
+
+    /// A run stopped after adding v4's invoke permission: the next one finds the same permission, and goes on.
+    #[tokio::test]
+    async fn a_permission_left_by_a_stopped_run_is_recognised_and_the_route_created() {
+        let conflict = mock!(aws_sdk_lambda::Client::add_permission).then_error(statement_id_taken);
+        let source = format!(
+            "arn:aws:execute-api:eu-west-1:111122223333:{API}/*/POST/models/risk-score/v4/invocations"
+        );
+        let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [{
+            "Sid": format!("ferry-route-{API}"), "Effect": "Allow",
+            "Principal": {"Service": "apigateway.amazonaws.com"}, "Action": "lambda:InvokeFunction",
+            "Resource": format!("{ARN}:v4"), "Condition": {"ArnLike": {"AWS:SourceArn": source}}}]})
+        .to_string();
+        let get_policy = mock!(aws_sdk_lambda::Client::get_policy)
+            .match_requests(|r| r.qualifier() == Some("v4"))
+            .then_output(move || GetPolicyOutput::builder().policy(policy.clone()).build());
+        let integration = mock!(aws_sdk_apigatewayv2::Client::create_integration)
+            .match_requests(|r| {
+                r.integration_uri() == Some(&format!("{ARN}:v4"))
+                    && r.description() == Some("ferry: risk-score v4")
+            })
+            .then_output(|| {
+                CreateIntegrationOutput::builder()
+                    .integration_id("i9")
+                    .build()
+            });
+        let route = mock!(aws_sdk_apigatewayv2::Client::create_route)
+            .match_requests(|r| {
+                r.route_key() == Some("POST /models/risk-score/v4/invocations")
+                    && r.target() == Some("integrations/i9")
+            })
+            .then_output(|| CreateRouteOutput::builder().route_id("r9").build());
+        let outcome = create_v4_route(&[&conflict, &get_policy], &[&integration, &route]).await;
+        assert_eq!(outcome.error, None);
+        assert_eq!(
+            (
+                conflict.num_calls(),
+                get_policy.num_calls(),
+                integration.num_calls(),
+                route.num_calls()
+            ),
+            (1, 1, 1, 1)
+        );
+        assert_eq!(outcome.routes_created[0].route_id, "r9");
+        assert!(
+            outcome.routes_created[0]
+                .audit_key
+                .contains("/risk-score/routes/v4/")
+        );
+    }
+
+    /// A permission under Ferry's statement id that lets some other source in is not taken for Ferry's.
+    #[tokio::test]
+    async fn a_foreign_permission_under_ferrys_statement_id_stops_the_route() {
+        let conflict = mock!(aws_sdk_lambda::Client::add_permission).then_error(statement_id_taken);
+        let policy = serde_json::json!({"Statement": [{"Sid": format!("ferry-route-{API}"),
+            "Principal": {"Service": "apigateway.amazonaws.com"}, "Action": "lambda:InvokeFunction",
+            "Condition": {"ArnLike": {"AWS:SourceArn": "arn:aws:execute-api:eu-west-1:111122223333:a1b2c3d4e5/*"}}}]})
+        .to_string();
+        let get_policy = mock!(aws_sdk_lambda::Client::get_policy)
+            .then_output(move || GetPolicyOutput::builder().policy(policy.clone()).build());
+        let outcome = create_v4_route(&[&conflict, &get_policy], &[]).await;
+        let error = outcome.error.unwrap();
+        assert!(
+            error.starts_with("ferry-prod-risk-score: AddPermission: invoke permission ferry-route-a1b2c3d4e5 lets"),
+            "{error}"
+        );
+        assert!(outcome.routes_created.is_empty());
+    }
 }

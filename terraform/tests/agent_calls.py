@@ -1,7 +1,7 @@
 """The AWS calls Ferry's Rust code makes, read from its sources, and the IAM action each one needs.
 
 The agent talks to AWS only through the SDK's fluent clients (`clients.lambda.publish_version()...send()`), held in
-variables or fields named after their service (`lambda`, `s3`, `sts`, `efs`; see agent/src/aws.rs). A call is
+variables or fields named after their service (`lambda`, `s3`, `sts`, `efs`, `apigw`; see agent/src/aws.rs). A call is
 `<client>.<operation>(`, with the chain finished by one `.send()`. Every `.send()` outside a test module must
 belong to a call found that way (or sit in a file named in NON_AWS_SENDERS), so that a client under another name
 cannot hide a call from the IAM tests.
@@ -18,7 +18,7 @@ AGENT_SRC = REPO / "agent" / "src"
 SYNC_LAMBDA_SRC = REPO / "sync-lambda" / "src"
 
 # Client name in the code -> IAM service prefix.
-SERVICES = {"lambda": "lambda", "s3": "s3", "sts": "sts", "efs": "elasticfilesystem"}
+SERVICES = {"lambda": "lambda", "s3": "s3", "sts": "sts", "efs": "elasticfilesystem", "apigw": "apigateway"}
 # Methods of a client that are not AWS operations.
 NOT_OPERATIONS = {"clone", "config"}
 # Operations whose IAM action is not the operation's name in CamelCase.
@@ -27,6 +27,18 @@ IAM_ACTION_OF = {
     ("s3", "head_object"): "s3:GetObject",
     ("s3", "list_objects_v2"): "s3:ListBucket",
 }
+# API Gateway authorizes by the HTTP method of its management API (`apigateway:GET` on `/apis/<id>/routes`, ...), not
+# by operation: each API Gateway v2 operation the agent may call, with its method. An operation missing here fails
+# the scan, so that a new call cannot reach the IAM test without its action.
+APIGATEWAY_METHOD_OF = {
+    "get_routes": "GET",
+    "get_integrations": "GET",
+    "create_integration": "POST",
+    "create_route": "POST",
+    "delete_route": "DELETE",
+    "delete_integration": "DELETE",
+}
+IAM_ACTION_OF.update({("apigw", op): f"apigateway:{method}" for op, method in APIGATEWAY_METHOD_OF.items()})
 # Files whose `.send()` calls are not AWS calls, and why.
 NON_AWS_SENDERS = {
     "agent/src/approval/mlflow.rs": "the MLflow registry's REST API through reqwest",
@@ -36,7 +48,7 @@ _TOKEN = re.compile(
     r"""//[^\n]*|/\*.*?\*/|r(\#*)".*?"\1|b?"(?:\\.|[^"\\])*"|b?'(?:\\.|[^'\\])'""",
     re.S,
 )
-_CALL = re.compile(r"(?<![A-Za-z0-9_])(lambda|s3|sts|efs)\s*\.\s*([a-z][a-z0-9_]*)\s*\(")
+_CALL = re.compile(r"(?<![A-Za-z0-9_])(" + "|".join(SERVICES) + r")\s*\.\s*([a-z][a-z0-9_]*)\s*\(")
 _SEND = re.compile(r"\.\s*send\s*\(\s*\)")
 _TEST_MODULE = re.compile(r"#\[cfg\(test\)\]\s*(?:pub(?:\([a-z]+\))?\s+)?mod\s+[a-z_]+\s*\{")
 
@@ -50,6 +62,10 @@ class Call:
 
     @property
     def action(self) -> str:
+        if self.client == "apigw" and (self.client, self.operation) not in IAM_ACTION_OF:
+            raise AssertionError(
+                f"{self.path}:{self.line}: apigw.{self.operation}() has no HTTP method in APIGATEWAY_METHOD_OF"
+            )
         camel = "".join(part.capitalize() for part in self.operation.split("_"))
         return IAM_ACTION_OF.get((self.client, self.operation), f"{self.service}:{camel}")
 
@@ -103,7 +119,7 @@ def calls_in(paths: list[Path]) -> list[Call]:
         found += calls
     if unexplained:
         raise AssertionError(
-            "a call through a client the scan does not know (name it lambda/s3/sts/efs, or list the file in "
+            "a call through a client the scan does not know (name it lambda/s3/sts/efs/apigw, or list the file in "
             "NON_AWS_SENDERS): " + "; ".join(unexplained)
         )
     return found

@@ -58,6 +58,7 @@ PLACEHOLDERS = {
     "functions": "ferry-placeholder-{key}",
     "sync_function": "ferry-placeholder-artifact-sync",
     "http_api_id": "placeholder-api-id",
+    "http_api_authorization": {"type": "AWS_IAM", "authorizer_id": None, "scopes": []},
     "runtime.python": TARGET["runtime"],
     "runtime.architecture": TARGET["architectures"][0],
     "runtime.layer_packages": lock_versions(LAYER_PACKAGES),

@@ -119,3 +119,23 @@ def test_the_sync_function_reaches_the_copier_and_not_the_clis_side_of_it(tmp_pa
     caller = tmp_path / "main.rs"
     caller.write_text("fn main() { ferry::sync::invoke_sync_function(); }\n")
     assert "agent/src/sync/remote.rs" in {agent_calls.relative(p) for p in agent_calls.reachable(caller)}
+
+
+def test_deploy_role_manages_only_the_routes_and_integrations_of_its_http_api_and_permissions_on_aliases():
+    # API Gateway authorizes its management API by method and path: the agent's route calls need GET, POST and
+    # DELETE on /apis/<id>/routes and /apis/<id>/integrations (and their items), nothing of the API itself, its stages
+    # or authorizers; the invoke permissions sit on aliases (qualified ARNs), never on a function.
+    policy = tfparse.all_blocks(tfparse.MODULES_DIR / "deploy-role", "data", nested=True)["aws_iam_policy_document.deploy"]
+    statements = {tfparse.plain(s).get("sid"): tfparse.plain(s) for s in tfparse.policy_statements(policy)}
+    routes = statements.get("ManageAliasRoutes")
+    assert routes, "deploy-role: no ManageAliasRoutes statement for the agent's routes"
+    assert set(routes["actions"]) == {"apigateway:GET", "apigateway:POST", "apigateway:DELETE"}
+    resources = tfparse.expression(routes["resources"]) if not isinstance(routes["resources"], list) else " ".join(
+        routes["resources"]
+    )
+    for part in ('"routes"', '"routes/*"', '"integrations"', '"integrations/*"', "/apis/${statement.value.api_id}/"):
+        assert part in resources, f"ManageAliasRoutes resources lack {part}: {resources}"
+    assert "*" not in resources.replace('/*"', ""), f"ManageAliasRoutes is wider than the API's routes: {resources}"
+    permissions = statements.get("AliasInvokePermissions")
+    assert permissions and set(permissions["actions"]) == {"lambda:AddPermission", "lambda:RemovePermission", "lambda:GetPolicy"}
+    assert permissions["resources"] == "${local.qualified_functions}", permissions["resources"]

@@ -191,7 +191,7 @@ def contract_example() -> dict:
     return json.loads(block.group(1))
 
 
-def key_paths(value: dict, prefix: str = "", opaque=("functions", "runtime.layer_packages")) -> set[str]:
+def key_paths(value: dict, prefix: str = "", opaque=("functions", "runtime.layer_packages", "http_api_authorization")) -> set[str]:
     paths = set()
     for key, item in value.items():
         path = f"{prefix}{key}"

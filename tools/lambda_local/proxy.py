@@ -10,7 +10,8 @@ client). Every request goes to moto as it came, byte for byte, headers included,
     plane's settings and full token buckets;
   - where moto is gentler than Lambda or answers otherwise (fidelity.py): `PublishVersion` of an unchanged `$LATEST`
     returns the version published from it before, as Lambda does, instead of a second one; moto's
-    `ConflictException` is Lambda's `ResourceConflictException`;
+    `ConflictException` is Lambda's `ResourceConflictException`; function URL configs are kept per qualifier and
+    listed, as Lambda does (moto keeps one per function and cannot list them);
   - `/ferry-lambda/...` is this executor's own: `GET /ferry-lambda/environments` lists the environments (init
     duration and CPU, busy, alive), `POST /ferry-lambda/mounts` {"access_point_arn", "local_root"} says which
     local folder stands in for an EFS access point, `GET /ferry-lambda/control-plane` shows the control plane's
@@ -96,6 +97,7 @@ class Executor:
         self.store = CodeStore(state / "store")
         self.invoker = Invoker(state, self.upstream.get, self.store)
         self.control_plane = ControlPlane(settings or Settings(), self.upstream.get)
+        self.function_urls = fidelity.FunctionUrls(self.upstream)
 
     def record(self, method: str, path: str, body: bytes) -> None:
         """Keep the zips of code uploads, and a function's file systems, before moto sees the request."""
@@ -174,6 +176,12 @@ def handler_class(ex: Executor):
             if self.command == "POST" and (m := INVOKE.match(path)):
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 return self._answer(ex.invoker.invoke(m.group(1), query, headers, body))
+            if (answer := ex.function_urls.handle(self.command, path, query, body)) is not None:
+                status, doc = answer
+                headers = {"Content-Type": "application/json"}
+                if status >= 400:
+                    headers["x-amzn-ErrorType"] = doc["__type"]
+                return self._send(status, json.dumps(doc).encode() if status != 204 else b"", headers)
             if self.command == "POST" and (m := fidelity.PUBLISH_VERSION.match(path)):
                 if existing := fidelity.unchanged_publish(ex.upstream, m.group(1), body):
                     if req:
@@ -183,6 +191,7 @@ def handler_class(ex: Executor):
             if self.command == "POST" and path == "/moto-api/reset":
                 ex.invoker.reset()  # before moto answers: once the caller sees the reset, no environment is left
                 ex.control_plane.reset()
+                ex.function_urls.reset()
             self._pass_on(body, req if req and req.control_plane else None, query)
 
         def _pass_on(self, body: bytes, req: operations.Request | None, query: dict[str, list[str]]) -> None:

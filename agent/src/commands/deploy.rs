@@ -129,6 +129,9 @@ async fn deploy_locked(
     LockedRun { deployer, fence }: LockedRun,
 ) -> Result<(Plan, Vec<ModelOutcome>, Vec<SyncRow>)> {
     let (observed, plan) = observe_and_plan(clients, audit, desired, inputs, args.promote).await?;
+    if let Some(refused) = plan.refused() {
+        return Err(anyhow!("{refused}"));
+    }
     let (verified, sync_rows) = sync_new_versions(g, args, inputs, clients, &plan, &fence).await?;
     let ctx = ApplyContext {
         lambda: clients.lambda.clone(),
@@ -137,6 +140,7 @@ async fn deploy_locked(
         environment: inputs.platform.environment.clone(),
         options: ApplyOptions::default(),
         fence,
+        http_api: crate::http_api::HttpApi::of_platform(clients, &inputs.platform),
     };
     let results: Vec<ModelOutcome> = futures::stream::iter(plan.models.iter().zip(&observed))
         .map(|(model_plan, obs)| {
@@ -155,6 +159,8 @@ async fn deploy_locked(
                         created: vec![],
                         audits_repaired: vec![],
                         stage_moves: vec![],
+                        routes_created: vec![],
+                        function_urls_created: BTreeMap::new(),
                         error: Some(format!(
                             "sync of v{} failed; nothing was published",
                             s.version
@@ -308,6 +314,23 @@ fn summary_table(results: &[ModelOutcome], sync: &[SyncRow]) -> String {
                 stages
             }
         ));
+    }
+    for r in results.iter().filter(|r| !r.routes_created.is_empty()) {
+        let aliases: Vec<&str> = r.routes_created.iter().map(|c| c.alias.as_str()).collect();
+        out.push_str(&format!(
+            "HTTP routes created for {}: {} (POST /models/{}/<alias>/invocations).\n",
+            r.model,
+            aliases.join(" "),
+            r.model
+        ));
+    }
+    for r in results {
+        for (alias, url) in &r.function_urls_created {
+            out.push_str(&format!(
+                "Function URL created for {} {alias}: {url} (AWS_IAM).\n",
+                r.model
+            ));
+        }
     }
     let synced = sync.iter().filter(|s| s.error.is_none()).count();
     let skipped = sync.iter().filter(|s| s.skipped).count();

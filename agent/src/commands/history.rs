@@ -181,6 +181,24 @@ fn event_line(e: &Event) -> String {
                 .unwrap_or_default()
         ),
         EventKind::Gc => format!("Lambda version {lv} deleted: {}", text(r, "reason")),
+        EventKind::RouteCreate => format!(
+            "route {} -> integration {}",
+            r["route"]["route_key"].as_str().unwrap_or("?"),
+            r["route"]["integration_id"].as_str().unwrap_or("?")
+        ),
+        EventKind::FunctionUrlCreate => format!("function URL {}", text(r, "function_url")),
+        EventKind::FunctionUrlDelete => format!(
+            "function URL {} deleted: {} ({})",
+            text(r, "function_url"),
+            text(r, "reason"),
+            text(r, "ticket")
+        ),
+        EventKind::RouteDelete => format!(
+            "route {} deleted: {} ({})",
+            r["route"]["route_key"].as_str().unwrap_or("?"),
+            text(r, "reason"),
+            text(r, "ticket")
+        ),
         EventKind::Unlock | EventKind::LockTakeover => text(r, "reason"),
     };
     let kind = serde_json::to_value(&e.event.kind)

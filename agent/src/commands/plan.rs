@@ -9,12 +9,15 @@ use super::{Inputs, print_json};
 use crate::approval::ModelApprovals;
 use crate::audit::AuditLog;
 use crate::aws::Clients;
+use crate::catalog::Endpoint;
 use crate::catalog::Model;
 use crate::cli::{GlobalArgs, ModelFilter, OutputFormat, PlanArgs};
+use crate::function_url::{ObservedUrl, observe_urls};
 use crate::observe::{ObservedFunction, observe};
 use crate::plan::{ModelPlan, Plan, PlanInput, plan_model, to_text, versions_to_create};
 use crate::python_env::{MLMODEL, PYTHON_ENV, REQUIREMENTS, SavedEnv, mlmodel_python_version};
 use crate::render::{Templates, render_model};
+use crate::routes::ObservedApi;
 use crate::spec::FunctionSpec;
 use crate::sync::SyncError;
 use crate::sync::source::Source;
@@ -87,8 +90,46 @@ pub async fn observe_and_plan(
 ) -> Result<(Vec<ObservedFunction>, Plan)> {
     let observed = observe_all(clients, audit, desired, inputs).await?;
     let saved = read_saved_envs(clients, desired, &observed, inputs).await?;
-    let plan = make_plan(desired, &observed, &saved, inputs, promote);
+    let api = match &inputs.platform.http_api_id {
+        Some(id) => Some(
+            crate::http_api::observe_api(&clients.apigw, id)
+                .await
+                .with_context(|| format!("observing HTTP API {id} (the platform's http_api_id)"))?,
+        ),
+        None => None,
+    };
+    let urls = observe_function_urls(clients, desired, &observed).await?;
+    let endpoints = Endpoints {
+        api: api.as_ref(),
+        urls: &urls,
+    };
+    let plan = make_plan(desired, &observed, &saved, inputs, promote, &endpoints);
     Ok((observed, plan))
+}
+
+/// Where the models' aliases are reached over HTTP: the platform's HTTP API as observed, and, per model (catalog
+/// order), the function's URL configs when the model is served through function URLs.
+pub struct Endpoints<'a> {
+    pub api: Option<&'a ObservedApi>,
+    pub urls: &'a [Option<BTreeMap<String, ObservedUrl>>],
+}
+
+/// The URL configs of each model's function whose `endpoint` is `function_url` (one paginated read each).
+async fn observe_function_urls(
+    clients: &Clients,
+    desired: &[Desired<'_>],
+    observed: &[ObservedFunction],
+) -> Result<Vec<Option<BTreeMap<String, ObservedUrl>>>> {
+    let reads = desired.iter().zip(observed).map(|(d, o)| async move {
+        match d.model.endpoint {
+            Endpoint::FunctionUrl => observe_urls(&clients.lambda, &o.function_name)
+                .await
+                .map(Some)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", o.function_name)),
+            Endpoint::HttpApi => Ok(None),
+        }
+    });
+    futures::future::try_join_all(reads).await
 }
 
 /// Per model, what each version the plan would create was saved with, by registry version. The layer's packages
@@ -159,12 +200,15 @@ pub fn make_plan(
     saved: &[BTreeMap<String, SavedEnv>],
     inputs: &Inputs,
     promote: bool,
+    endpoints: &Endpoints<'_>,
 ) -> Plan {
+    let api = endpoints.api;
     let (models, warnings): (Vec<ModelPlan>, Vec<_>) = desired
         .iter()
         .zip(observed)
         .zip(saved)
-        .map(|((d, o), saved)| {
+        .zip(endpoints.urls)
+        .map(|(((d, o), saved), urls)| {
             plan_model(&PlanInput {
                 model: &d.model.key,
                 specs: &d.specs,
@@ -175,10 +219,16 @@ pub fn make_plan(
                 promote,
                 platform_runtime: inputs.platform.runtime.as_ref(),
                 saved,
+                http_api: api.filter(|_| urls.is_none()),
+                function_urls: urls.as_ref(),
             })
         })
         .unzip();
-    Plan::new(models, warnings.into_iter().flatten().collect())
+    let plan = Plan::new(models, warnings.into_iter().flatten().collect());
+    match api {
+        Some(api) => plan.limit_integrations(api),
+        None => plan,
+    }
 }
 
 /// `error:` lines on stderr for what the plan refuses, after the plan itself.

@@ -10,14 +10,23 @@ use serde::Serialize;
 
 use super::{Inputs, print_json};
 use crate::cli::{GlobalArgs, OutputFormat, VerifyArgs};
+use std::collections::BTreeMap;
+
+use crate::catalog::Endpoint;
+use crate::function_url::{AUTH_TYPE, ObservedUrl, observe_urls};
+use crate::http_api::{HttpApi, RouteTarget, observe_api};
 use crate::manifest::{ArtifactManifest, MANIFEST_FILE, file_differences, scan_dir};
 use crate::observe::{ObservedFunction, observe};
 use crate::plan::is_version_alias;
+use crate::routes::{FunctionArn, ObservedApi, RouteKey, RouteState};
 
 #[derive(Serialize)]
 struct Finding {
     model: String,
     alias: String,
+    /// The alias's HTTP route (or function URL), on the finding about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    route: Option<String>,
     ok: bool,
     detail: String,
 }
@@ -31,6 +40,15 @@ pub async fn run(g: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
         .clone()
         .or_else(|| inputs.platform.efs.local_root.clone());
     let storage = crate::efs::check_model_storage(&clients.efs, &inputs.platform).await;
+    let http_api = match HttpApi::of_platform(&clients, &inputs.platform) {
+        Some(api) => {
+            let observed = observe_api(&clients.apigw, &api.api_id)
+                .await
+                .with_context(|| format!("verify of HTTP API {}", api.api_id))?;
+            Some((api, observed))
+        }
+        None => None,
+    };
     let mut findings = Vec::new();
     for m in models {
         let function = inputs
@@ -41,6 +59,18 @@ pub async fn run(g: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
             .await
             .with_context(|| format!("verify of {}", m.key))?;
         findings.extend(check_model(&m.key, &o, efs_root.as_deref()));
+        match (m.endpoint, &http_api) {
+            (Endpoint::FunctionUrl, _) => {
+                let urls = observe_urls(&clients.lambda, function)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("verify of {}: {function}: {e}", m.key))?;
+                findings.extend(check_function_urls(&m.key, &o, &urls));
+            }
+            (Endpoint::HttpApi, Some((api, observed_api))) => {
+                findings.extend(check_routes(&m.key, &o, api, observed_api).await);
+            }
+            (Endpoint::HttpApi, None) => {}
+        }
     }
     let ok = findings.iter().all(|f| f.ok) && storage.iter().all(|f| f.ok);
     match g.output {
@@ -67,7 +97,7 @@ pub async fn run(g: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
             }
             println!(
                 "{} alias(es) checked, {} problem(s).",
-                findings.len(),
+                findings.iter().filter(|f| f.route.is_none()).count(),
                 findings.iter().filter(|f| !f.ok).count()
                     + storage.iter().filter(|f| !f.ok).count()
             );
@@ -86,6 +116,7 @@ fn check_model(model: &str, o: &ObservedFunction, efs_root: Option<&Path>) -> Ve
         let finding = |ok: bool, detail: String| Finding {
             model: model.into(),
             alias: a.name.clone(),
+            route: None,
             ok,
             detail,
         };
@@ -167,6 +198,7 @@ fn check_model(model: &str, o: &ObservedFunction, efs_root: Option<&Path>) -> Ve
         out.push(Finding {
             model: model.into(),
             alias: alias.clone(),
+            route: None,
             ok: false,
             detail: format!(
                 "recorded as deployed at Lambda version {lv}, but the alias is gone and no retirement record says why: deleted outside `ferry retire`"
@@ -214,6 +246,117 @@ fn check_stage_aliases(model: &str, o: &ObservedFunction) -> Vec<Finding> {
             Finding {
                 model: model.into(),
                 alias: a.name.clone(),
+                route: None,
+                ok,
+                detail,
+            }
+        })
+        .collect()
+}
+
+/// Every alias Ferry serves (each version alias, each stage alias it moved) has its route on the HTTP API: the
+/// route invokes the alias through an integration to its ARN, and the alias lets that route, and only it, invoke
+/// it. A route Ferry recorded that is gone, or that invokes something else, fails.
+async fn check_routes(
+    model: &str,
+    o: &ObservedFunction,
+    api: &HttpApi,
+    observed: &ObservedApi,
+) -> Vec<Finding> {
+    let Some(function) = o.function_arn.as_deref().and_then(FunctionArn::parse) else {
+        return vec![];
+    };
+    let mut out = Vec::new();
+    let served = o
+        .aliases
+        .values()
+        .filter(|a| is_version_alias(&a.name).is_some() || o.stage_records.contains_key(&a.name));
+    for a in served {
+        let alias = a.name.as_str();
+        let key = RouteKey::new(model, alias);
+        let (ok, detail) = match observed.route_state(model, alias, &function.alias_arn(alias)) {
+            RouteState::Missing { .. } if o.routed.contains(alias) => (
+                false,
+                format!(
+                    "route {key} is recorded as created, but it is gone and no record says why: deleted outside `ferry retire`"
+                ),
+            ),
+            RouteState::Missing { .. } => (
+                false,
+                format!(
+                    "no route {key}: the alias is not reachable over the HTTP API (`ferry deploy` adds it)"
+                ),
+            ),
+            RouteState::Elsewhere { reason } => (false, reason),
+            RouteState::Serving {
+                integration_id,
+                ferrys: false,
+                ..
+            } => (
+                true,
+                format!(
+                    "route {key} (Terraform's `routes`) invokes the alias through integration {integration_id}"
+                ),
+            ),
+            RouteState::Serving { integration_id, .. } => {
+                let target = RouteTarget {
+                    function: &function,
+                    model,
+                    alias,
+                };
+                match api.check_permission(&target).await {
+                    Err(reason) => (false, format!("route {key}: {reason}")),
+                    Ok(()) if !o.routed.contains(alias) => (
+                        false,
+                        format!(
+                            "route {key} serves the alias, but its creation has no audit record (`ferry deploy` writes it)"
+                        ),
+                    ),
+                    Ok(()) => (
+                        true,
+                        format!(
+                            "route {key} invokes the alias through integration {integration_id}, invoke permission scoped to the route, audited"
+                        ),
+                    ),
+                }
+            }
+        };
+        out.push(Finding {
+            model: model.into(),
+            alias: alias.into(),
+            route: Some(key.to_string()),
+            ok,
+            detail,
+        });
+    }
+    out
+}
+
+/// Every alias Ferry serves has its function URL, with `AWS_IAM` auth (a model with `endpoint = "function_url"`).
+fn check_function_urls(
+    model: &str,
+    o: &ObservedFunction,
+    urls: &BTreeMap<String, ObservedUrl>,
+) -> Vec<Finding> {
+    o.aliases
+        .values()
+        .filter(|a| is_version_alias(&a.name).is_some() || o.stage_records.contains_key(&a.name))
+        .map(|a| {
+            let (ok, detail) = match urls.get(&a.name) {
+                Some(u) if u.auth_type == AUTH_TYPE => (true, format!("function URL {} (AWS_IAM)", u.url)),
+                Some(u) => (
+                    false,
+                    format!("function URL {} has auth {}, not AWS_IAM: anyone may call it", u.url, u.auth_type),
+                ),
+                None => (
+                    false,
+                    "no function URL: the alias is not reachable over HTTP (`ferry deploy` adds it)".into(),
+                ),
+            };
+            Finding {
+                model: model.into(),
+                alias: a.name.clone(),
+                route: urls.get(&a.name).map(|u| u.url.clone()).or(Some("function URL".into())),
                 ok,
                 detail,
             }

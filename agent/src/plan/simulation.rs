@@ -111,6 +111,8 @@ impl World {
             promote,
             platform_runtime: None,
             saved: &saved,
+            http_api: None,
+            function_urls: None,
         })
         .0
     }

@@ -115,6 +115,18 @@ fn run(
     canary: Option<f64>,
     promote: bool,
 ) -> ModelPlan {
+    run_with(specs, stages, observed, canary, promote, None)
+}
+
+/// As `run`, on a platform with this HTTP API.
+fn run_with(
+    specs: &[FunctionSpec],
+    stages: &[(&str, &str)],
+    observed: &ObservedFunction,
+    canary: Option<f64>,
+    promote: bool,
+    http_api: Option<&crate::routes::ObservedApi>,
+) -> ModelPlan {
     let approvals = ModelApprovals {
         stages: stages
             .iter()
@@ -128,7 +140,7 @@ fn run(
         .map(|s| (s.version.clone(), saved_on(Some(PYTHON))))
         .collect();
     let (plan, warnings) = plan_model(&PlanInput {
-        model: "risk",
+        model: specs.first().map_or("risk", |s| s.model.as_str()),
         specs,
         approvals: &approvals,
         observed,
@@ -137,6 +149,8 @@ fn run(
         promote,
         platform_runtime: None,
         saved: &saved,
+        http_api,
+        function_urls: None,
     });
     assert_eq!(
         warnings,
@@ -176,6 +190,8 @@ fn checked(
         promote: false,
         platform_runtime: runtime,
         saved: &saved,
+        http_api: None,
+        function_urls: None,
     });
     Plan::new(vec![plan], warnings)
 }
@@ -705,5 +721,294 @@ fn an_alias_whose_run_stopped_before_its_record_and_whose_approval_was_withdrawn
             spec_hash: s5.spec_hash.clone(),
         }),
         "{plan:#?}"
+    );
+}
+
+// Routes per alias on the platform's HTTP API.
+
+const FUNCTION_ARN: &str = "arn:aws:lambda:eu-west-1:111122223333:function:f";
+
+/// An API holding, per (alias, integrated alias ARN, Ferry's?) one route with its integration; plus `extra`
+/// integrations of other teams' routes.
+fn http_api(
+    routes: &[(&str, &str, bool)],
+    model: &str,
+    extra: usize,
+) -> crate::routes::ObservedApi {
+    use crate::routes::{ObservedIntegration, ObservedRoute, integration_description};
+    let mut api = crate::routes::ObservedApi {
+        api_id: "a1b2c3d4e5".into(),
+        ..Default::default()
+    };
+    for (i, (alias, target, ferrys)) in routes.iter().enumerate() {
+        let id = format!("int{i}");
+        api.routes.insert(
+            RouteKey::new(model, alias),
+            ObservedRoute {
+                route_id: format!("route{i}"),
+                target: Some(format!("integrations/{id}")),
+                authorization_type: Some("AWS_IAM".into()),
+            },
+        );
+        api.integrations.insert(
+            id.clone(),
+            ObservedIntegration {
+                integration_id: id,
+                integration_type: "AWS_PROXY".into(),
+                uri: format!("{FUNCTION_ARN}:{target}"),
+                description: if *ferrys {
+                    integration_description(model, alias)
+                } else {
+                    String::new()
+                },
+            },
+        );
+    }
+    for i in 0..extra {
+        api.integrations.insert(
+            format!("other{i}"),
+            ObservedIntegration {
+                integration_id: format!("other{i}"),
+                integration_type: "AWS_PROXY".into(),
+                uri: format!("{FUNCTION_ARN}-other:{i}"),
+                description: String::new(),
+            },
+        );
+    }
+    api
+}
+
+/// The plan of one model with an HTTP API, as `make_plan` builds it.
+fn with_api(
+    specs: &[FunctionSpec],
+    stages: &[(&str, &str)],
+    observed: &ObservedFunction,
+    api: &crate::routes::ObservedApi,
+) -> Plan {
+    let mut observed = observed.clone();
+    observed.function_arn = Some(FUNCTION_ARN.into());
+    let plan = run_with(specs, stages, &observed, None, false, Some(api));
+    Plan::new(vec![plan], vec![]).limit_integrations(api)
+}
+
+#[test]
+fn every_served_alias_gets_a_route_after_its_own_actions_and_recorded_routes_are_left_alone() {
+    let (s1, s2, s3) = (spec("1", 1024), spec("2", 1024), spec("3", 1024));
+    let mut o = deployed(&[&s1, &s2]);
+    o.routed.insert("v1".into());
+    // v1 has Ferry's recorded route, v2 a route Terraform owns; v3 and the new stage have none yet.
+    let api = http_api(&[("v1", "v1", true), ("v2", "v2", false)], "risk", 0);
+    let plan = with_api(&[s1, s2, s3], &[("production", "3")], &o, &api);
+    assert_eq!(
+        kinds(&plan.models[0]),
+        [
+            "unchanged v1",
+            "unchanged v2",
+            "create v3",
+            "stage_move production",
+            "route_unchanged v1",
+            "route_unchanged v2",
+            "create_route v3",
+            "create_route production"
+        ]
+    );
+    let http = plan.http_api.as_ref().unwrap();
+    assert_eq!((http.integrations, http.integrations_to_create), (2, 2));
+    assert!(plan.has_changes() && !plan.is_blocked());
+    let text = to_text(&plan);
+    assert!(
+        text.contains("  + v3           route   POST /models/risk/v3/invocations -> alias v3, new integration, invoke permission scoped to the route\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  = v1 v2(terraform) routed (POST /models/risk/<alias>/invocations)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "HTTP API a1b2c3d4e5: 2 integration(s), 2 to create (API Gateway allows 300 per API).\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains(", 2 route(s) to create."), "{text}");
+}
+
+#[test]
+fn a_version_aliass_route_repointed_by_hand_is_drift_never_repointed() {
+    let (s1, s2) = (spec("1", 1024), spec("2", 1024));
+    let mut o = deployed(&[&s1, &s2]);
+    o.routed.extend(["v1".to_string(), "v2".to_string()]);
+    // v2's integration now invokes v1.
+    let api = http_api(&[("v1", "v1", true), ("v2", "v1", true)], "risk", 0);
+    let plan = with_api(&[s1, s2, spec("3", 1024)], &[], &o, &api);
+    let m = &plan.models[0];
+    assert!(m.blocked, "{:?}", kinds(m));
+    let Some(Action::Drift { reason, .. }) = m
+        .actions
+        .iter()
+        .find(|a| matches!(a, Action::Drift { alias, .. } if alias == "v2"))
+    else {
+        panic!("{:?}", kinds(m));
+    };
+    assert_eq!(
+        reason,
+        &format!(
+            "route POST /models/risk/v2/invocations integrates AWS_PROXY {FUNCTION_ARN}:v1, not {FUNCTION_ARN}:v2; left alone"
+        )
+    );
+    assert!(
+        !plan.has_changes(),
+        "drift blocks the model's other changes"
+    );
+}
+
+#[test]
+fn a_route_whose_run_stopped_before_its_record_is_recorded_and_a_lone_integration_reused() {
+    let (s1, s2) = (spec("1", 1024), spec("2", 1024));
+    let o = deployed(&[&s1, &s2]);
+    let mut api = http_api(&[("v1", "v1", true), ("v2", "v2", true)], "risk", 0);
+    // v2's route was never created: only its integration is there.
+    api.routes.remove(&RouteKey::new("risk", "v2"));
+    let plan = with_api(&[s1, s2], &[], &o, &api);
+    assert_eq!(
+        plan.models[0].actions[2..],
+        [
+            Action::RecordRoute {
+                alias: "v1".into(),
+                route_key: RouteKey::new("risk", "v1"),
+                route_id: "route0".into(),
+                integration_id: "int0".into()
+            },
+            Action::CreateRoute {
+                alias: "v2".into(),
+                route_key: RouteKey::new("risk", "v2"),
+                reuse_integration: Some("int1".into())
+            }
+        ]
+    );
+    let http = plan.http_api.as_ref().unwrap();
+    assert_eq!(http.integrations_to_create, 0, "a reused one is not new");
+}
+
+#[test]
+fn a_deploy_that_would_pass_300_integrations_is_refused_with_the_count_and_the_way_out() {
+    let specs: Vec<FunctionSpec> = (1..=3).map(|v| spec(&v.to_string(), 1024)).collect();
+    let o = deployed(&[]);
+    // 298 integrations of other models and teams: 3 new aliases would make 301.
+    let plan = with_api(&specs, &[], &o, &http_api(&[], "risk", 298));
+    assert!(plan.is_blocked());
+    assert!(!plan.has_changes(), "nothing of a refused plan is applied");
+    let refusal = plan.refused().unwrap();
+    assert!(
+        refusal.starts_with("HTTP API a1b2c3d4e5: this deploy would take it to 301 integrations (298 now, 3 to create), above API Gateway's limit of 300 per API"),
+        "{refusal}"
+    );
+    assert!(
+        refusal.contains("second HTTP API") && refusal.contains("function URLs"),
+        "{refusal}"
+    );
+    assert_eq!(plan.refusals(), [refusal.to_string()]);
+    assert!(to_text(&plan).contains(&format!("  ! refused: {refusal}\n")));
+    // Exactly 300 is allowed, and so is a plan that creates nothing on a full API.
+    let at_limit = with_api(&specs, &[], &o, &http_api(&[], "risk", 297));
+    assert!(at_limit.refused().is_none() && at_limit.has_changes());
+    let mut full = deployed(&specs.iter().collect::<Vec<_>>());
+    full.routed.extend(["v1", "v2", "v3"].map(String::from));
+    let served = http_api(
+        &[("v1", "v1", true), ("v2", "v2", true), ("v3", "v3", true)],
+        "risk",
+        300,
+    );
+    let nothing = with_api(&specs, &[], &full, &served);
+    assert!(nothing.refused().is_none() && !nothing.is_blocked());
+}
+
+#[test]
+fn the_longest_model_key_and_stage_name_make_a_route() {
+    let model = format!("m{}", "x".repeat(63));
+    let stage = "s".repeat(128);
+    let mut s1 = spec("1", 1024);
+    s1.model = model.clone();
+    let plan = with_api(
+        &[s1],
+        &[(&stage, "1")],
+        &deployed(&[]),
+        &http_api(&[], &model, 0),
+    );
+    let routes: Vec<&Action> = plan.models[0]
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::CreateRoute { .. }))
+        .collect();
+    assert_eq!(routes.len(), 2);
+    assert_eq!(
+        routes[1],
+        &Action::CreateRoute {
+            alias: stage.clone(),
+            route_key: RouteKey::new(&model, &stage),
+            reuse_integration: None
+        }
+    );
+    assert_eq!(
+        RouteKey::new(&model, &stage).as_str().len(),
+        "POST /models///invocations".len() + 64 + 128
+    );
+}
+
+#[test]
+fn a_model_served_through_function_urls_gets_one_per_alias_and_a_public_one_is_drift() {
+    use crate::function_url::ObservedUrl;
+    let (s1, s2) = (spec("1", 1024), spec("2", 1024));
+    let o = deployed(&[&s1]);
+    let url = |auth: &str| ObservedUrl {
+        url: "https://abc.lambda-url.eu-west-1.on.aws/".into(),
+        auth_type: auth.into(),
+    };
+    let plan_with = |urls: &BTreeMap<String, ObservedUrl>| {
+        let approvals = ModelApprovals {
+            stages: BTreeMap::from([("production".to_string(), "2".to_string())]),
+            ..Default::default()
+        };
+        let saved = [&s1, &s2]
+            .iter()
+            .map(|s| (s.version.clone(), saved_on(Some(PYTHON))))
+            .collect();
+        let specs = [s1.clone(), s2.clone()];
+        plan_model(&PlanInput {
+            model: "risk",
+            specs: &specs,
+            approvals: &approvals,
+            observed: &o,
+            canary_weight: None,
+            provisioned_concurrency: &BTreeMap::new(),
+            promote: false,
+            platform_runtime: None,
+            saved: &saved,
+            http_api: None,
+            function_urls: Some(urls),
+        })
+        .0
+    };
+    let plan = plan_with(&BTreeMap::from([("v1".to_string(), url("AWS_IAM"))]));
+    assert_eq!(
+        kinds(&plan)[3..],
+        [
+            "function_url_unchanged v1",
+            "create_function_url v2",
+            "create_function_url production"
+        ]
+    );
+    let text = to_text(&Plan::new(vec![plan], vec![]));
+    assert!(
+        text.contains("  + v2           url     function URL of alias v2, AWS_IAM auth\n"),
+        "{text}"
+    );
+    // Someone made v1's URL public: drift, never changed back by Ferry, and the model is blocked.
+    let public = plan_with(&BTreeMap::from([("v1".to_string(), url("NONE"))]));
+    assert!(public.blocked);
+    assert!(
+        kinds(&public).contains(&"drift v1".to_string()),
+        "{:?}",
+        kinds(&public)
     );
 }

@@ -77,6 +77,21 @@ impl Fixture {
             .unwrap()
     }
 
+    /// `ferry retire` of risk-score `version`, for `reason` under `ticket`.
+    pub(crate) fn retire(&self, version: &str, reason: &str, ticket: &str) -> assert_cmd::Command {
+        self.ferry(&[
+            "retire",
+            "--model",
+            "risk-score",
+            "--version",
+            version,
+            "--reason",
+            reason,
+            "--ticket",
+            ticket,
+        ])
+    }
+
     pub(crate) fn ferry(&self, args: &[&str]) -> assert_cmd::Command {
         let mut cmd = self.env.ferry();
         cmd.arg("--catalog")
@@ -393,35 +408,13 @@ async fn retire_is_refused_under_a_stage_and_gc_never_touches_an_aliased_version
     fx.ferry(&["deploy"]).assert().success();
     let live = aliases(RISK_FN).await;
 
-    fx.ferry(&[
-        "retire",
-        "--model",
-        "risk-score",
-        "--version",
-        "2",
-        "--reason",
-        "superseded",
-        "--ticket",
-        "QA-9",
-    ])
-    .assert()
-    .code(1)
-    .stderr(predicate::str::contains(
-        "stage alias production sends traffic to v2",
-    ));
-    fx.ferry(&[
-        "retire",
-        "--model",
-        "risk-score",
-        "--version",
-        "1",
-        "--reason",
-        "superseded",
-        "--ticket",
-        "QA-9",
-    ])
-    .assert()
-    .success();
+    fx.retire("2", "superseded", "QA-9")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "stage alias production sends traffic to v2",
+        ));
+    fx.retire("1", "superseded", "QA-9").assert().success();
     assert!(!aliases(RISK_FN).await.contains_key("v1"));
     assert!(
         audit_keys()

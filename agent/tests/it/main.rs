@@ -10,5 +10,6 @@ mod python_target;
 mod registry;
 mod reliability;
 mod render;
+mod routes;
 mod sync;
 mod traceability;

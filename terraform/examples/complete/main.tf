@@ -149,7 +149,9 @@ module "deploy_role" {
     access_point_arns = [module.model_storage.inference_access_point_arn, module.model_storage.sync_access_point_arn]
   }
   function_kms_key_arn = module.artifact_store.kms_key_arn
-  tags                 = var.tags
+  # The agent gives every alias its route on this API.
+  http_api = { api_id = module.http_api.api_id }
+  tags     = var.tags
 }
 
 module "http_api" {

@@ -28,5 +28,7 @@ output "ferry_platform" {
       layer_packages = try(module.runtime_layer[0].packages, {})
     }
     http_api_id = module.http_api.api_id
+    # How the routes the agent adds per alias are authorized: as the API's own (AWS_IAM, or its JWT authorizer).
+    http_api_authorization = module.http_api.route_authorization
   }
 }

@@ -27,6 +27,7 @@ output "ferry_platform" {
       architecture   = local.architecture
       layer_packages = try(module.runtime_layer[0].packages, {})
     }
-    http_api_id = null
+    http_api_id            = null
+    http_api_authorization = null
   }
 }

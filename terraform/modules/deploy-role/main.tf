@@ -206,6 +206,51 @@ data "aws_iam_policy_document" "deploy" {
     }
   }
 
+  # Routes per alias on the HTTP API (`ferry deploy` creates them, `ferry verify` reads them, `ferry retire` deletes
+  # them): API Gateway authorizes its management API by method and path, so the role may list, create and delete the
+  # routes and integrations of this one API, and nothing else of it (not the API, its stages or authorizers).
+  dynamic "statement" {
+    for_each = var.http_api != null ? [var.http_api] : []
+    content {
+      sid     = "ManageAliasRoutes"
+      actions = ["apigateway:GET", "apigateway:POST", "apigateway:DELETE"]
+      resources = [
+        for p in ["routes", "routes/*", "integrations", "integrations/*"] :
+        "arn:${local.partition}:apigateway:${local.region}::/apis/${statement.value.api_id}/${p}"
+      ]
+    }
+  }
+
+  # Each route's invoke permission sits on its alias (a qualified ARN): never on the function itself.
+  dynamic "statement" {
+    for_each = var.http_api != null ? [1] : []
+    content {
+      sid       = "AliasInvokePermissions"
+      actions   = ["lambda:AddPermission", "lambda:RemovePermission", "lambda:GetPolicy"]
+      resources = local.qualified_functions
+    }
+  }
+
+  # Function URLs per alias, for models the catalog serves with `endpoint = "function_url"`: the role lists a
+  # function's URLs, and creates and deletes them on aliases only (qualified ARNs), never on the function itself.
+  dynamic "statement" {
+    for_each = var.function_urls ? [1] : []
+    content {
+      sid       = "ListFunctionUrls"
+      actions   = ["lambda:ListFunctionUrlConfigs"]
+      resources = local.functions
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.function_urls ? [1] : []
+    content {
+      sid       = "AliasFunctionUrls"
+      actions   = ["lambda:CreateFunctionUrlConfig", "lambda:DeleteFunctionUrlConfig"]
+      resources = local.qualified_functions
+    }
+  }
+
   # `ferry verify` checks the model file system and its two access points.
   statement {
     sid       = "VerifyModelStorage"

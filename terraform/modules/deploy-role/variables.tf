@@ -130,6 +130,25 @@ variable "function_kms_key_arn" {
   }
 }
 
+variable "http_api" {
+  description = "The HTTP API (`ferry_platform.http_api_id`) on which `ferry deploy` gives every alias its route, integration and invoke permission (and `ferry retire` removes them): the role may list, create and delete that API's routes and integrations, and add, read and remove permissions on the model functions' aliases. Null when the stack has no HTTP API."
+  type = object({
+    api_id = string
+  })
+  default = null
+
+  validation {
+    condition     = var.http_api == null || can(regex("^[a-z0-9]{1,64}$", var.http_api.api_id))
+    error_message = "http_api.api_id must be an API Gateway API id (lowercase letters and digits)."
+  }
+}
+
+variable "function_urls" {
+  description = "Let `ferry deploy` give aliases a Lambda function URL (`AWS_IAM` auth) for models the catalog serves with `endpoint = \"function_url\"`, and `ferry retire` remove it: the role may list the model functions' URLs and create and delete them on aliases only."
+  type        = bool
+  default     = false
+}
+
 variable "max_session_duration" {
   description = "Maximum session length in seconds of an assumed role session."
   type        = number

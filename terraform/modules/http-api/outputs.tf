@@ -18,6 +18,15 @@ output "authorizer_id" {
   value       = try(aws_apigatewayv2_authorizer.jwt[0].id, null)
 }
 
+output "route_authorization" {
+  description = "How the routes Ferry adds for its aliases are authorized, as this API's own routes are (the value of `ferry_platform.http_api_authorization`): `type`, and with JWT the `authorizer_id` and the `scopes` every route requires."
+  value = {
+    type          = var.authorization.type
+    authorizer_id = try(aws_apigatewayv2_authorizer.jwt[0].id, null)
+    scopes        = local.jwt ? try(var.authorization.jwt.scopes, []) : []
+  }
+}
+
 output "route_keys" {
   description = "Route keys Terraform owns, by the key of `routes`."
   value       = { for k, r in aws_apigatewayv2_route.alias : k => r.route_key }

@@ -32,7 +32,7 @@ variable "authorization" {
 }
 
 variable "routes" {
-  description = "Routes Terraform owns, by any key: `POST /models/<model>/<qualifier>/invocations` to the alias `<qualifier>` (`v<N>` for a version alias, or a stage alias such as `production`) of the model's function. The alias must exist (Ferry creates it). The agent does not add routes yet: a new alias is reachable over HTTP once a route for it is added here."
+  description = "Routes Terraform owns, by any key: `POST /models/<model>/<qualifier>/invocations` to the alias `<qualifier>` (`v<N>` for a version alias, or a stage alias such as `production`) of the model's function. The alias must exist (Ferry creates it). Only for routes a team wants to own itself: `ferry deploy` gives every alias it creates or moves (each `v<N>` and each stage alias) its own route, integration and invoke permission when the platform names this API (`http_api_id`), and `ferry retire` removes them; a route listed here is left to Terraform (the agent neither repoints nor deletes it)."
   type = map(object({
     model         = string
     qualifier     = string
