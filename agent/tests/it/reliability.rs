@@ -298,7 +298,7 @@ fn fault_seeds() -> Vec<u64> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "not converging within 8 runs in every run (seen once in a fresh-clone CI at seed 1): a PublishVersion whose answer is lost fails its run with PreconditionFailedException (open defect, see control_plane.rs); run by make test-reliability"]
+#[ignore = "not converging within 8 runs in every run (seed 1: failed once and passed once on the same code, 2026-12-01; the request order varies run to run); the lost-PublishVersion-answer defect once blamed is fixed (control_plane.rs), the remaining cause is not yet known: the assertion now prints what each failed run said; run by make test-reliability"]
 async fn deploys_with_a_fifth_of_all_requests_faulted_converge_with_no_manual_step() {
     use crate::faults::RandomFaults;
     let kinds = vec![
@@ -323,24 +323,24 @@ async fn deploys_with_a_fifth_of_all_requests_faulted_converge_with_no_manual_st
         .await;
         // Rerun under the same faults until a run succeeds, as a CI retry would; nobody touches the lock.
         let mut runs = 0;
+        let mut errors = Vec::new();
         loop {
             runs += 1;
-            let ok = fx
+            let out = fx
                 .ferry_via(
                     &proxy,
                     &["-q", "deploy", "--lock-lease", "3", "--lock-timeout", "30"],
                 )
                 .output()
-                .unwrap()
-                .status
-                .success();
-            if ok {
+                .unwrap();
+            if out.status.success() {
                 break;
             }
+            errors.push(String::from_utf8_lossy(&out.stderr).into_owned());
             assert!(
                 runs < 8,
-                "seed {seed}: no convergence in {runs} runs: {:#?}",
-                proxy.seen()
+                "seed {seed}: no convergence in {runs} runs; what each said:\n{}",
+                errors.join("\n---\n")
             );
         }
         let (requests, faulted) = (proxy.seen().len(), proxy.faulted());
