@@ -109,6 +109,37 @@ pub async fn observe(
         call,
         reason,
     };
+    // Aliases before versions, and audit records after both: a concurrent run publishes a version before it points
+    // an alias at it and records the alias after, so a look in this order never sees an alias whose version is
+    // missing, only states that run passes through (an alias not yet recorded is an audit repair, not drift).
+    let mut aliases = BTreeMap::new();
+    let mut pages = lambda
+        .list_aliases()
+        .function_name(function)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| err("ListAliases", describe_sdk_error(&e)))?;
+        for a in page.aliases() {
+            let (Some(name), Some(fv)) = (a.name(), a.function_version()) else {
+                continue;
+            };
+            let additional = a
+                .routing_config()
+                .and_then(|r| r.additional_version_weights())
+                .map(|w| w.iter().map(|(k, v)| (k.clone(), *v)).collect())
+                .unwrap_or_default();
+            aliases.insert(
+                name.to_string(),
+                ObservedAlias {
+                    name: name.into(),
+                    function_version: fv.into(),
+                    additional,
+                    description: a.description().unwrap_or_default().to_string(),
+                },
+            );
+        }
+    }
     let mut versions = BTreeMap::new();
     let mut latest_revision_id = None;
     let mut runtime = None;
@@ -148,34 +179,6 @@ pub async fn observe(
                     code_sha256: v.code_sha256().unwrap_or_default().to_string(),
                     role: v.role().map(str::to_string),
                     ferry,
-                },
-            );
-        }
-    }
-    let mut aliases = BTreeMap::new();
-    let mut pages = lambda
-        .list_aliases()
-        .function_name(function)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| err("ListAliases", describe_sdk_error(&e)))?;
-        for a in page.aliases() {
-            let (Some(name), Some(fv)) = (a.name(), a.function_version()) else {
-                continue;
-            };
-            let additional = a
-                .routing_config()
-                .and_then(|r| r.additional_version_weights())
-                .map(|w| w.iter().map(|(k, v)| (k.clone(), *v)).collect())
-                .unwrap_or_default();
-            aliases.insert(
-                name.to_string(),
-                ObservedAlias {
-                    name: name.into(),
-                    function_version: fv.into(),
-                    additional,
-                    description: a.description().unwrap_or_default().to_string(),
                 },
             );
         }

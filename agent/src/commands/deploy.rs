@@ -42,12 +42,23 @@ pub async fn run(g: &GlobalArgs, args: &DeployArgs) -> Result<u8> {
     let inputs = Inputs::load(g)?;
     let desired = desired(&inputs, g, &args.filter).await?;
     let (clients, audit) = super::connect(&inputs.platform).await;
+    // Whether a run held the lock before or after this look: then the look may have caught that run's change half
+    // made (an alias whose audit record it was about to write), which is not drift.
+    let lock = crate::lock::DeployLock::new(clients.s3.clone(), &inputs.platform);
+    let held_before = lock.read().await?.is_some();
     let (_, plan) = observe_and_plan(&clients, &audit, &desired, &inputs, args.promote).await?;
     if g.output == OutputFormat::Text {
         print!("{}", to_text(&plan));
     }
     print_refusals(&plan);
-    if !plan.has_changes() {
+    // So drift seen then is looked at again under the lock before it is called drift.
+    let another_run_changing = plan.is_blocked() && (held_before || lock.read().await?.is_some());
+    if another_run_changing {
+        eprintln!(
+            "note: another run held the deploy lock meanwhile; what looks like drift above may be its change in progress: planning again under the lock"
+        );
+    }
+    if !plan.has_changes() && !another_run_changing {
         if g.output == OutputFormat::Json {
             print_json(&DeployOutput {
                 format: 1,

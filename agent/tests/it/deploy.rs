@@ -61,7 +61,7 @@ impl Fixture {
     }
 
     /// `ferry --catalog .. --platform .. <args>` started in the background, every AWS call sent to `endpoint`;
-    /// stdout discarded, stderr piped (read it with `wait_with_output`).
+    /// stdout and stderr piped (read them with `wait_with_output`).
     pub(crate) fn spawn_ferry(&self, endpoint: &str, args: &[&str]) -> std::process::Child {
         std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
             .envs(self.env.vars())
@@ -71,7 +71,7 @@ impl Fixture {
             .arg("--platform")
             .arg(&self.platform)
             .args(args)
-            .stdout(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap()
@@ -108,7 +108,7 @@ pub(crate) async fn lambda() -> aws_sdk_lambda::Client {
 }
 
 pub(crate) async fn aliases(function: &str) -> BTreeMap<String, (String, BTreeMap<String, f64>)> {
-    let out = lambda()
+    let out = crate::harness::moto_lambda()
         .await
         .list_aliases()
         .function_name(function)
@@ -519,7 +519,7 @@ async fn a_revoked_approval_is_reported_and_its_alias_left_live() {
 
 /// Published Lambda versions of a function (not `$LATEST`), with their descriptions.
 pub(crate) async fn published(function: &str) -> BTreeMap<String, String> {
-    let out = lambda()
+    let out = crate::harness::moto_lambda()
         .await
         .list_versions_by_function()
         .function_name(function)

@@ -124,6 +124,17 @@ pub async fn lambda() -> aws_sdk_lambda::Client {
     aws_sdk_lambda::Client::new(&current().sdk_config().await)
 }
 
+/// An in-process Lambda client of this thread's test stack that reads moto directly, past the control-plane
+/// stand-in: a test's own looks at the state spend none of the account's request budget that the deploy under test
+/// shares, and are never throttled while it runs.
+pub async fn moto_lambda() -> aws_sdk_lambda::Client {
+    let stack = current();
+    let config = aws_sdk_lambda::config::Builder::from(&stack.sdk_config().await)
+        .endpoint_url(&stack.moto_url)
+        .build();
+    aws_sdk_lambda::Client::from_conf(config)
+}
+
 /// An in-process S3 client of this thread's test stack.
 pub async fn s3() -> aws_sdk_s3::Client {
     current().s3().await

@@ -886,20 +886,19 @@ async fn concurrent_deploys_create_one_alias_per_version_and_publish_none_twice(
             _ => {}
         }
         let children: Vec<_> = (0..deploys)
-            .map(|_| {
-                fx.spawn_ferry(
-                    &fx.env.stack.aws_url,
-                    &["-q", "deploy", "--lock-timeout", "300"],
-                )
-            })
+            .map(|_| fx.spawn_ferry(&fx.env.stack.aws_url, &["deploy", "--lock-timeout", "300"]))
             .collect();
         for child in children {
             let out = child.wait_with_output().unwrap();
-            assert!(
-                out.status.success(),
-                "round {round}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            if !out.status.success() {
+                let plan = fx.ferry(&["plan"]).output().unwrap();
+                panic!(
+                    "round {round}: {}\nits output:\n{}\nthe plan now:\n{}",
+                    String::from_utf8_lossy(&out.stderr),
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&plan.stdout)
+                );
+            }
         }
         for function in [RISK_FN, crate::deploy::READM_FN] {
             let live = aliases(function).await;
