@@ -391,7 +391,7 @@ impl DeployLock {
     async fn holder(&self, run_id: &str) -> Result<Claim, LockError> {
         Ok(match self.read().await? {
             Some((current, etag)) if current.run_id == run_id => {
-                tracing::info!(lock = %self.location(), "a lock write's answer was lost; the lock is this run's");
+                tracing::info!(lock = %self.location(), "the lock is still this run's (an answer to its write was lost, or its heartbeat renewed it meanwhile)");
                 Claim::Ours(current, etag)
             }
             Some((current, etag)) => Claim::Other(current, etag),
