@@ -28,7 +28,7 @@ use crate::lock::Fence;
 use crate::observe::ObservedFunction;
 use crate::plan::{Action, ModelPlan, is_version_alias};
 use crate::routes::FunctionArn;
-use crate::spec::{FunctionSpec, parse_version_description};
+use crate::spec::{FunctionSpec, VersionConfig, parse_version_description};
 use crate::stage::StageDescription;
 
 #[derive(Debug, Clone)]
@@ -215,6 +215,7 @@ async fn apply_actions(
                     Some(lv) => Published {
                         lambda_version: lv.clone(),
                         code_sha256: observed.versions.get(lv).map(|v| v.code_sha256.clone()),
+                        config: observed.versions.get(lv).map(|v| v.config.clone()),
                     },
                     None => publish(ctx, spec, &mut latest_revision).await?,
                 };
@@ -237,12 +238,11 @@ async fn apply_actions(
                 lambda_version,
                 ..
             } => {
+                let version = observed.versions.get(lambda_version);
                 let published = Published {
                     lambda_version: lambda_version.clone(),
-                    code_sha256: observed
-                        .versions
-                        .get(lambda_version)
-                        .map(|v| v.code_sha256.clone()),
+                    code_sha256: version.map(|v| v.code_sha256.clone()),
+                    config: version.map(|v| v.config.clone()),
                 };
                 write_deploy_record(ctx, spec, &published, verified.get(&spec.version)).await?;
                 outcome.audits_repaired.push(spec.alias.clone());
@@ -512,6 +512,8 @@ where
 struct Published {
     lambda_version: String,
     code_sha256: Option<String>,
+    /// Its configuration as Lambda answered it, for the deploy record.
+    config: Option<VersionConfig>,
 }
 
 /// update `$LATEST` → wait until updated → publish it as a new Lambda version carrying the spec hash.
@@ -581,6 +583,7 @@ async fn publish(
         Some((hash, _, _)) if hash == spec.spec_hash => Ok(Published {
             lambda_version: lv,
             code_sha256: published.code_sha256().map(str::to_string),
+            config: Some(crate::version_config!(&published)),
         }),
         _ => Err(step_err(
             f,
@@ -622,6 +625,7 @@ async fn version_with_hash(
                 let published = Published {
                     lambda_version: n.to_string(),
                     code_sha256: v.code_sha256().map(str::to_string),
+                    config: Some(crate::version_config!(v)),
                 };
                 found = Some((n, published));
             }
@@ -876,6 +880,8 @@ async fn write_deploy_record(
             .or(spec.artifact.expected_digest.clone()),
         approval: Some(spec.approval.clone()),
         ticket: Some(spec.approval.ticket.clone()),
+        spec: Some(Box::new(spec.clone())),
+        configuration: published.config.clone(),
         deployer: ctx.deployer.clone(),
         time: rfc3339(now),
         ..AuditRecord::default()

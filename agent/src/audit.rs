@@ -20,6 +20,7 @@ use serde::Serialize;
 use crate::approval::Approval;
 use crate::lock::RunId;
 use crate::platform::Platform;
+use crate::spec::{FunctionSpec, VersionConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -40,6 +41,8 @@ pub enum AuditEvent {
     Deploy {
         alias: String,
         lambda_version: String,
+        /// The record's full S3 key.
+        key: String,
     },
     Retire {
         alias: String,
@@ -164,6 +167,13 @@ pub struct AuditRecord {
     /// The function URL of an alias, on `function-url-create` and `function-url-delete` records.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub function_url: Option<String>,
+    /// On deploy records: the whole spec the version was published from (`spec_hash` is its hash), so that the
+    /// record alone shows, and re-derives, what was approved and deployed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spec: Option<Box<FunctionSpec>>,
+    /// On deploy records: the published version's configuration as Lambda answered it (its runtime and layers too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub configuration: Option<VersionConfig>,
     pub deployer: Deployer,
     pub time: String,
 }
@@ -466,16 +476,43 @@ impl AuditLog {
     /// Deploy and retire events of a model's version aliases, oldest first.
     pub async fn version_events(&self, model: &str) -> Result<Vec<AuditEvent>, AuditError> {
         let prefix = format!("{}{model}/v", self.prefix);
-        let keys: Vec<String> = self
+        let mut events: Vec<(String, AuditEvent)> = self
             .list_keys(&prefix)
             .await?
             .into_iter()
-            .map(|k| k[prefix.len() - 1..].to_string())
+            .filter_map(|k| parse_version_key(&k[prefix.len() - 1..], &k))
             .collect();
-        let mut events: Vec<(String, AuditEvent)> =
-            keys.iter().filter_map(|k| parse_version_key(k)).collect();
         events.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(events.into_iter().map(|(_, e)| e).collect())
+    }
+}
+
+/// What a deploy record says, as `verify` reads it back. Records written before a field existed lack it.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct RecordedDeployBody {
+    pub lambda_version: String,
+    #[serde(default)]
+    pub code_sha256: Option<String>,
+    #[serde(default)]
+    pub spec_hash: Option<String>,
+    #[serde(default)]
+    pub artifact_digest: Option<String>,
+    #[serde(default)]
+    pub approval: Option<Approval>,
+    #[serde(default)]
+    pub spec: Option<FunctionSpec>,
+    #[serde(default)]
+    pub configuration: Option<VersionConfig>,
+}
+
+impl AuditLog {
+    /// A deploy record, read back.
+    pub async fn read_deploy_record(&self, key: &str) -> Result<RecordedDeployBody, AuditError> {
+        serde_json::from_slice(&self.read_bytes(key).await?).map_err(|e| AuditError::S3 {
+            bucket: self.bucket.clone(),
+            key: key.into(),
+            reason: format!("not a deploy record: {e}"),
+        })
     }
 }
 
@@ -526,8 +563,8 @@ impl AuditLog {
     }
 }
 
-/// `v<N>/<time>-deploy-lv<L>.json` → (time, event).
-fn parse_version_key(rel: &str) -> Option<(String, AuditEvent)> {
+/// `v<N>/<time>-deploy-lv<L>.json` (relative to the model's prefix; `key` is the whole key) → (time, event).
+fn parse_version_key(rel: &str, key: &str) -> Option<(String, AuditEvent)> {
     let (alias, file) = rel.split_once('/')?;
     let stem = file.strip_suffix(".json")?;
     let (time, rest) = stem.split_once('-')?;
@@ -537,6 +574,7 @@ fn parse_version_key(rel: &str) -> Option<(String, AuditEvent)> {
         "deploy" => AuditEvent::Deploy {
             alias,
             lambda_version,
+            key: key.to_string(),
         },
         "retire" => AuditEvent::Retire {
             alias,
@@ -554,23 +592,24 @@ mod tests {
     #[test]
     fn version_keys_parse_back() {
         assert_eq!(
-            parse_version_key("v3/20261126T081500.123Z-deploy-lv7.json"),
+            parse_version_key("v3/20261126T081500.123Z-deploy-lv7.json", "k"),
             Some((
                 "20261126T081500.123Z".into(),
                 AuditEvent::Deploy {
                     alias: "v3".into(),
-                    lambda_version: "7".into()
+                    lambda_version: "7".into(),
+                    key: "k".into()
                 }
             ))
         );
         assert_eq!(
-            parse_version_key("v3/20261126T081500.123Z-retire-lv7.json").map(|e| e.1),
+            parse_version_key("v3/20261126T081500.123Z-retire-lv7.json", "k").map(|e| e.1),
             Some(AuditEvent::Retire {
                 alias: "v3".into(),
                 lambda_version: "7".into()
             })
         );
-        assert_eq!(parse_version_key("v3/notes.txt"), None);
+        assert_eq!(parse_version_key("v3/notes.txt", "k"), None);
     }
 
     #[test]

@@ -183,6 +183,10 @@ pub struct VerifyArgs {
     /// Also re-hash the EFS folders of deployed versions (needs the EFS root)
     #[arg(long, value_name = "DIR")]
     pub efs_root: Option<PathBuf>,
+    /// Do not check that each live version's approval is still in the registry as recorded (when the registry
+    /// cannot be reached from where verify runs); every alias's line then says so
+    #[arg(long)]
+    pub no_registry: bool,
 }
 
 #[derive(Debug, Args)]

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::audit::{AuditEvent, AuditLog, RecordedStage};
 use crate::aws::describe_sdk_error;
-use crate::spec::parse_version_description;
+use crate::spec::{VersionConfig, parse_version_description};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ObservedVersion {
@@ -19,6 +19,42 @@ pub struct ObservedVersion {
     pub role: Option<String>,
     /// (spec hash, model, registry version) when Ferry published it.
     pub ferry: Option<(String, String, String)>,
+    /// The configuration the version was published with.
+    pub config: VersionConfig,
+}
+
+/// Reads a [`VersionConfig`] out of a Lambda answer that carries a function's configuration
+/// (`FunctionConfiguration` in a listing, `PublishVersionOutput`): the two types have the same getters.
+#[macro_export]
+macro_rules! version_config {
+    ($c:expr) => {{
+        let c = $c;
+        $crate::spec::VersionConfig {
+            memory_mb: c.memory_size(),
+            timeout_s: c.timeout(),
+            ephemeral_storage_mb: c.ephemeral_storage().map(|e| e.size()),
+            environment: c
+                .environment()
+                .and_then(|e| e.variables())
+                .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default(),
+            layers: c
+                .layers()
+                .iter()
+                .filter_map(|l| l.arn())
+                .map(str::to_string)
+                .collect(),
+            runtime: c.runtime().map(|r| r.as_str().to_string()),
+        }
+    }};
+}
+
+/// The newest deploy record of a version alias: the Lambda version it says, and where it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordedDeploy {
+    pub lambda_version: String,
+    /// The record's S3 key (what `verify` reads the recorded spec from).
+    pub key: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -49,9 +85,9 @@ pub struct ObservedFunction {
     pub function_name: String,
     pub versions: BTreeMap<String, ObservedVersion>,
     pub aliases: BTreeMap<String, ObservedAlias>,
-    /// Version alias (`v<N>`) → the Lambda version its newest audit record says it was deployed at
-    /// (absent when there is none, or when the newest record is a retirement).
-    pub recorded: BTreeMap<String, String>,
+    /// Version alias (`v<N>`) → its newest audit record, when that is a deploy record (absent when there is none, or
+    /// when the newest record is a retirement).
+    pub recorded: BTreeMap<String, RecordedDeploy>,
     /// Stage alias → what its newest stage-move audit record says it was left at.
     pub stage_records: BTreeMap<String, RecordedStage>,
     /// Aliases whose newest route record is a creation: their HTTP route is Ferry's and recorded.
@@ -80,6 +116,11 @@ pub enum ObserveError {
 }
 
 impl ObservedFunction {
+    /// The Lambda version a version alias's newest deploy record says.
+    pub fn recorded_version(&self, alias: &str) -> Option<&str> {
+        self.recorded.get(alias).map(|r| r.lambda_version.as_str())
+    }
+
     /// Lambda versions referenced by any alias, main or weighted.
     pub fn referenced_versions(&self) -> std::collections::BTreeSet<String> {
         self.aliases
@@ -90,11 +131,15 @@ impl ObservedFunction {
             .collect()
     }
 
-    /// A published version carrying exactly this spec hash, for reuse after an interrupted deploy.
-    pub fn version_with_hash(&self, hash: &str) -> Option<&ObservedVersion> {
-        self.versions
-            .values()
-            .find(|v| v.ferry.as_ref().is_some_and(|(h, _, _)| h == hash))
+    /// A published version of exactly this spec (its hash, and the configuration it sets), for reuse after an
+    /// interrupted deploy.
+    pub fn version_of(&self, spec: &crate::spec::FunctionSpec) -> Option<&ObservedVersion> {
+        self.versions.values().find(|v| {
+            v.ferry
+                .as_ref()
+                .is_some_and(|(h, _, _)| h == &spec.spec_hash)
+                && crate::spec::configuration_differences(spec, &v.config).is_empty()
+        })
     }
 }
 
@@ -179,6 +224,7 @@ pub async fn observe(
                     code_sha256: v.code_sha256().unwrap_or_default().to_string(),
                     role: v.role().map(str::to_string),
                     ferry,
+                    config: crate::version_config!(v),
                 },
             );
         }
@@ -189,7 +235,14 @@ pub async fn observe(
             AuditEvent::Deploy {
                 alias,
                 lambda_version,
-            } => recorded.insert(alias, lambda_version),
+                key,
+            } => recorded.insert(
+                alias,
+                RecordedDeploy {
+                    lambda_version,
+                    key,
+                },
+            ),
             AuditEvent::Retire { alias, .. } => recorded.remove(&alias),
         };
     }

@@ -15,7 +15,7 @@ use crate::python_env::{
 use crate::routes::{
     FunctionArn, MAX_INTEGRATIONS, ObservedApi, RouteKey, RouteState, integration_limit_refusal,
 };
-use crate::spec::FunctionSpec;
+use crate::spec::{FunctionSpec, configuration_differences};
 use crate::stage::StageDescription;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -447,7 +447,7 @@ pub fn plan_model(input: &PlanInput) -> (ModelPlan, Vec<Warning>) {
                 .get(&a.function_version)
                 .and_then(|v| v.ferry.as_ref())
                 .filter(|(_, m, v)| m == model && v == n);
-            if let (None, Some((hash, _, _))) = (observed.recorded.get(&a.name), ferrys)
+            if let (None, Some((hash, _, _))) = (observed.recorded_version(&a.name), ferrys)
                 && a.additional.is_empty()
             {
                 actions.push(Action::RecordUnapproved {
@@ -622,9 +622,7 @@ fn plan_version(model: &str, spec: &FunctionSpec, observed: &ObservedFunction) -
             alias,
             version,
             spec_hash: spec.spec_hash.clone(),
-            reuse_lambda_version: observed
-                .version_with_hash(&spec.spec_hash)
-                .map(|v| v.number.clone()),
+            reuse_lambda_version: observed.version_of(spec).map(|v| v.number.clone()),
             spec: Box::new(spec.clone()),
         };
     };
@@ -654,8 +652,8 @@ fn plan_version(model: &str, spec: &FunctionSpec, observed: &ObservedFunction) -
             "points at Lambda version {lv}, which was published for {m} v{v}"
         ));
     }
-    match observed.recorded.get(&alias) {
-        Some(recorded) if recorded != &lv => drift(format!(
+    match observed.recorded_version(&alias) {
+        Some(recorded) if recorded != lv => drift(format!(
             "points at Lambda version {lv}, the audit record says {recorded}; left alone"
         )),
         Some(_) if hash == &spec.spec_hash => Action::Unchanged {
@@ -669,12 +667,23 @@ fn plan_version(model: &str, spec: &FunctionSpec, observed: &ObservedFunction) -
             deployed_spec_hash: hash.clone(),
             rendered_spec_hash: spec.spec_hash.clone(),
         },
-        None if hash == &spec.spec_hash => Action::RecordAudit {
-            alias,
-            version,
-            lambda_version: lv,
-            spec: Box::new(spec.clone()),
-        },
+        None if hash == &spec.spec_hash => {
+            // A description can be copied by hand: record only a version that is this spec's.
+            let differences = configuration_differences(spec, &published.config);
+            if !differences.is_empty() {
+                return drift(format!(
+                    "points at Lambda version {lv}, which carries this spec's hash but not its configuration ({}), \
+                     and has no audit record",
+                    differences.join("; ")
+                ));
+            }
+            Action::RecordAudit {
+                alias,
+                version,
+                lambda_version: lv,
+                spec: Box::new(spec.clone()),
+            }
+        }
         None => drift(format!(
             "points at Lambda version {lv} with another spec and has no audit record"
         )),

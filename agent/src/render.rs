@@ -390,6 +390,7 @@ mod tests {
                 approved_at: "2026-11-01T10:00:00Z".into(),
                 ticket: format!("QA-{version}"),
                 artifact_sha256: None,
+                meaning: None,
             },
             artifact_uri: format!("s3://b/m{version}"),
         }

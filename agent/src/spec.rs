@@ -65,6 +65,99 @@ impl FunctionSpec {
     }
 }
 
+/// A published version's configuration as Lambda answers it (a version's configuration never changes): what a
+/// deploy record keeps and what `verify` and the plan compare with a spec ([`configuration_differences`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionConfig {
+    pub memory_mb: Option<i32>,
+    pub timeout_s: Option<i32>,
+    pub ephemeral_storage_mb: Option<i32>,
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+    /// Layer ARNs, with their versions, in order.
+    #[serde(default)]
+    pub layers: Vec<String>,
+    /// `python3.13`; `None` for a container image.
+    pub runtime: Option<String>,
+}
+
+impl FunctionSpec {
+    /// What Lambda shows for a version published from this spec: the fields the spec sets (layers only when it
+    /// names its own; otherwise Terraform's stay, and the deploy record keeps what they were).
+    pub fn published_config(&self) -> VersionConfig {
+        VersionConfig {
+            memory_mb: i32::try_from(self.memory_mb).ok(),
+            timeout_s: i32::try_from(self.timeout_s).ok(),
+            ephemeral_storage_mb: i32::try_from(self.ephemeral_storage_mb).ok(),
+            environment: self.environment.clone(),
+            layers: self.layers.clone(),
+            runtime: None,
+        }
+    }
+}
+
+/// How a published version's configuration differs from what `spec` sets, one finding per field (environment
+/// variables named, their values not shown: they may be secrets). Empty when the version is this spec's. The one
+/// rule for "is this version what the spec says": the plan asks it before it reuses or records a version that
+/// carries the spec's hash (a description can be copied by hand), `verify` before it calls a live alias ok.
+pub fn configuration_differences(spec: &FunctionSpec, found: &VersionConfig) -> Vec<String> {
+    let expected = spec.published_config();
+    let mut out = Vec::new();
+    let show =
+        |v: Option<i32>, unit: &str| v.map_or("not set".to_string(), |v| format!("{v} {unit}"));
+    for (field, unit, want, got) in [
+        ("memory", "MB", expected.memory_mb, found.memory_mb),
+        ("timeout", "s", expected.timeout_s, found.timeout_s),
+        (
+            "ephemeral storage",
+            "MB",
+            expected.ephemeral_storage_mb,
+            found.ephemeral_storage_mb,
+        ),
+    ] {
+        if want != got {
+            out.push(format!(
+                "{field} is {}, the spec says {}",
+                show(got, unit),
+                show(want, unit)
+            ));
+        }
+    }
+    let names = |m: &BTreeMap<String, String>| m.keys().cloned().collect::<Vec<_>>();
+    let (want, got) = (&expected.environment, &found.environment);
+    let missing: Vec<String> = names(want)
+        .into_iter()
+        .filter(|k| !got.contains_key(k))
+        .collect();
+    let added: Vec<String> = names(got)
+        .into_iter()
+        .filter(|k| !want.contains_key(k))
+        .collect();
+    let changed: Vec<String> = names(want)
+        .into_iter()
+        .filter(|k| got.get(k).is_some_and(|v| v != &want[k]))
+        .collect();
+    for (what, list) in [
+        ("missing", missing),
+        ("not in the spec", added),
+        ("with another value", changed),
+    ] {
+        if !list.is_empty() {
+            out.push(format!(
+                "environment variable(s) {what}: {}",
+                list.join(", ")
+            ));
+        }
+    }
+    if !expected.layers.is_empty() && expected.layers != found.layers {
+        out.push(format!(
+            "layers are {:?}, the spec says {:?}",
+            found.layers, expected.layers
+        ));
+    }
+    out
+}
+
 /// A rendered description within Lambda's limit: longer text (an approver's long address, a ticket pasted whole) is
 /// cut to the limit with `…`. The approval itself is kept whole in the spec and the audit record.
 pub fn fit_description(text: &str) -> String {
@@ -288,6 +381,53 @@ pub fn validate(spec: &FunctionSpec) -> Vec<String> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn configuration_differences_name_each_field_and_never_show_a_variable_value() {
+        let spec = FunctionSpec {
+            environment: [
+                ("A".to_string(), "1".to_string()),
+                ("SECRET".into(), "s3cr3t".into()),
+            ]
+            .into(),
+            layers: vec!["arn:aws:lambda:eu-west-1:1:layer:l:3".into()],
+            ..sample()
+        }
+        .seal();
+        assert!(configuration_differences(&spec, &spec.published_config()).is_empty());
+        let mut found = spec.published_config();
+        found.memory_mb = Some(2048);
+        found.timeout_s = None;
+        found.environment.insert("SECRET".into(), "hunter2".into());
+        found.environment.remove("A");
+        found.environment.insert("EXTRA".into(), "x".into());
+        found.layers = vec![];
+        let d = configuration_differences(&spec, &found);
+        assert_eq!(
+            d,
+            [
+                format!("memory is 2048 MB, the spec says {} MB", spec.memory_mb),
+                format!("timeout is not set, the spec says {} s", spec.timeout_s),
+                "environment variable(s) missing: A".to_string(),
+                "environment variable(s) not in the spec: EXTRA".into(),
+                "environment variable(s) with another value: SECRET".into(),
+                "layers are [], the spec says [\"arn:aws:lambda:eu-west-1:1:layer:l:3\"]".into(),
+            ]
+        );
+        assert!(
+            !d.iter()
+                .any(|l| l.contains("s3cr3t") || l.contains("hunter2"))
+        );
+        // A spec that names no layers leaves Terraform's: any layers are fine here.
+        let plain = FunctionSpec {
+            layers: vec![],
+            ..spec.clone()
+        }
+        .seal();
+        let mut found = plain.published_config();
+        found.layers = vec!["arn:aws:lambda:eu-west-1:1:layer:runtime:9".into()];
+        assert!(configuration_differences(&plain, &found).is_empty());
+    }
+
     pub(crate) fn sample() -> FunctionSpec {
         FunctionSpec {
             model: "risk-score".into(),
@@ -314,6 +454,7 @@ mod tests {
                 approved_at: "2026-11-01T10:00:00Z".into(),
                 ticket: "QA-1".into(),
                 artifact_sha256: None,
+                meaning: None,
             },
             smoke_payload: None,
             spec_hash: String::new(),

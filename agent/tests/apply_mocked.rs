@@ -67,6 +67,7 @@ fn spec() -> FunctionSpec {
             approved_at: "2026-11-01T10:00:00Z".into(),
             ticket: "QA-812".into(),
             artifact_sha256: None,
+            meaning: None,
         },
         smoke_payload: Some(serde_json::json!({"inputs": [[1, 2, 3, 4]]})),
         spec_hash: String::new(),

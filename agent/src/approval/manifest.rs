@@ -10,6 +10,7 @@
 //! ticket = "QA-812"
 //! artifact_uri = "s3://acme-ml-artifacts/mlflow/1/models/m-abc/artifacts"
 //! artifact_sha256 = "…"                     # optional
+//! meaning = "approved for clinical use"     # optional: what the approval means (the signature's meaning)
 //! revoked = false                           # optional: true withdraws the approval
 //! ```
 use std::collections::BTreeMap;
@@ -48,6 +49,7 @@ struct ManifestVersion {
     ticket: String,
     artifact_uri: String,
     artifact_sha256: Option<String>,
+    meaning: Option<String>,
     #[serde(default)]
     revoked: bool,
 }
@@ -96,6 +98,7 @@ impl ReleaseManifest {
                     approved_at: v.approved_at,
                     ticket: v.ticket,
                     artifact_sha256: v.artifact_sha256,
+                    meaning: v.meaning,
                 };
                 check_approval(&approval).map_err(|r| fail(format!("{field} {r}")))?;
                 if !v.artifact_uri.starts_with("s3://") {
@@ -188,6 +191,32 @@ revoked = true
         );
         assert_eq!(a.revoked, ["1"]);
         assert_eq!(a.stages["production"], "2");
+    }
+
+    #[test]
+    fn the_meaning_of_an_approval_is_read_and_an_empty_one_named() {
+        let text = GOOD.replace(
+            "ticket = \"QA-8\"",
+            "ticket = \"QA-8\"\nmeaning = \"approved for clinical use — SOP-12 §4\"",
+        );
+        let m = ReleaseManifest::parse(Path::new("releases.toml"), &text).unwrap();
+        let two = &m.models["risk-score"].approved[0];
+        assert_eq!(
+            two.approval.meaning.as_deref(),
+            Some("approved for clinical use — SOP-12 §4")
+        );
+        assert_eq!(m.models["risk-score"].approved[1].approval.meaning, None);
+        let err = ReleaseManifest::parse(
+            Path::new("releases.toml"),
+            &GOOD.replace("ticket = \"QA-8\"", "ticket = \"QA-8\"\nmeaning = \"\""),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            err.contains("versions[version = \"2\"] has an empty ferry.approval_meaning"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Approvals from an MLflow model registry, through its REST API (MLflow 2.x and 3.x servers).
 //!
 //! A version is approved when it carries `ferry.approved=true` with `ferry.approved_by`, `ferry.approved_at` and
-//! `ferry.ticket` (optionally `ferry.artifact_sha256`). Its artifacts are located with `get-download-uri`, since a
+//! `ferry.ticket` (optionally `ferry.artifact_sha256` and `ferry.approval_meaning`). Its artifacts are located with `get-download-uri`, since a
 //! 3.x version's `source` is a `models:/m-<id>` URI, not a path.
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -21,6 +21,7 @@ pub const TAG_APPROVED_BY: &str = "ferry.approved_by";
 pub const TAG_APPROVED_AT: &str = "ferry.approved_at";
 pub const TAG_TICKET: &str = "ferry.ticket";
 pub const TAG_ARTIFACT_SHA256: &str = "ferry.artifact_sha256";
+pub const TAG_APPROVAL_MEANING: &str = "ferry.approval_meaning";
 
 /// The most versions of one registered model Ferry reads: a registry that pages on past it is answered with an error
 /// instead of being followed for ever (a registry answering ever-new page tokens took 43,734 requests in 45 s).
@@ -239,6 +240,7 @@ impl ApprovalSource for MlflowRegistry {
                         approved_at: tag(TAG_APPROVED_AT),
                         ticket: tag(TAG_TICKET),
                         artifact_sha256: tags.get(TAG_ARTIFACT_SHA256).map(|v| v.to_string()),
+                        meaning: tags.get(TAG_APPROVAL_MEANING).map(|v| v.to_string()),
                     };
                     check_approval(&approval).map_err(|reason| ApprovalError::BadApproval {
                         uri: self.base.clone(),

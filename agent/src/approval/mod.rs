@@ -10,7 +10,9 @@ use crate::catalog::{Catalog, Model, Registry};
 pub mod manifest;
 pub mod mlflow;
 
-/// Who approved a version, when, under which ticket; optionally the artifact digest they approved.
+/// Who approved a version, when, under which ticket, and what the approval means; optionally the artifact digest
+/// they approved. Together: the manifestation of an electronic signature (21 CFR 11.50: the signer's name, the date
+/// and time, the meaning).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Approval {
@@ -19,7 +21,22 @@ pub struct Approval {
     pub approved_at: String,
     pub ticket: String,
     pub artifact_sha256: Option<String>,
+    /// What the approver's signature means ("approved for clinical use", "reviewed"): `ferry.approval_meaning`.
+    /// Left out of the JSON when not given, so the spec hash of a version approved before the field existed stays
+    /// what it was (a frozen version's spec never changes by an upgrade of Ferry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meaning: Option<String>,
 }
+
+impl Approval {
+    /// The meaning as records and reports show it: the approver's words, or what the `ferry.approved` tag alone says.
+    pub fn meaning_or_default(&self) -> &str {
+        self.meaning.as_deref().unwrap_or(DEFAULT_MEANING)
+    }
+}
+
+/// What an approval means when its approver did not say: the `ferry.approved=true` tag's own meaning.
+pub const DEFAULT_MEANING: &str = "approved for deployment (no ferry.approval_meaning given)";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ApprovedVersion {
@@ -141,6 +158,8 @@ pub async fn read_all<S: ApprovalSource + Sync>(
 pub const APPROVER_CHARS: usize = 320;
 /// The longest ticket: an id or a URL to the change record, not the record itself.
 pub const TICKET_CHARS: usize = 2048;
+/// The longest meaning: a sentence, like "approved for clinical use under SOP-12 §4".
+pub const MEANING_CHARS: usize = 256;
 
 /// Checks the fields every approval needs; `Err(reason)` names the field.
 pub fn check_approval(approval: &Approval) -> Result<(), String> {
@@ -151,9 +170,18 @@ pub fn check_approval(approval: &Approval) -> Result<(), String> {
         return Err("has no ticket (ferry.ticket)".into());
     }
     // An audit record is read by people and by tools: one line per field, of a size a record can hold.
+    if approval
+        .meaning
+        .as_ref()
+        .is_some_and(|m| m.trim().is_empty())
+    {
+        return Err("has an empty ferry.approval_meaning (leave the tag out, or say what the approval means)".into());
+    }
+    let meaning = approval.meaning.clone().unwrap_or_default();
     for (tag, value, max) in [
         ("ferry.approved_by", &approval.approved_by, APPROVER_CHARS),
         ("ferry.ticket", &approval.ticket, TICKET_CHARS),
+        ("ferry.approval_meaning", &meaning, MEANING_CHARS),
     ] {
         if let Some(c) = value.chars().find(|c| c.is_control()) {
             return Err(format!(
@@ -230,6 +258,7 @@ mod tests {
             approved_at: "2026-11-30T09:12:03Z".into(),
             ticket: ticket.into(),
             artifact_sha256: None,
+            meaning: None,
         }
     }
 
@@ -266,5 +295,39 @@ mod tests {
             long.contains("ferry.approved_by of 321 characters"),
             "{long}"
         );
+    }
+
+    #[test]
+    fn a_meaning_is_a_line_of_text_and_its_absence_keeps_old_spec_hashes() {
+        let with = |m: &str| Approval {
+            meaning: Some(m.into()),
+            ..approval("qa@example.org", "QA-1")
+        };
+        assert_eq!(
+            check_approval(&with("approved for clinical use — SOP-12 §4")),
+            Ok(())
+        );
+        assert!(
+            check_approval(&with("  "))
+                .unwrap_err()
+                .contains("empty ferry.approval_meaning")
+        );
+        assert!(
+            check_approval(&with("ok\nroot"))
+                .unwrap_err()
+                .contains("ferry.approval_meaning")
+        );
+        assert!(
+            check_approval(&with(&"m".repeat(257)))
+                .unwrap_err()
+                .contains("ferry.approval_meaning of 257 characters")
+        );
+        // An approval without a meaning serialises as it did before the field existed: same spec hash.
+        let json = serde_json::to_string(&approval("qa@example.org", "QA-1")).unwrap();
+        assert_eq!(
+            json,
+            r#"{"approved_by":"qa@example.org","approved_at":"2026-11-30T09:12:03Z","ticket":"QA-1","artifact_sha256":null}"#
+        );
+        assert_eq!(approval("a", "b").meaning_or_default(), DEFAULT_MEANING);
     }
 }

@@ -63,7 +63,7 @@ fn model_status(model: &str, o: &ObservedFunction) -> ModelStatus {
                 registry_version: ferry.as_ref().map(|f| f.2.clone()),
                 spec_hash: ferry.map(|f| f.0),
                 additional_weights: a.additional.clone(),
-                audited: o.recorded.get(&a.name) == Some(&a.function_version),
+                audited: o.recorded_version(&a.name) == Some(a.function_version.as_str()),
             }
         })
         .collect();

@@ -1,6 +1,8 @@
 //! `ferry verify`: proves that what is live is what was approved and recorded. For every version alias: it points
-//! at a version Ferry published for that model version, the audit record says the same Lambda version, and (with
-//! `--efs-root`) the version's EFS folder still matches its manifest, file by file. Every stage alias shows what its
+//! at a version Ferry published for that model version, the audit record says the same Lambda version, the record's
+//! spec still hashes to what the version carries and the version's configuration, code, layers and runtime are the
+//! record's, the approval is still in the registry as recorded, and (with `--efs-root`) the version's EFS folder
+//! still matches its manifest, file by file, and the manifest's digest is the approved one. Every stage alias shows what its
 //! last stage-move record says. And the model storage itself:
 //! the file system is encrypted, and both access points exist on it with one shared root directory.
 use std::path::Path;
@@ -12,13 +14,16 @@ use super::{Inputs, print_json};
 use crate::cli::{GlobalArgs, OutputFormat, VerifyArgs};
 use std::collections::BTreeMap;
 
+use crate::approval::ModelApprovals;
+use crate::audit::RecordedDeployBody;
 use crate::catalog::Endpoint;
 use crate::function_url::{AUTH_TYPE, ObservedUrl, observe_urls};
 use crate::http_api::{HttpApi, RouteTarget, observe_api};
 use crate::manifest::{ArtifactManifest, MANIFEST_FILE, file_differences, scan_dir};
-use crate::observe::{ObservedFunction, observe};
+use crate::observe::{ObservedFunction, ObservedVersion, observe};
 use crate::plan::is_version_alias;
 use crate::routes::{FunctionArn, ObservedApi, RouteKey, RouteState};
+use crate::spec::configuration_differences;
 
 #[derive(Serialize)]
 struct Finding {
@@ -49,6 +54,16 @@ pub async fn run(g: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
         }
         None => None,
     };
+    let approvals: BTreeMap<String, ModelApprovals> = if args.no_registry {
+        BTreeMap::new()
+    } else {
+        inputs
+            .approvals(&args.filter)
+            .await?
+            .into_iter()
+            .map(|(m, a)| (m.key.clone(), a))
+            .collect()
+    };
     let mut findings = Vec::new();
     for m in models {
         let function = inputs
@@ -58,7 +73,20 @@ pub async fn run(g: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
         let o = observe(&clients.lambda, &audit, &m.key, function)
             .await
             .with_context(|| format!("verify of {}", m.key))?;
-        findings.extend(check_model(&m.key, &o, efs_root.as_deref()));
+        let mut records = BTreeMap::new();
+        for (alias, recorded) in &o.recorded {
+            let body = audit
+                .read_deploy_record(&recorded.key)
+                .await
+                .with_context(|| format!("verify of {} {alias}", m.key))?;
+            records.insert(alias.clone(), body);
+        }
+        let evidence = Evidence {
+            records: &records,
+            approvals: approvals.get(&m.key),
+            efs_root: efs_root.as_deref(),
+        };
+        findings.extend(check_model(&m.key, &o, &evidence));
         match (m.endpoint, &http_api) {
             (Endpoint::FunctionUrl, _) => {
                 let urls = observe_urls(&clients.lambda, function)
@@ -106,7 +134,16 @@ pub async fn run(g: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
     Ok(if ok { 0 } else { 1 })
 }
 
-fn check_model(model: &str, o: &ObservedFunction, efs_root: Option<&Path>) -> Vec<Finding> {
+/// What a model's live aliases are checked against besides Lambda's answers.
+struct Evidence<'a> {
+    /// Version alias → its newest deploy record, read back.
+    records: &'a BTreeMap<String, RecordedDeployBody>,
+    /// What the registry says now; `None` with `--no-registry`.
+    approvals: Option<&'a ModelApprovals>,
+    efs_root: Option<&'a Path>,
+}
+
+fn check_model(model: &str, o: &ObservedFunction, evidence: &Evidence) -> Vec<Finding> {
     let mut out = Vec::new();
     for a in o
         .aliases
@@ -155,22 +192,42 @@ fn check_model(model: &str, o: &ObservedFunction, efs_root: Option<&Path>) -> Ve
             ));
             continue;
         }
-        if o.recorded.get(&a.name) != Some(&a.function_version) {
+        if o.recorded_version(&a.name) != Some(a.function_version.as_str()) {
             out.push(finding(
                 false,
                 format!(
                     "points at Lambda version {}, the audit record says {}",
                     a.function_version,
-                    o.recorded
-                        .get(&a.name)
-                        .map(String::as_str)
-                        .unwrap_or("nothing")
+                    o.recorded_version(&a.name).unwrap_or("nothing")
                 ),
             ));
             continue;
         }
-        let efs = match efs_root {
-            Some(root) => match check_folder(&root.join(model).join(version)) {
+        let Some(record) = evidence.records.get(&a.name) else {
+            continue;
+        };
+        let published = &o.versions[&a.function_version];
+        let recorded = match check_recorded(&hash, published, record) {
+            Ok(detail) => detail,
+            Err(e) => {
+                out.push(finding(false, e));
+                continue;
+            }
+        };
+        let approval = match evidence.approvals {
+            Some(approvals) => match check_approval_still_given(version, record, approvals) {
+                Ok(()) => ", approval in the registry as recorded",
+                Err(e) => {
+                    out.push(finding(false, e));
+                    continue;
+                }
+            },
+            None => ", approval not checked (--no-registry)",
+        };
+        let efs = match evidence.efs_root {
+            Some(root) => match check_folder(&root.join(model).join(version))
+                .and_then(|digest| check_digest_approved(digest, record))
+            {
                 Ok(digest) => format!(", EFS folder verified (digest {}…)", &digest[..12]),
                 Err(e) => {
                     out.push(finding(false, e));
@@ -182,7 +239,7 @@ fn check_model(model: &str, o: &ObservedFunction, efs_root: Option<&Path>) -> Ve
         out.push(finding(
             true,
             format!(
-                "Lambda version {}, spec {}…, audited{efs}",
+                "Lambda version {}, spec {}…{recorded}{approval}, audited{efs}",
                 a.function_version,
                 &hash[..12]
             ),
@@ -190,7 +247,7 @@ fn check_model(model: &str, o: &ObservedFunction, efs_root: Option<&Path>) -> Ve
     }
     out.extend(check_stage_aliases(model, o));
     // Recorded as deployed, with no retirement record, and gone: deleted outside `ferry retire`.
-    for (alias, lv) in o
+    for (alias, recorded) in o
         .recorded
         .iter()
         .filter(|(a, _)| !o.aliases.contains_key(*a))
@@ -201,7 +258,7 @@ fn check_model(model: &str, o: &ObservedFunction, efs_root: Option<&Path>) -> Ve
             route: None,
             ok: false,
             detail: format!(
-                "recorded as deployed at Lambda version {lv}, but the alias is gone and no retirement record says why: deleted outside `ferry retire`"
+                "recorded as deployed at Lambda version {}, but the alias is gone and no retirement record says why: deleted outside `ferry retire`", recorded.lambda_version
             ),
         });
     }
@@ -362,6 +419,139 @@ fn check_function_urls(
             }
         })
         .collect()
+}
+
+/// The published version against its deploy record: the spec hash it carries, its code, and (when the record holds
+/// them) the record's spec re-hashed and the version's configuration, layers and runtime. `Ok` says what was compared.
+fn check_recorded(
+    hash: &str,
+    published: &ObservedVersion,
+    record: &RecordedDeployBody,
+) -> Result<&'static str, String> {
+    let lv = &published.number;
+    if let Some(recorded) = record.spec_hash.as_deref()
+        && recorded != hash
+    {
+        return Err(format!(
+            "Lambda version {lv} carries spec {hash}, its deploy record says {recorded}"
+        ));
+    }
+    if let Some(recorded) = record.code_sha256.as_deref()
+        && recorded != published.code_sha256
+    {
+        return Err(format!(
+            "Lambda version {lv} has code {}, its deploy record says {recorded}",
+            published.code_sha256
+        ));
+    }
+    let Some(spec) = &record.spec else {
+        return Ok(", configuration not compared (the deploy record holds no spec)");
+    };
+    let rehashed = spec.clone().seal().spec_hash;
+    if rehashed != spec.spec_hash || rehashed != hash {
+        return Err(format!(
+            "the deploy record's spec hashes to {rehashed}, but the record says {} and Lambda version {lv} carries \
+             {hash}: the record was altered",
+            spec.spec_hash
+        ));
+    }
+    let differences = configuration_differences(spec, &published.config);
+    if !differences.is_empty() {
+        return Err(format!(
+            "Lambda version {lv} is not configured as its recorded spec says: {}",
+            differences.join("; ")
+        ));
+    }
+    if let Some(config) = &record.configuration {
+        if config.layers != published.config.layers {
+            return Err(format!(
+                "Lambda version {lv} has layers {:?}, its deploy record says {:?}",
+                published.config.layers, config.layers
+            ));
+        }
+        if config.runtime != published.config.runtime {
+            return Err(format!(
+                "Lambda version {lv} runs on {}, its deploy record says {}",
+                published
+                    .config
+                    .runtime
+                    .as_deref()
+                    .unwrap_or("no managed runtime"),
+                config.runtime.as_deref().unwrap_or("no managed runtime")
+            ));
+        }
+    }
+    Ok(", configuration, code, layers and runtime as recorded")
+}
+
+/// The approval a version was deployed under is still given in the registry (or release manifest), unchanged.
+fn check_approval_still_given(
+    version: &str,
+    record: &RecordedDeployBody,
+    approvals: &ModelApprovals,
+) -> Result<(), String> {
+    if approvals.revoked.iter().any(|v| v == version) {
+        return Err(format!(
+            "the approval of version {version} was withdrawn in the registry, but the alias is live (`ferry retire` removes it)"
+        ));
+    }
+    let Some(now) = approvals.approved.iter().find(|a| a.version == version) else {
+        return Err(format!(
+            "the approval of version {version} is no longer in the registry (its ferry.approved tag or release-manifest \
+             entry is gone), but the alias is live"
+        ));
+    };
+    let Some(recorded) = record
+        .approval
+        .as_ref()
+        .or(record.spec.as_ref().map(|s| &s.approval))
+    else {
+        return Ok(());
+    };
+    let (a, b) = (recorded, &now.approval);
+    let changed: Vec<String> = [
+        ("approved_by", Some(&a.approved_by), Some(&b.approved_by)),
+        ("approved_at", Some(&a.approved_at), Some(&b.approved_at)),
+        ("ticket", Some(&a.ticket), Some(&b.ticket)),
+        (
+            "artifact_sha256",
+            a.artifact_sha256.as_ref(),
+            b.artifact_sha256.as_ref(),
+        ),
+        ("meaning", a.meaning.as_ref(), b.meaning.as_ref()),
+    ]
+    .into_iter()
+    .filter(|(_, x, y)| x != y)
+    .map(|(field, x, y)| {
+        let show = |v: Option<&String>| v.map_or("not set".to_string(), |v| format!("{v:?}"));
+        format!("{field} {} is now {}", show(x), show(y))
+    })
+    .collect();
+    if changed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the approval of version {version} in the registry is not the one it was deployed under: {}",
+            changed.join(", ")
+        ))
+    }
+}
+
+/// The folder's manifest digest is the one its approval names, or else the one its deploy verified and recorded.
+fn check_digest_approved(digest: String, record: &RecordedDeployBody) -> Result<String, String> {
+    let approved = record
+        .approval
+        .as_ref()
+        .and_then(|a| a.artifact_sha256.as_ref());
+    match (approved, record.artifact_digest.as_ref()) {
+        (Some(a), _) if *a != digest => Err(format!(
+            "the EFS folder's manifest digest is {digest}, the approved one (ferry.artifact_sha256) is {a}"
+        )),
+        (None, Some(r)) if *r != digest => Err(format!(
+            "the EFS folder's manifest digest is {digest}, the deploy recorded {r}"
+        )),
+        _ => Ok(digest),
+    }
 }
 
 /// Re-hashes a version folder against its manifest.

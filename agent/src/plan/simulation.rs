@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 
-use super::tests::spec;
+use super::tests::{record, spec};
 use super::*;
 use crate::approval::{ApprovedVersion, ModelApprovals};
 use crate::audit::RecordedStage;
@@ -150,6 +150,7 @@ impl World {
                                         spec.model.clone(),
                                         spec.version.clone(),
                                     )),
+                                    config: spec.published_config(),
                                 },
                             );
                             lv
@@ -171,7 +172,7 @@ impl World {
                     if !run.step() {
                         return;
                     }
-                    self.function.recorded.insert(alias.clone(), lv);
+                    record(&mut self.function, alias, &lv);
                 }
                 Action::RecordAudit {
                     alias,
@@ -186,9 +187,7 @@ impl World {
                     if !run.step() {
                         return;
                     }
-                    self.function
-                        .recorded
-                        .insert(alias.clone(), lambda_version.clone());
+                    record(&mut self.function, alias, lambda_version);
                 }
                 Action::StageMove {
                     stage,
@@ -304,8 +303,8 @@ impl World {
         for a in self.function.aliases.values() {
             if is_version_alias(&a.name).is_some() {
                 prop_assert_eq!(
-                    self.function.recorded.get(&a.name),
-                    Some(&a.function_version),
+                    self.function.recorded_version(&a.name),
+                    Some(a.function_version.as_str()),
                     "{} has no audit record of where it points",
                     a.name
                 );

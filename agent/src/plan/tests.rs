@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::approval::Approval;
-use crate::observe::{ObservedAlias, ObservedVersion};
+use crate::observe::{ObservedAlias, ObservedVersion, RecordedDeploy};
 use crate::python_env::pinned_packages;
 use crate::spec::ArtifactRef;
 
@@ -34,6 +34,7 @@ pub(super) fn spec(version: &str, memory_mb: u32) -> FunctionSpec {
             approved_at: "2026-11-01T10:00:00Z".into(),
             ticket: "QA-1".into(),
             artifact_sha256: None,
+            meaning: None,
         },
         smoke_payload: None,
         spec_hash: String::new(),
@@ -51,9 +52,20 @@ fn deployed(specs: &[&FunctionSpec]) -> ObservedFunction {
     for s in specs {
         publish(&mut o, &s.version, Some(s));
         alias(&mut o, &s.alias, &s.version);
-        o.recorded.insert(s.alias.clone(), s.version.clone());
+        record(&mut o, &s.alias, &s.version);
     }
     o
+}
+
+/// A deploy record of `alias` at Lambda version `lv`.
+pub(super) fn record(o: &mut ObservedFunction, alias: &str, lv: &str) {
+    o.recorded.insert(
+        alias.into(),
+        RecordedDeploy {
+            lambda_version: lv.into(),
+            key: format!("audit/{alias}/deploy-lv{lv}.json"),
+        },
+    );
 }
 
 fn publish(o: &mut ObservedFunction, lv: &str, s: Option<&FunctionSpec>) {
@@ -69,6 +81,7 @@ fn publish(o: &mut ObservedFunction, lv: &str, s: Option<&FunctionSpec>) {
             code_sha256: "c".into(),
             role: None,
             ferry,
+            config: s.map(FunctionSpec::published_config).unwrap_or_default(),
         },
     );
 }
@@ -267,7 +280,7 @@ fn an_alias_on_a_hand_published_version_is_drift() {
     let mut o = deployed(&[&s1]);
     publish(&mut o, "9", None);
     alias(&mut o, "v1", "9");
-    o.recorded.insert("v1".into(), "9".into());
+    record(&mut o, "v1", "9");
     let plan = run(&[s1], &[], &o, None, false);
     let Action::Drift { reason, .. } = &plan.actions[0] else {
         panic!("{:?}", plan.actions)
@@ -279,7 +292,7 @@ fn an_alias_on_a_hand_published_version_is_drift() {
 fn an_alias_elsewhere_than_its_audit_record_is_drift() {
     let s1 = spec("1", 1024);
     let mut o = deployed(&[&s1]);
-    o.recorded.insert("v1".into(), "4".into());
+    record(&mut o, "v1", "4");
     let plan = run(&[s1], &[], &o, None, false);
     let Action::Drift { reason, .. } = &plan.actions[0] else {
         panic!()
@@ -327,6 +340,39 @@ fn an_interrupted_run_is_finished_without_publishing_again() {
     alias(&mut o, "v2", "2");
     let plan = run(&[s1, s2], &[], &o, None, false);
     assert_eq!(kinds(&plan), ["unchanged v1", "record_audit v2"]);
+}
+
+#[test]
+fn a_version_published_by_hand_with_a_copied_description_is_never_reused_nor_recorded() {
+    let (s1, s2) = (spec("1", 1024), spec("2", 1024));
+    // Someone published Lambda version 2 with v2's description copied, but at 2048 MB.
+    let mut o = deployed(&[&s1]);
+    publish(&mut o, "2", Some(&s2));
+    o.versions.get_mut("2").unwrap().config.memory_mb = Some(2048);
+    let plan = run(&[s1.clone(), s2.clone()], &[], &o, None, false);
+    assert!(
+        matches!(
+            &plan.actions[1],
+            Action::Create {
+                reuse_lambda_version: None,
+                ..
+            }
+        ),
+        "a forged version is not reused: {:?}",
+        plan.actions[1]
+    );
+    // And pointed at by an alias with no record: drift, not an audit repair.
+    alias(&mut o, "v2", "2");
+    let plan = run(&[s1, s2], &[], &o, None, false);
+    let Action::Drift { reason, .. } = &plan.actions[1] else {
+        panic!("{:?}", plan.actions)
+    };
+    assert_eq!(
+        reason,
+        "points at Lambda version 2, which carries this spec's hash but not its configuration (memory is 2048 MB, \
+         the spec says 1024 MB), and has no audit record"
+    );
+    assert!(plan.blocked);
 }
 
 #[test]

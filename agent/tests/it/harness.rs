@@ -140,6 +140,22 @@ pub async fn s3() -> aws_sdk_s3::Client {
     current().s3().await
 }
 
+/// The bytes of an object in the test's bucket.
+pub async fn object_bytes(key: &str) -> Vec<u8> {
+    s3().await
+        .get_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .to_vec()
+}
+
 impl Stack {
     /// SDK configuration for this stack, built from nothing in the process environment (tests run in parallel).
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {

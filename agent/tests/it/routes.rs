@@ -155,21 +155,8 @@ async fn a_deploy_routes_every_alias_plan_shows_verify_checks_and_retire_removes
         .iter()
         .find(|k| k.contains("risk-score/routes/v1/") && k.ends_with("-create.json"))
         .unwrap();
-    let s3 = crate::harness::s3().await;
-    let record: serde_json::Value = serde_json::from_slice(
-        &s3.get_object()
-            .bucket(crate::harness::BUCKET)
-            .key(record_key)
-            .send()
-            .await
-            .unwrap()
-            .body
-            .collect()
-            .await
-            .unwrap()
-            .to_vec(),
-    )
-    .unwrap();
+    let record: serde_json::Value =
+        serde_json::from_slice(&crate::harness::object_bytes(record_key).await).unwrap();
     assert_eq!(record["event"], "route-create");
     assert_eq!(record["route"]["route_key"], key("risk-score", "v1"));
     assert_eq!(record["route"]["permission_source_arn"], source.as_str());

@@ -150,6 +150,15 @@ struct Drift {
 #[tokio::test(flavor = "multi_thread")]
 async fn verify_names_each_kind_of_drift_exactly() {
     let fx = Fixture::new("trace-verify", "");
+    // The signature's meaning, as a review tool would tag it (Unicode and all).
+    let meaning = "approved for clinical use — SOP-12 §4 (Müller)";
+    fx.env.python(&[
+        "-c",
+        &format!(
+            "from mlflow import MlflowClient; MlflowClient().set_model_version_tag({:?}, '1', 'ferry.approval_meaning', {meaning:?})",
+            fx.risk
+        ),
+    ]);
     fx.ferry(&["deploy"]).assert().success();
     fx.ferry(&["verify"]).assert().success();
     let live = aliases(RISK_FN).await;
@@ -203,6 +212,31 @@ async fn verify_names_each_kind_of_drift_exactly() {
         .to_string();
     let mlmodel_bytes = std::fs::read(&mlmodel).unwrap();
     let manifest_bytes = std::fs::read(&manifest).unwrap();
+    let record_bytes = crate::harness::object_bytes(&record_key).await;
+    let record: serde_json::Value = serde_json::from_slice(&record_bytes).unwrap();
+    assert_eq!(record["approval"]["meaning"], meaning, "{record}");
+    assert_eq!(record["spec"]["approval"]["meaning"], meaning);
+    assert_eq!(record["spec"]["spec_hash"], record["spec_hash"]);
+    assert_eq!(
+        record["configuration"]["memory_mb"],
+        record["spec"]["memory_mb"]
+    );
+    // The registry, changed as a person with MLflow rights could change it.
+    let mlflow = |code: String| {
+        fx.env.python(&[
+            "-c",
+            &format!("from mlflow import MlflowClient; c = MlflowClient(); {code}"),
+        ])
+    };
+    let risk = fx.risk.clone();
+    let ticket = mlflow(format!(
+        "print(c.get_model_version({risk:?}, '1').tags['ferry.ticket'], end='')"
+    ));
+    let set_tag = |key: &str, value: &str| {
+        mlflow(format!(
+            "c.set_model_version_tag({risk:?}, '1', {key:?}, {value:?})"
+        ))
+    };
 
     let mut results = Vec::new();
     for drift in [
@@ -241,6 +275,24 @@ async fn verify_names_each_kind_of_drift_exactly() {
         Drift {
             name: "manifest edited",
             expected: ".ferry-manifest.json".into(),
+        },
+        Drift {
+            name: "approval tag removed",
+            expected: "the approval of version 1 is no longer in the registry".into(),
+        },
+        Drift {
+            name: "approval withdrawn",
+            expected: "the approval of version 1 was withdrawn in the registry".into(),
+        },
+        Drift {
+            name: "approval edited in the registry",
+            expected: format!(
+                "the approval of version 1 in the registry is not the one it was deployed under: ticket {ticket:?} is now \"CHG-9999\""
+            ),
+        },
+        Drift {
+            name: "deploy record rewritten",
+            expected: "the record was altered".into(),
         },
         Drift {
             name: "audit record deleted",
@@ -293,6 +345,29 @@ async fn verify_names_each_kind_of_drift_exactly() {
                 String::from_utf8_lossy(&manifest_bytes).replace("\"size\": ", "\"size\": 1"),
             )
             .unwrap(),
+            "approval tag removed" => {
+                mlflow(format!(
+                    "c.delete_model_version_tag({risk:?}, '1', 'ferry.approved')"
+                ));
+            }
+            "approval withdrawn" => {
+                set_tag("ferry.approved", "false");
+            }
+            "approval edited in the registry" => {
+                set_tag("ferry.ticket", "CHG-9999");
+            }
+            "deploy record rewritten" => {
+                // A privileged user rewrites the record so that it no longer says what was deployed.
+                let mut record: serde_json::Value = serde_json::from_slice(&record_bytes).unwrap();
+                record["spec"]["memory_mb"] = serde_json::json!(4096);
+                s3.put_object()
+                    .bucket(BUCKET)
+                    .key(&record_key)
+                    .body(serde_json::to_vec(&record).unwrap().into())
+                    .send()
+                    .await
+                    .unwrap();
+            }
             "audit record deleted" => {
                 s3.delete_object()
                     .bucket(BUCKET)
@@ -334,6 +409,21 @@ async fn verify_names_each_kind_of_drift_exactly() {
                     .function_name(RISK_FN)
                     .name("v1")
                     .function_version(&v1)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "approval tag removed" | "approval withdrawn" => {
+                set_tag("ferry.approved", "true");
+            }
+            "approval edited in the registry" => {
+                set_tag("ferry.ticket", &ticket);
+            }
+            "deploy record rewritten" => {
+                s3.put_object()
+                    .bucket(BUCKET)
+                    .key(&record_key)
+                    .body(record_bytes.clone().into())
                     .send()
                     .await
                     .unwrap();
