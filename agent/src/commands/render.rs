@@ -82,14 +82,11 @@ async fn run_eks(g: &GlobalArgs, args: &RenderArgs) -> Result<u8> {
         platform_path: platform_path(g),
     };
     let mut templates = Templates::new();
-    let mut models = Vec::new();
+    let models = approvals
+        .iter()
+        .map(|(model, approved)| eks::render_model(&mut templates, &eks_inputs, model, approved))
+        .collect::<Result<Vec<_>, _>>()?;
     for (model, approved) in &approvals {
-        models.push(eks::render_model(
-            &mut templates,
-            &eks_inputs,
-            model,
-            approved,
-        )?);
         if approved.approved.is_empty() {
             eprintln!(
                 "note: {}: no approved version, so no manifests (a served set is never empty)",
