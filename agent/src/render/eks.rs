@@ -26,10 +26,6 @@ pub const TEMPLATES: [(&str, &str); 4] = [
     ("pdb", include_str!("../../../templates/k8s/pdb.yaml.hbs")),
 ];
 
-/// Environment variables the Deployment sets itself, or that would give the runtime's server a second source of
-/// what it serves: a catalog may not set them for a model on EKS.
-const SET_BY_FERRY: &str = "HOME and every FERRY_* variable";
-
 /// What the EKS rendering reads besides the approvals, with the files they came from (named in errors).
 pub struct EksInputs<'a> {
     pub catalog: &'a Catalog,
@@ -196,9 +192,9 @@ fn check_environment_name(name: &str) -> Result<(), String> {
         );
     }
     if name == "HOME" || name.starts_with("FERRY_") {
-        return Err(format!(
-            "is set by Ferry on the EKS service ({SET_BY_FERRY}: the served set and how it is loaded are the rendered Deployment's alone)"
-        ));
+        return Err(
+            "is set by Ferry on the EKS service (HOME and every FERRY_* variable: the served set and how it is loaded are the rendered Deployment's alone)".into()
+        );
     }
     Ok(())
 }
