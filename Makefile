@@ -74,8 +74,8 @@ test-reliability: $(VENV_STAMP) $(RUNTIME_DIST) ## the reliability tests at FAUL
 
 # The demo test drives target/debug/ferry as `cargo test --workspace` builds it (test-rust): `--no-run` compiles
 # nothing after test-rust, where a plain `cargo build` would recompile the AWS SDK with other features (~5 min).
-# tests/python/test_k8s_templates.py runs checkov's kubernetes framework from its own environment on the rendered
-# templates/k8s/ manifests.
+# tests/python/test_k8s_templates.py (and runtime/tests/test_server.py's rendered Deployment) drive the same binary's
+# `ferry render --target eks`, and run checkov's kubernetes framework from its own environment on what it writes.
 test-python: $(VENV_STAMP) $(CHECKOV_VENV)/.stamp $(RUNTIME_DIST)
 	$(CARGO) test --locked --workspace --no-run --quiet
 	FERRY_CHECKOV=$(abspath $(CHECKOV_VENV))/bin/checkov $(PY) -m pytest -q -p no:cacheprovider tests/python runtime/tests

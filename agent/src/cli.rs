@@ -70,7 +70,11 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Render one validated FunctionSpec per approved model version (no AWS call)
+    /// Render one validated FunctionSpec per approved model version, or the EKS service's manifests (no AWS call)
+    ///
+    /// --target lambda (the default): one FunctionSpec per approved version. --target eks: per model, the
+    /// Kubernetes manifests of templates/k8s (Service, Deployment, optional HorizontalPodAutoscaler and
+    /// PodDisruptionBudget) for the platform's `eks` service, the Deployment serving the model's approved versions.
     Render(RenderArgs),
     /// Show what `deploy` would do: new aliases, stage moves, drift, revoked approvals
     Plan(PlanArgs),
@@ -120,9 +124,23 @@ pub struct ModelFilter {
 pub struct RenderArgs {
     #[command(flatten)]
     pub filter: ModelFilter,
-    /// Write one JSON file per version into DIR (<model>/v<N>.json) instead of printing
+    /// What to render for
+    #[arg(long, value_enum, default_value_t = Target::Lambda)]
+    pub target: Target,
+    /// Write into DIR instead of printing: one JSON file per version (<model>/v<N>.json) for lambda; for eks one
+    /// YAML file per manifest in apply order (<model>/01-service.yaml, 02-deployment.yaml, 03-hpa.yaml,
+    /// 04-pdb.yaml), removing the model's earlier ones that no longer render
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+}
+
+/// Where the approved versions are to be served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Target {
+    /// A Lambda version and alias per approved version
+    Lambda,
+    /// The platform's EKS service: one Deployment per model serving all its approved versions
+    Eks,
 }
 
 #[derive(Debug, Args)]

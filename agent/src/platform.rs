@@ -44,7 +44,33 @@ pub struct Platform {
     /// comparison of a version's pinned packages with the layer's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime: Option<Runtime>,
+    /// The EKS service (modules/eks-service's `ferry_platform` output); optional: absent or null means the stack
+    /// has none, and `ferry render --target eks` refuses to render.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eks: Option<Eks>,
 }
+
+/// The EKS service the Kubernetes manifests are rendered for: names Terraform created in an existing cluster.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Eks {
+    /// The EKS cluster's name.
+    pub cluster: String,
+    /// The namespace of every object Ferry renders.
+    pub namespace: String,
+    /// The pods' service account.
+    pub service_account: String,
+    /// The PersistentVolumeClaim on the read-only inference access point.
+    pub volume_claim: String,
+    /// Where the pods mount it; the served set's paths are `<mount_path>/<model>/<version>`.
+    pub mount_path: String,
+    /// The runtime image, pinned by digest: `<repository>@sha256:<64 hex>`.
+    pub image: String,
+}
+
+/// The namespaces Kubernetes owns: Ferry's objects never go there (modules/eks-service refuses them too).
+const KUBERNETES_NAMESPACES: [&str; 4] =
+    ["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// What the model functions run: the Lambda runtime, the architecture, and the versions of the packages in the
 /// runtime layer that a model version's `requirements.txt` is compared with.
@@ -173,6 +199,9 @@ impl Platform {
         if let Some(runtime) = &self.runtime {
             runtime.validate()?;
         }
+        if let Some(eks) = &self.eks {
+            eks.validate().map_err(|r| format!("eks.{r}"))?;
+        }
         match (&self.http_api_id, &self.http_api_authorization) {
             (Some(id), _) if !is_name(id, 64) => {
                 return Err(format!("http_api_id = {id:?} is not an API Gateway API id"));
@@ -214,6 +243,79 @@ fn is_name(s: &str, max: usize) -> bool {
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         && s.as_bytes()[0].is_ascii_alphanumeric()
+}
+
+impl Eks {
+    /// The same rules as modules/eks-service's variable validations; `Err` starts with the field's name.
+    fn validate(&self) -> Result<(), String> {
+        let cluster = &self.cluster;
+        if !is_name(cluster, 100) {
+            return Err(format!(
+                "cluster = {cluster:?} is not an EKS cluster name (1-100 of A-Z, a-z, 0-9, '-' and '_', starting with a letter or digit)"
+            ));
+        }
+        let namespace = &self.namespace;
+        if !is_dns_label(namespace) {
+            return Err(format!(
+                "namespace = {namespace:?} is not a Kubernetes namespace name (an RFC 1123 label: 1-63 of a-z, 0-9 and '-', starting and ending with a letter or digit)"
+            ));
+        }
+        if KUBERNETES_NAMESPACES.contains(&namespace.as_str()) {
+            return Err(format!(
+                "namespace = {namespace:?} is a namespace Kubernetes owns: use the eks-service module's own"
+            ));
+        }
+        for (field, value) in [
+            ("service_account", &self.service_account),
+            ("volume_claim", &self.volume_claim),
+        ] {
+            if !is_dns_subdomain(value) {
+                return Err(format!(
+                    "{field} = {value:?} is not a Kubernetes object name (an RFC 1123 subdomain: 1-253 of a-z, 0-9, '-' and '.', starting and ending with a letter or digit)"
+                ));
+            }
+        }
+        crate::spec::limits::check_mount_path(&self.mount_path)
+            .map_err(|r| format!("mount_path {r}"))?;
+        if !is_pinned_image(&self.image) {
+            return Err(format!(
+                "image = {:?} is not pinned by digest: <registry>/<repository>@sha256:<64 lowercase hex> (a tag can be moved, a digest cannot)",
+                self.image
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An RFC 1123 label, as Kubernetes names namespaces, Services and Deployments: 1-63 of a-z, 0-9 and '-', starting
+/// and ending with a letter or digit.
+pub fn is_dns_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+/// An RFC 1123 subdomain (most Kubernetes object names): dot-separated labels, at most 253 characters.
+fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+/// `<registry>/<repository>@sha256:<64 lowercase hex>`, as modules/eks-service's `image` validation has it.
+fn is_pinned_image(image: &str) -> bool {
+    let Some((repository, digest)) = image.split_once("@sha256:") else {
+        return false;
+    };
+    let r = repository.as_bytes();
+    r.len() >= 2
+        && r.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"._:/-".contains(c))
+        && r[0].is_ascii_alphanumeric()
+        && r[r.len() - 1].is_ascii_alphanumeric()
+        && crate::manifest::is_sha256_hex(digest)
 }
 
 impl Runtime {
@@ -426,21 +528,22 @@ mod tests {
     const RUNTIME: &str = r#""runtime": {"python": "python3.13", "architecture": "x86_64",
         "layer_packages": {"mlflow-skinny": "3.17.2", "numpy": "2.4.6", "pandas": "3.1.1", "cloudpickle": "3.1.3"}},"#;
 
-    fn with_runtime(runtime: &str) -> Result<Platform, PlatformError> {
+    /// The platform of OBJECT with an optional section (`"runtime": {…},`) added.
+    fn with_section(section: &str) -> Result<Platform, PlatformError> {
         let text = OBJECT.replace(
             r#""schema_version": 1,"#,
-            &format!(r#""schema_version": 1, {runtime}"#),
+            &format!(r#""schema_version": 1, {section}"#),
         );
         Platform::parse(Path::new("p.json"), &text)
     }
 
     #[test]
     fn the_runtime_is_optional_and_read_whole_when_present() {
-        let runtime = with_runtime(RUNTIME).unwrap().runtime.unwrap();
+        let runtime = with_section(RUNTIME).unwrap().runtime.unwrap();
         assert_eq!(runtime.python, "python3.13");
         assert_eq!(runtime.architecture, "x86_64");
         assert_eq!(runtime.layer_packages["numpy"], "2.4.6");
-        assert_eq!(with_runtime(r#""runtime": null,"#).unwrap().runtime, None);
+        assert_eq!(with_section(r#""runtime": null,"#).unwrap().runtime, None);
         assert_eq!(
             Platform::parse(Path::new("p.json"), OBJECT)
                 .unwrap()
@@ -451,7 +554,7 @@ mod tests {
 
     #[test]
     fn a_runtime_with_a_missing_unknown_or_wrong_key_is_refused() {
-        let err = |runtime: &str| with_runtime(runtime).unwrap_err().to_string();
+        let err = |runtime: &str| with_section(runtime).unwrap_err().to_string();
         let missing = err(r#""runtime": {"python": "python3.13", "architecture": "x86_64"},"#);
         assert!(
             missing.contains("missing field `layer_packages`"),
@@ -466,5 +569,180 @@ mod tests {
         );
         let arch = err(&RUNTIME.replace("x86_64", "amd64"));
         assert!(arch.contains("runtime.architecture = \"amd64\""), "{arch}");
+    }
+
+    const EKS: &str = r#""eks": {"cluster": "ml-prod", "namespace": "ferry", "service_account": "ferry-inference",
+        "volume_claim": "ferry-prod-models", "mount_path": "/mnt/models",
+        "image": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/ferry-runtime@sha256:8d2f4a6c8e0b1d3f5a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b7d9f1a3c5e7b9d1f"},"#;
+
+    #[test]
+    fn the_eks_service_is_optional_and_read_whole_when_present() {
+        let eks = with_section(EKS).unwrap().eks.unwrap();
+        assert_eq!(
+            (
+                eks.cluster.as_str(),
+                eks.namespace.as_str(),
+                eks.service_account.as_str()
+            ),
+            ("ml-prod", "ferry", "ferry-inference")
+        );
+        assert_eq!(
+            (eks.volume_claim.as_str(), eks.mount_path.as_str()),
+            ("ferry-prod-models", "/mnt/models")
+        );
+        assert!(
+            eks.image.ends_with(
+                "@sha256:8d2f4a6c8e0b1d3f5a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b7d9f1a3c5e7b9d1f"
+            )
+        );
+        assert_eq!(with_section(r#""eks": null,"#).unwrap().eks, None);
+        assert_eq!(
+            Platform::parse(Path::new("p.json"), OBJECT).unwrap().eks,
+            None
+        );
+    }
+
+    #[test]
+    fn hostile_or_malformed_eks_values_are_refused_naming_the_field_and_why() {
+        let digest = "8d2f4a6c8e0b1d3f5a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b7d9f1a3c5e7b9d1f";
+        let long_label = "a".repeat(64);
+        let long_subdomain = format!(
+            "{}.{}.{}.{}",
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(63)
+        );
+        for (from, to, expected) in [
+            (
+                r#""cluster": "ml-prod""#,
+                r#""cluster": "ml prod""#,
+                "eks.cluster = \"ml prod\" is not an EKS cluster name",
+            ),
+            (
+                r#""cluster": "ml-prod""#,
+                r#""cluster": """#,
+                "eks.cluster = \"\"",
+            ),
+            (
+                r#""namespace": "ferry""#,
+                r#""namespace": "Ferry""#,
+                "eks.namespace = \"Ferry\" is not a Kubernetes namespace name",
+            ),
+            (
+                r#""namespace": "ferry""#,
+                r#""namespace": "férry""#,
+                "eks.namespace = \"férry\" is not a Kubernetes namespace name",
+            ),
+            (
+                r#""namespace": "ferry""#,
+                r#""namespace": "ferry\n#x""#,
+                "eks.namespace = \"ferry\\n#x\"",
+            ),
+            (
+                r#""namespace": "ferry""#,
+                &format!(r#""namespace": "{long_label}""#),
+                "is not a Kubernetes namespace name (an RFC 1123 label: 1-63",
+            ),
+            (
+                r#""namespace": "ferry""#,
+                r#""namespace": "ferry-""#,
+                "eks.namespace = \"ferry-\"",
+            ),
+            (
+                r#""namespace": "ferry""#,
+                r#""namespace": "kube-system""#,
+                "eks.namespace = \"kube-system\" is a namespace Kubernetes owns",
+            ),
+            (
+                r#""namespace": "ferry""#,
+                r#""namespace": "default""#,
+                "is a namespace Kubernetes owns",
+            ),
+            (
+                r#""service_account": "ferry-inference""#,
+                r#""service_account": "ferry_inference""#,
+                "eks.service_account = \"ferry_inference\" is not a Kubernetes object name (an RFC 1123 subdomain",
+            ),
+            (
+                r#""service_account": "ferry-inference""#,
+                r#""service_account": "a..b""#,
+                "eks.service_account = \"a..b\"",
+            ),
+            (
+                r#""volume_claim": "ferry-prod-models""#,
+                r#""volume_claim": "x/y""#,
+                "eks.volume_claim = \"x/y\" is not a Kubernetes object name",
+            ),
+            (
+                r#""volume_claim": "ferry-prod-models""#,
+                &format!(r#""volume_claim": "{long_subdomain}""#),
+                "eks.volume_claim = ",
+            ),
+            (
+                r#""volume_claim": "ferry-prod-models""#,
+                r#""volume_claim": "{{x}}""#,
+                "eks.volume_claim = \"{{x}}\"",
+            ),
+            (
+                r#""mount_path": "/mnt/models","#,
+                r#""mount_path": "/efs/models","#,
+                "eks.mount_path = \"/efs/models\" must match",
+            ),
+            (
+                r#""mount_path": "/mnt/models","#,
+                r#""mount_path": "/mnt/../etc","#,
+                "eks.mount_path = \"/mnt/../etc\" must match",
+            ),
+            (
+                "ferry-runtime@sha256:",
+                "ferry-runtime:latest@sha256-",
+                "eks.image = \"123456789012.dkr.ecr.eu-west-1.amazonaws.com/ferry-runtime:latest@sha256-",
+            ),
+            (digest, &digest[..63], "is not pinned by digest"),
+            (digest, &digest.to_uppercase(), "is not pinned by digest"),
+            ("123456789012.dkr", "Ferry.dkr", "is not pinned by digest"),
+            (
+                r#""image": "123456789012"#,
+                r#""image": " 123456789012"#,
+                "is not pinned by digest",
+            ),
+            (digest, &format!("{digest}\\n"), "is not pinned by digest"),
+        ] {
+            let eks = EKS.replace(from, to);
+            assert_ne!(eks, EKS, "{to}");
+            let err = with_section(&eks).unwrap_err().to_string();
+            assert!(
+                err.starts_with("p.json: ") && err.contains(expected),
+                "{to}: {err}"
+            );
+        }
+        // A longest valid label and subdomain are accepted.
+        let fine = EKS
+            .replace(
+                r#""namespace": "ferry""#,
+                &format!(r#""namespace": "{}""#, "a".repeat(63)),
+            )
+            .replace("ferry-prod-models", &long_subdomain[..253]);
+        assert!(with_section(&fine).is_ok(), "{:?}", with_section(&fine));
+    }
+
+    #[test]
+    fn an_eks_section_with_a_missing_or_unknown_key_names_it() {
+        let err = with_section(&EKS.replace(r#""cluster": "ml-prod", "#, ""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("eks: missing field `cluster`"), "{err}");
+        let err = with_section(&EKS.replace(r#""cluster""#, r#""replicas": 3, "cluster""#))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `replicas`"), "{err}");
+        let err = with_section(&EKS.replace(r#""ferry-inference""#, "7"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("eks.service_account: invalid type: integer"),
+            "{err}"
+        );
     }
 }

@@ -11,6 +11,8 @@ use crate::catalog::Model;
 use crate::platform::Platform;
 use crate::spec::{self, ArtifactRef, FunctionSpec};
 
+pub mod eks;
+
 /// The template that ships with Ferry, used when the catalog names none.
 pub const BUILTIN_TEMPLATE: &str = include_str!("../../templates/lambda/function.json.hbs");
 pub const BUILTIN_TEMPLATE_NAME: &str = "<builtin>/templates/lambda/function.json.hbs";
@@ -40,6 +42,12 @@ pub enum RenderError {
         model: String,
         reason: String,
     },
+    #[error(
+        "{path}: has no `eks` (modules/eks-service's `ferry_platform` output, put into the stack's `ferry_platform` as `eks`): `--target eks` renders for that EKS service"
+    )]
+    NoEks { path: String },
+    #[error(transparent)]
+    Catalog(#[from] crate::catalog::CatalogError),
 }
 
 /// What a template must produce.
@@ -98,29 +106,59 @@ impl Templates {
     /// Parses the template once; later calls for the same path are free.
     pub fn load(&mut self, path: Option<&Path>) -> Result<String, RenderError> {
         let name = Templates::name_of(path);
-        if self.registry.has_template(&name) {
-            return Ok(name);
-        }
-        let text = match path {
+        self.register(&name, || match path {
             Some(p) => std::fs::read_to_string(p).map_err(|e| RenderError::Read {
                 path: name.clone(),
                 reason: e.to_string(),
-            })?,
-            None => BUILTIN_TEMPLATE.to_string(),
-        };
+            }),
+            None => Ok(BUILTIN_TEMPLATE.to_string()),
+        })?;
+        Ok(name)
+    }
+
+    /// Parses the template `text()` gives under `name`, once; a parse error names the template, line and column.
+    fn register(
+        &mut self,
+        name: &str,
+        text: impl FnOnce() -> Result<String, RenderError>,
+    ) -> Result<(), RenderError> {
+        if self.registry.has_template(name) {
+            return Ok(());
+        }
         self.registry
-            .register_template_string(&name, text)
+            .register_template_string(name, text()?)
             .map_err(|e| {
                 let location = match e.pos() {
                     Some((l, c)) => format!("{name}:{l}:{c}"),
-                    None => name.clone(),
+                    None => name.to_string(),
                 };
                 RenderError::Template {
                     location,
                     reason: format!("cannot parse the template: {}", e.reason()),
                 }
-            })?;
-        Ok(name)
+            })
+    }
+
+    /// Renders the template `name` with `context`, for every target: strict, so a variable the context does not
+    /// have is an error naming the template, its line and the variable (with the nearest one the context has).
+    fn render(&self, name: &str, context: &impl Serialize) -> Result<String, RenderError> {
+        self.registry.render(name, context).map_err(|e| {
+            let location = match e.line_no {
+                Some(l) => format!("{name}:{l}"),
+                None => name.to_string(),
+            };
+            let reason = match e.reason() {
+                RenderErrorReason::MissingVariable(Some(var)) => {
+                    let var = var.trim_start_matches("this.").to_string();
+                    let hint = suggest(&var, &context_paths(context))
+                        .map(|s| format!(" (did you mean `{s}`?)"))
+                        .unwrap_or_default();
+                    format!("`{{{{{var}}}}}` is not in the template context{hint}")
+                }
+                other => other.to_string(),
+            };
+            RenderError::Template { location, reason }
+        })
     }
 }
 
@@ -190,23 +228,7 @@ fn render_version(
         artifact: &artifact,
         platform,
     };
-    let text = templates.registry.render(template, &context).map_err(|e| {
-        let location = match e.line_no {
-            Some(l) => format!("{template}:{l}"),
-            None => template.to_string(),
-        };
-        let reason = match e.reason() {
-            RenderErrorReason::MissingVariable(Some(var)) => {
-                let var = var.trim_start_matches("this.").to_string();
-                let hint = suggest(&var, &context_paths(&context))
-                    .map(|s| format!(" (did you mean `{s}`?)"))
-                    .unwrap_or_default();
-                format!("`{{{{{var}}}}}` is not in the template context{hint}")
-            }
-            other => other.to_string(),
-        };
-        RenderError::Template { location, reason }
-    })?;
+    let text = templates.render(template, &context)?;
     let out: TemplateOutput =
         serde_json::from_str(&text).map_err(|e| RenderError::InvalidJson {
             template: template.to_string(),
@@ -270,10 +292,24 @@ fn read_smoke_payload(path: &Path) -> Result<serde_json::Value, RenderError> {
     })
 }
 
-/// Writes a value inside a JSON string literal: quotes, backslashes and control characters escaped.
+/// Writes a value inside a JSON string literal: quotes, backslashes and control characters escaped, and so are the
+/// characters YAML does not take unescaped or reads as a line break (DEL and the C1 controls with NEL, U+2028,
+/// U+2029, U+FEFF, U+FFFE, U+FFFF), so that the same text is the value itself inside a YAML double-quoted string
+/// too (templates/k8s). JSON reads `\u0085` as it reads the character: a rendered spec does not change.
 fn json_escape(raw: &str) -> String {
     let quoted = serde_json::Value::String(raw.to_string()).to_string();
-    quoted[1..quoted.len() - 1].to_string()
+    let mut out = String::with_capacity(quoted.len());
+    for c in quoted[1..quoted.len() - 1].chars() {
+        if matches!(
+            c,
+            '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
+        ) {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn json_helper(
@@ -291,7 +327,7 @@ fn json_helper(
 }
 
 /// Every dotted path in the template context, for "did you mean" hints.
-fn context_paths(context: &TemplateContext) -> Vec<String> {
+fn context_paths(context: &impl Serialize) -> Vec<String> {
     fn walk(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
         if let serde_json::Value::Object(map) = value {
             for (k, v) in map {
@@ -491,6 +527,19 @@ mod tests {
         let json = render_json(&[("LOG_LEVEL".into(), "info".into())], &[3]);
         let specs: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
         insta::assert_json_snapshot!(specs[0]);
+    }
+
+    /// The characters YAML refuses or reads as a line break are escaped for templates/k8s, and JSON reads them back
+    /// as they were: a rendered FunctionSpec does not change.
+    #[test]
+    fn yaml_line_breaks_are_escaped_and_read_back_by_json_as_written() {
+        assert_eq!(
+            json_escape("a\u{85}b\u{2028}c\u{7f}\u{feff}\"\n李"),
+            "a\\u0085b\\u2028c\\u007f\\ufeff\\\"\\n李"
+        );
+        let json = render_json(&[("NOTE".into(), "x\\u0085y\\u2028z\\u007f".into())], &[1]);
+        let specs: Vec<FunctionSpec> = serde_json::from_str(&json).unwrap();
+        assert_eq!(specs[0].environment["NOTE"], "x\u{85}y\u{2028}z\u{7f}");
     }
 
     #[test]

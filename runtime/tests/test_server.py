@@ -242,20 +242,24 @@ def test_every_request_is_one_json_log_line(server):
 
 
 def test_the_rendered_deployment_runs_this_server_serving_exactly_its_versions(efs_root, models, tmp_path):
-    """templates/k8s/deployment.yaml.hbs rendered (tests/python/k8s_render.py) for a mount at `models`: its container
-    command, args and environment, run here as they are (only host and port moved to a free local one), serve the
-    rendered versions and refuse the folders beside them."""
+    """The Deployment `ferry render --target eks` writes (the built agent on tests/fixtures/k8s-render, through
+    tests/python/eks_render.py) with versions 1 and 2 approved: its container command, args and environment, run here
+    as they are (only host and port moved to a free local one, and the served set's paths from the pods' mount,
+    /mnt/models, to `models`), serve the rendered versions and refuse the folders beside them."""
     sys.path.insert(0, str(REPO / "tests" / "python"))
-    import k8s_render
+    import eks_render
     import yaml
 
-    context = k8s_render.load_context()
-    context["platform"]["eks"]["mount_path"] = str(models)
-    context["versions"] = [dict(v, model_path=str(models / "risk-score" / v["version"]),
-                                approval=dict(v["approval"], artifact_sha256=None)) for v in context["versions"][:2]]
-    manifest = yaml.safe_load(k8s_render.render("deployment", context))
+    fixture = eks_render.Fixture(tmp_path / "fixture")
+    # Versions 1 and 2, approved without a digest: these test models are not the fixture's artifacts.
+    fixture.edit("releases.toml", '\nartifact_sha256 = "3f9a1c0e5b7d2a4c6e8f0a1b3c5d7e9f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d"', "")
+    fixture.edit("releases.toml", 'version = "4"', 'version = "4"\nrevoked = true')
+    fixture.edit("releases.toml", 'production = "4"', 'production = "2"')
+    manifest = yaml.safe_load(fixture.render()["02-deployment.yaml"])
     [server] = manifest["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e["value"] for e in server["env"]}
+    assert '"/mnt/models/risk-score/2"' in env["FERRY_SERVED_SET"]
+    env["FERRY_SERVED_SET"] = env["FERRY_SERVED_SET"].replace('"/mnt/models/', json.dumps(f"{models}/")[:-1])
     assert server["command"][:1] == ["python"]
     port = free_port()
     servers = start_server(models, {**env, "HOME": str(tmp_path)}, wait_for="/ping",

@@ -13,7 +13,9 @@ import tfparse
 
 MODULE = tfparse.MODULES_DIR / "eks-service"
 EXAMPLE = tfparse.EXAMPLES_DIR / "eks-service"
-RENDER_CONTEXT = tfparse.TERRAFORM_DIR.parent / "tests" / "fixtures" / "k8s-render-context.json"
+# The platform file `ferry render --target eks` is tested with (the agent refuses an eks object with a key missing or
+# unknown, so its keys are the agent's).
+RENDER_PLATFORM = tfparse.TERRAFORM_DIR.parent / "tests" / "fixtures" / "k8s-render" / "platform.json"
 
 
 def resources() -> dict:
@@ -121,5 +123,5 @@ def test_the_example_outputs_the_modules_ferry_platform_only():
 def test_ferry_platform_eks_has_the_fields_the_k8s_templates_are_rendered_with():
     value = tfparse.plain(tfparse.outputs(MODULE)["ferry_platform"]["value"])
     keys = set(re.findall(r"[{,]\s*([a-z_]+)\s*=", value))
-    context = json.loads(RENDER_CONTEXT.read_text(encoding="utf-8"))
-    assert keys == set(context["platform"]["eks"])
+    platform = json.loads(RENDER_PLATFORM.read_text(encoding="utf-8"))
+    assert keys == set(platform["eks"])

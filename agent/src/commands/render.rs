@@ -1,9 +1,13 @@
-//! `ferry render`: what should be deployed, one FunctionSpec per approved version. No AWS call.
+//! `ferry render`: what should be deployed: one FunctionSpec per approved version (`--target lambda`), or the EKS
+//! service's manifests per model (`--target eks`). No AWS call; the only remote read is the approval source's.
+use std::path::Path;
+
 use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::{Inputs, print_json};
-use crate::cli::{GlobalArgs, OutputFormat, RenderArgs};
+use crate::cli::{GlobalArgs, OutputFormat, RenderArgs, Target};
+use crate::render::eks::{self, EksInputs, EksModel};
 use crate::render::{Templates, render_model, spec_file};
 use crate::spec::FunctionSpec;
 
@@ -14,7 +18,22 @@ struct RenderOutput<'a> {
     specs: &'a [FunctionSpec],
 }
 
+/// `--target eks --output json`: a stable document (format 1).
+#[derive(Serialize)]
+struct EksRenderOutput<'a> {
+    format: u32,
+    target: &'static str,
+    models: &'a [EksModel],
+}
+
 pub async fn run(g: &GlobalArgs, args: &RenderArgs) -> Result<u8> {
+    match args.target {
+        Target::Lambda => run_lambda(g, args).await,
+        Target::Eks => run_eks(g, args).await,
+    }
+}
+
+async fn run_lambda(g: &GlobalArgs, args: &RenderArgs) -> Result<u8> {
     let inputs = Inputs::load(g)?;
     let approvals = inputs.approvals(&args.filter).await?;
     let mut templates = Templates::new();
@@ -50,6 +69,96 @@ pub async fn run(g: &GlobalArgs, args: &RenderArgs) -> Result<u8> {
         OutputFormat::Text => print!("{}", text_summary(&specs, &approvals)),
     }
     Ok(0)
+}
+
+async fn run_eks(g: &GlobalArgs, args: &RenderArgs) -> Result<u8> {
+    let inputs = Inputs::load(g)?;
+    // A stack without an EKS service is named before the registry is asked anything.
+    eks::eks_platform(&inputs.platform, platform_path(g))?;
+    let approvals = inputs.approvals(&args.filter).await?;
+    let eks_inputs = EksInputs {
+        catalog: &inputs.catalog,
+        platform: &inputs.platform,
+        platform_path: platform_path(g),
+    };
+    let mut templates = Templates::new();
+    let models = approvals
+        .iter()
+        .map(|(model, approved)| eks::render_model(&mut templates, &eks_inputs, model, approved))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (model, approved) in &approvals {
+        if approved.approved.is_empty() {
+            eprintln!(
+                "note: {}: no approved version, so no manifests (a served set is never empty)",
+                model.key
+            );
+        }
+        if !approved.revoked.is_empty() {
+            eprintln!(
+                "note: {}: approval withdrawn for v{}: not in the rendered served set",
+                model.key,
+                approved.revoked.join(" v")
+            );
+        }
+    }
+    if let Some(dir) = &args.out {
+        let written = write_manifests(dir, &models)?;
+        eprintln!(
+            "wrote {written} manifest(s) for {} model(s) under {}",
+            models.iter().filter(|m| !m.manifests.is_empty()).count(),
+            dir.display()
+        );
+        return Ok(0);
+    }
+    match g.output {
+        OutputFormat::Json => print_json(&EksRenderOutput {
+            format: 1,
+            target: "eks",
+            models: &models,
+        })?,
+        OutputFormat::Text => print!("{}", yaml_stream(&models)),
+    }
+    Ok(0)
+}
+
+/// Writes each model's manifests under `<dir>/<model>/`, and removes the files of its templates that render nothing
+/// now (an HPA after `eks.autoscaling` was taken out), so that the folder is what is to be applied. A model that
+/// renders nothing (no approved version) keeps its folder as it was. Returns how many files were written.
+fn write_manifests(dir: &Path, models: &[EksModel]) -> Result<usize> {
+    let mut written = 0;
+    for model in models.iter().filter(|m| !m.manifests.is_empty()) {
+        let folder = dir.join(&model.model);
+        std::fs::create_dir_all(&folder)
+            .with_context(|| format!("{}: cannot create", folder.display()))?;
+        for file in eks::manifest_files() {
+            let path = folder.join(&file);
+            match model.manifests.iter().find(|m| m.file == file) {
+                Some(manifest) => {
+                    std::fs::write(&path, &manifest.text)
+                        .with_context(|| format!("{}: cannot write", path.display()))?;
+                    written += 1;
+                }
+                None if path.exists() => std::fs::remove_file(&path)
+                    .with_context(|| format!("{}: cannot remove", path.display()))?,
+                None => {}
+            }
+        }
+    }
+    Ok(written)
+}
+
+/// Every manifest as one YAML stream, each document headed by the file `--out` would write it to.
+fn yaml_stream(models: &[EksModel]) -> String {
+    let documents: Vec<String> = models
+        .iter()
+        .flat_map(|model| {
+            model.manifests.iter().map(move |m| {
+                let text = m.text.trim_end();
+                format!("# Source: {}/{}\n{text}\n", model.model, m.file)
+            })
+        })
+        .collect();
+    documents.join("---\n")
 }
 
 fn platform_path(g: &GlobalArgs) -> &std::path::Path {

@@ -306,9 +306,7 @@ fn check_request(req: &SyncRequest) -> Result<(), SyncError> {
         }
     }
     if let Some(d) = &req.expected_digest
-        && !(d.len() == 64
-            && d.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        && !crate::manifest::is_sha256_hex(d)
     {
         return Err(SyncError::Request(format!(
             "expected_digest {d:?} is not 64 lowercase hex digits"
