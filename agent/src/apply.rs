@@ -28,7 +28,9 @@ use crate::lock::Fence;
 use crate::observe::ObservedFunction;
 use crate::plan::{Action, ModelPlan, is_version_alias};
 use crate::routes::FunctionArn;
-use crate::spec::{FunctionSpec, VersionConfig, parse_version_description};
+use crate::spec::{
+    FunctionSpec, VersionConfig, configuration_differences, parse_version_description,
+};
 use crate::stage::StageDescription;
 
 #[derive(Debug, Clone)]
@@ -566,7 +568,7 @@ async fn publish(
         // this spec's hash: it is this publish's.
         Err(e) if e.code() == Some("PreconditionFailedException") => {
             *latest_revision = None;
-            return version_with_hash(ctx, f, &spec.spec_hash)
+            return version_of(ctx, spec)
                 .await?
                 .ok_or_else(|| step_err(f, "PublishVersion", describe_sdk_error(&e)));
         }
@@ -597,12 +599,13 @@ async fn publish(
     }
 }
 
-/// The newest published version whose description carries `hash`, if any (a paginated read).
-async fn version_with_hash(
+/// The newest published version of `spec` (its hash in the description, and the configuration the spec sets: a
+/// description can be copied by hand), if any (a paginated read).
+async fn version_of(
     ctx: &ApplyContext,
-    function: &str,
-    hash: &str,
+    spec: &FunctionSpec,
 ) -> Result<Option<Published>, StepError> {
+    let function = spec.function_name.as_str();
     let mut found: Option<(u64, Published)> = None;
     let mut pages = ctx
         .lambda
@@ -614,10 +617,12 @@ async fn version_with_hash(
         let page =
             page.map_err(|e| step_err(function, "ListVersionsByFunction", describe_sdk_error(&e)))?;
         for v in page.versions() {
+            let config = crate::version_config!(v);
             let ours = v
                 .description()
                 .and_then(parse_version_description)
-                .is_some_and(|(h, _, _)| h == hash);
+                .is_some_and(|(h, _, _)| h == spec.spec_hash)
+                && configuration_differences(spec, &config).is_empty();
             let number = v.version().and_then(|n| n.parse::<u64>().ok());
             if let (true, Some(n)) = (ours, number)
                 && found.as_ref().is_none_or(|(m, _)| n > *m)
@@ -625,7 +630,7 @@ async fn version_with_hash(
                 let published = Published {
                     lambda_version: n.to_string(),
                     code_sha256: v.code_sha256().map(str::to_string),
-                    config: Some(crate::version_config!(v)),
+                    config: Some(config),
                 };
                 found = Some((n, published));
             }

@@ -359,15 +359,30 @@ fn precondition_failed() -> PublishVersionError {
     )
 }
 
-/// ListVersionsByFunction answering these (version, description) pairs.
-fn versions_listed(versions: Vec<(&'static str, String)>) -> Rule {
+/// ListVersionsByFunction answering these (version, description, memory) triples, each version otherwise
+/// configured as `spec()` sets it.
+fn versions_listed(versions: Vec<(&'static str, String, i32)>) -> Rule {
     mock!(aws_sdk_lambda::Client::list_versions_by_function).then_output(move || {
+        let s = spec();
         let mut out = ListVersionsByFunctionOutput::builder();
-        for (v, d) in &versions {
+        for (v, d, memory) in &versions {
             out = out.versions(
                 FunctionConfiguration::builder()
                     .version(*v)
                     .description(d.clone())
+                    .memory_size(*memory)
+                    .timeout(s.timeout_s as i32)
+                    .ephemeral_storage(
+                        aws_sdk_lambda::types::EphemeralStorage::builder()
+                            .size(s.ephemeral_storage_mb as i32)
+                            .build()
+                            .unwrap(),
+                    )
+                    .environment(
+                        aws_sdk_lambda::types::EnvironmentResponse::builder()
+                            .set_variables(Some(s.environment.clone().into_iter().collect()))
+                            .build(),
+                    )
                     .build(),
             );
         }
@@ -382,8 +397,8 @@ async fn a_precondition_failure_on_publish_creates_no_alias() {
         .then_output(|| update_output(LastUpdateStatus::Successful));
     let publish = mock!(aws_sdk_lambda::Client::publish_version).then_error(precondition_failed);
     let listed = versions_listed(vec![
-        ("$LATEST", String::new()),
-        ("3", "hotfix by hand".into()),
+        ("$LATEST", String::new(), 1024),
+        ("3", "hotfix by hand".into(), 1024),
     ]);
     let (get, invoke, alias) = (get_config_successful(), invoke_ok(), alias_ok());
     let outcome = deploy(&[&update, &get, &publish, &listed, &invoke, &alias]).await;
@@ -404,9 +419,9 @@ async fn a_publish_whose_answer_was_lost_carries_on_with_the_version_it_publishe
         .then_output(|| update_output(LastUpdateStatus::Successful));
     let publish = mock!(aws_sdk_lambda::Client::publish_version).then_error(precondition_failed);
     let listed = versions_listed(vec![
-        ("$LATEST", String::new()),
-        ("6", "hotfix by hand".into()),
-        ("7", spec().version_description()),
+        ("$LATEST", String::new(), 1024),
+        ("6", "hotfix by hand".into(), 1024),
+        ("7", spec().version_description(), 1024),
     ]);
     let (get, invoke, alias) = (get_config_successful(), invoke_ok(), alias_ok());
     let outcome = deploy(&[&update, &get, &publish, &listed, &invoke, &alias]).await;
@@ -415,6 +430,29 @@ async fn a_publish_whose_answer_was_lost_carries_on_with_the_version_it_publishe
     assert_eq!(publish.num_calls(), 1);
     assert_eq!(invoke.num_calls(), 1);
     assert_eq!(alias.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_lost_publish_answer_is_not_taken_for_a_version_published_by_hand_with_a_copied_description()
+ {
+    // Given a lost publish answer (412 on the retry), and the only version carrying this spec's hash configured
+    // otherwise than the spec says (a description copied by hand),
+    let update = mock!(aws_sdk_lambda::Client::update_function_configuration)
+        .then_output(|| update_output(LastUpdateStatus::Successful));
+    let publish = mock!(aws_sdk_lambda::Client::publish_version).then_error(precondition_failed);
+    let listed = versions_listed(vec![
+        ("$LATEST", String::new(), 1024),
+        ("7", spec().version_description(), 2048),
+    ]);
+    let (get, invoke, alias) = (get_config_successful(), invoke_ok(), alias_ok());
+    let outcome = deploy(&[&update, &get, &publish, &listed, &invoke, &alias]).await;
+    // then that version is not this deploy's: the model stops with Lambda's reason, and no alias is created.
+    let error = outcome.error.unwrap();
+    assert!(
+        error.starts_with("ferry-prod-risk-score: PublishVersion: PreconditionFailedException"),
+        "{error}"
+    );
+    assert_eq!((invoke.num_calls(), alias.num_calls()), (0, 0));
 }
 
 #[tokio::test]
