@@ -28,16 +28,6 @@ pub struct Approval {
     pub meaning: Option<String>,
 }
 
-impl Approval {
-    /// The meaning as records and reports show it: the approver's words, or what the `ferry.approved` tag alone says.
-    pub fn meaning_or_default(&self) -> &str {
-        self.meaning.as_deref().unwrap_or(DEFAULT_MEANING)
-    }
-}
-
-/// What an approval means when its approver did not say: the `ferry.approved=true` tag's own meaning.
-pub const DEFAULT_MEANING: &str = "approved for deployment (no ferry.approval_meaning given)";
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ApprovedVersion {
     pub version: String,
@@ -328,6 +318,5 @@ mod tests {
             json,
             r#"{"approved_by":"qa@example.org","approved_at":"2026-11-30T09:12:03Z","ticket":"QA-1","artifact_sha256":null}"#
         );
-        assert_eq!(approval("a", "b").meaning_or_default(), DEFAULT_MEANING);
     }
 }
