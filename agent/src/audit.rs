@@ -10,6 +10,7 @@
 //! <audit_prefix><environment>/<model>/routes/<alias>/<time>-delete.json  its route deleted (`ferry retire`)
 //! <audit_prefix><environment>/<model>/urls/<alias>/<time>-create.json    the alias's function URL created
 //! <audit_prefix><environment>/<model>/urls/<alias>/<time>-delete.json    its function URL deleted (`ferry retire`)
+//! <audit_prefix><environment>/<model>/verifications/<time>.json        a `ferry verify --record` over the model
 //! <audit_prefix><environment>/unlock/<time>.json                         a lock removed by force
 //! ```
 use std::collections::BTreeMap;
@@ -366,8 +367,17 @@ impl AuditLog {
         format!("{}unlock/{}-takeover.json", self.prefix, key_time(now))
     }
 
+    /// Where the record of one `ferry verify --record` over a model goes.
+    pub fn verification_key(&self, model: &str, now: time::OffsetDateTime) -> String {
+        format!(
+            "{}{model}/verifications/{}.json",
+            self.prefix,
+            key_time(now)
+        )
+    }
+
     /// Writes a record; an existing object at the key is an error, never overwritten.
-    pub async fn write(&self, key: &str, record: &AuditRecord) -> Result<(), AuditError> {
+    pub async fn write(&self, key: &str, record: &impl Serialize) -> Result<(), AuditError> {
         let body = serde_json::to_vec_pretty(record).unwrap_or_default();
         let put = self
             .s3
@@ -566,6 +576,8 @@ impl AuditLog {
 /// `v<N>/<time>-deploy-lv<L>.json` (relative to the model's prefix; `key` is the whole key) → (time, event).
 fn parse_version_key(rel: &str, key: &str) -> Option<(String, AuditEvent)> {
     let (alias, file) = rel.split_once('/')?;
+    // `<model>/v…` also lists `<model>/verifications/`: only version aliases' records are events of them.
+    crate::plan::is_version_alias(alias)?;
     let stem = file.strip_suffix(".json")?;
     let (time, rest) = stem.split_once('-')?;
     let (kind, lv) = rest.split_once("-lv")?;
@@ -610,6 +622,11 @@ mod tests {
             })
         );
         assert_eq!(parse_version_key("v3/notes.txt", "k"), None);
+        // Listed under the same `<model>/v` prefix, a verification (or anything else) is no version's event.
+        assert_eq!(
+            parse_version_key("verifications/20261126T081500.123Z-deploy-lv7.json", "k"),
+            None
+        );
     }
 
     #[test]

@@ -97,6 +97,9 @@ pub enum Command {
     /// With --at TIME: per model, the version each stage alias served then and the version aliases live then, with
     /// who approved each, the ticket and the digests.
     History(HistoryArgs),
+    /// Evidence for auditors, from the audit records alone
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Delete the alias of one deployed version (explicit and audited; refused while a stage points at it)
     ///
     /// The only way to change a deployed alias is to retire it and deploy again. While the approval source still
@@ -205,6 +208,10 @@ pub struct VerifyArgs {
     /// cannot be reached from where verify runs); every alias's line then says so
     #[arg(long)]
     pub no_registry: bool,
+    /// Also write the results to the audit log, one record per model, as evidence that the check was run
+    /// (`ferry audit export` shows them); needs the AWS identity and s3:PutObject on the audit prefix
+    #[arg(long)]
+    pub record: bool,
 }
 
 #[derive(Debug, Args)]
@@ -223,6 +230,42 @@ pub struct HistoryArgs {
     /// Events at or before this time (RFC 3339)
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Export an evidence bundle: per model version, its approval, deploys, stage periods, retirement, endpoints
+    /// and recorded verifications, with the bundle's SHA-256
+    ///
+    /// A version is in the bundle when it was live at some time in the window, with every record about it up to
+    /// the window's end. The digest is the SHA-256 of the bundle's canonical JSON: the same records give the same
+    /// digest in every format. With --out, FILE.sha256 gets the file's own SHA-256 (check it with `sha256sum -c`).
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub filter: ModelFilter,
+    /// The versions live at or after this time (RFC 3339)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// The records up to this time (RFC 3339)
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// json (the bundle and its digest), csv (a row per record) or html (a page for a person)
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// Write to FILE (and its SHA-256 to FILE.sha256) instead of printing
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Json,
+    Csv,
+    Html,
 }
 
 #[derive(Debug, Args)]

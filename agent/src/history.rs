@@ -19,6 +19,8 @@ pub enum EventKind {
     FunctionUrlDelete,
     Unlock,
     LockTakeover,
+    /// A recorded run of `ferry verify --record` over a model.
+    Verification,
 }
 
 /// One audit record as its key names it.
@@ -54,6 +56,9 @@ pub fn parse_key(rel: &str, key: &str) -> Option<KeyedEvent> {
             Some(time) => event(EventKind::LockTakeover, None, None, time, None),
             None => event(EventKind::Unlock, None, None, stem, None),
         },
+        [model, "verifications", _] => {
+            event(EventKind::Verification, Some(model), None, stem, None)
+        }
         [model, "gc", _] => {
             let (time, lv) = stem.split_once("-lv")?;
             event(EventKind::Gc, Some(model), None, time, Some(lv))
@@ -230,6 +235,15 @@ mod tests {
         assert_eq!(
             ev("unlock/20261126T081500.123Z.json").kind,
             EventKind::Unlock
+        );
+        let v = ev("risk/verifications/20261126T081500.123Z.json");
+        assert_eq!(
+            (&v.kind, v.model.as_deref(), v.key_time.as_str()),
+            (
+                &EventKind::Verification,
+                Some("risk"),
+                "20261126T081500.123Z"
+            )
         );
         assert_eq!(
             ev("unlock/20261126T081500.123Z-takeover.json").kind,

@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod cli;
 pub mod commands;
 pub mod efs;
+pub mod evidence;
 pub mod function_url;
 pub mod history;
 pub mod http_api;

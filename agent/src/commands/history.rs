@@ -15,10 +15,10 @@ use crate::history::{EventKind, Filter, KeyedEvent, key_time_of, live_at, parse_
 const READS_IN_FLIGHT: usize = 32;
 
 #[derive(Serialize)]
-struct Event {
+pub(super) struct Event {
     #[serde(flatten)]
-    event: KeyedEvent,
-    record: Value,
+    pub(super) event: KeyedEvent,
+    pub(super) record: Value,
 }
 
 pub async fn run(g: &GlobalArgs, args: &HistoryArgs) -> Result<u8> {
@@ -111,7 +111,7 @@ pub async fn run(g: &GlobalArgs, args: &HistoryArgs) -> Result<u8> {
     Ok(0)
 }
 
-async fn read_all(audit: &AuditLog, events: Vec<KeyedEvent>) -> Result<Vec<Event>> {
+pub(super) async fn read_all(audit: &AuditLog, events: Vec<KeyedEvent>) -> Result<Vec<Event>> {
     futures::stream::iter(events)
         .map(|event| async move {
             let record = audit
@@ -200,6 +200,17 @@ fn event_line(e: &Event) -> String {
             text(r, "ticket")
         ),
         EventKind::Unlock | EventKind::LockTakeover => text(r, "reason"),
+        EventKind::Verification => {
+            let findings = r["findings"].as_array().map(Vec::len).unwrap_or(0);
+            let failed = r["findings"]
+                .as_array()
+                .map(|f| f.iter().filter(|f| f["ok"] != true).count())
+                .unwrap_or(0);
+            format!(
+                "verified: {} ({findings} check(s), {failed} failed)",
+                if r["ok"] == true { "ok" } else { "FAIL" }
+            )
+        }
     };
     let kind = serde_json::to_value(&e.event.kind)
         .ok()

@@ -9,6 +9,7 @@ use crate::cli::{Cli, Command, GlobalArgs, ModelFilter};
 use crate::lock::{Acquired, DeployLock, HeldLock, LockOptions, RunId};
 use crate::platform::Platform;
 
+mod audit_export;
 mod deploy;
 mod gc;
 mod history;
@@ -32,6 +33,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Status(args) => status::run(g, args).await,
         Command::Verify(args) => verify::run(g, args).await,
         Command::History(args) => history::run(g, args).await,
+        Command::Audit(crate::cli::AuditCommand::Export(args)) => audit_export::run(g, args).await,
         Command::Retire(args) => retire::run(g, args).await,
         Command::Gc(args) => gc::run(g, args).await,
         Command::Unlock(args) => unlock::run(g, args).await,

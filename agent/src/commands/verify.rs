@@ -15,10 +15,11 @@ use crate::cli::{GlobalArgs, OutputFormat, VerifyArgs};
 use std::collections::BTreeMap;
 
 use crate::approval::ModelApprovals;
-use crate::audit::RecordedDeployBody;
+use crate::audit::{Deployer, RecordedDeployBody, rfc3339};
 use crate::catalog::Endpoint;
 use crate::function_url::{AUTH_TYPE, ObservedUrl, observe_urls};
 use crate::http_api::{HttpApi, RouteTarget, observe_api};
+use crate::lock::RunId;
 use crate::manifest::{ArtifactManifest, MANIFEST_FILE, file_differences, scan_dir};
 use crate::observe::{ObservedFunction, ObservedVersion, observe};
 use crate::plan::is_version_alias;
@@ -40,6 +41,11 @@ pub async fn run(g: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
     let inputs = Inputs::load(g)?;
     let models = inputs.catalog.select(&args.filter.models)?;
     let (clients, audit) = super::connect(&inputs.platform).await;
+    // Who runs the check, asked first: a record of it must say who, and without one nothing is checked.
+    let verifier = match args.record {
+        true => Some(Deployer::identify(&clients.sts, RunId::new()).await?),
+        false => None,
+    };
     let efs_root = args
         .efs_root
         .clone()
@@ -65,11 +71,13 @@ pub async fn run(g: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
             .collect()
     };
     let mut findings = Vec::new();
+    let mut functions = Vec::new();
     for m in models {
         let function = inputs
             .platform
             .function_name(&m.function)
             .map_err(anyhow::Error::msg)?;
+        functions.push((m.key.clone(), function.to_string()));
         let o = observe(&clients.lambda, &audit, &m.key, function)
             .await
             .with_context(|| format!("verify of {}", m.key))?;
@@ -131,7 +139,61 @@ pub async fn run(g: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
             );
         }
     }
+    if let Some(verifier) = &verifier {
+        let checked = Checked {
+            registry: !args.no_registry,
+            efs_folders: efs_root.is_some(),
+        };
+        for (model, function) in &functions {
+            let mine: Vec<&Finding> = findings.iter().filter(|f| &f.model == model).collect();
+            let now = time::OffsetDateTime::now_utc();
+            let record = VerificationRecord {
+                event: "verification",
+                environment: &inputs.platform.environment,
+                model,
+                function,
+                ok: mine.iter().all(|f| f.ok) && storage.iter().all(|f| f.ok),
+                checked,
+                findings: mine,
+                storage: &storage,
+                deployer: verifier,
+                time: rfc3339(now),
+            };
+            let key = audit.verification_key(model, now);
+            audit
+                .write(&key, &record)
+                .await
+                .with_context(|| format!("recording the verification of {model}"))?;
+            eprintln!("recorded: s3://{}/{key}", audit.bucket());
+        }
+    }
     Ok(if ok { 0 } else { 1 })
+}
+
+/// What a run of `ferry verify --record` writes per model: every check of its aliases and of the model storage,
+/// with who ran it and what was and was not checked.
+#[derive(Serialize)]
+struct VerificationRecord<'a> {
+    event: &'static str,
+    environment: &'a str,
+    model: &'a str,
+    function: &'a str,
+    /// Every check of the model's aliases and of the storage passed.
+    ok: bool,
+    checked: Checked,
+    findings: Vec<&'a Finding>,
+    storage: &'a [crate::efs::StorageFinding],
+    deployer: &'a Deployer,
+    time: String,
+}
+
+/// What a verification compared beside Lambda and the audit records.
+#[derive(Serialize, Clone, Copy)]
+struct Checked {
+    /// Each approval against the registry (not with `--no-registry`).
+    registry: bool,
+    /// Each EFS folder file by file (with an EFS root).
+    efs_folders: bool,
 }
 
 /// What a model's live aliases are checked against besides Lambda's answers.

@@ -437,3 +437,197 @@ async fn verify_names_each_kind_of_drift_exactly() {
     }
     eprintln!("verify drift table: {results:?}");
 }
+
+/// `ferry audit export` after a real story (deploys, a recorded verification, a canary, its promotion, a
+/// retirement), with the values approvers really type: the bundle holds each version's approval, deploys, stage
+/// periods with their shares, retirement and verifications; the three formats name one digest; the HTML page is
+/// rendered by a real browser (headless Chromium) and shows hostile text as text.
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_export_gives_each_version_its_evidence_in_json_csv_and_a_page_a_browser_renders() {
+    let fx = Fixture::new("trace-export", "canary_weight = 0.1");
+    let approver =
+        "Zoë Ångström-Łukasiewicz <zoe.angstrom-lukasiewicz@clinical-research.example.org>";
+    // A ticket a spreadsheet would run as a formula, and markup a page would run as a script.
+    let ticket = "=HYPERLINK(\"https://evil.example/\",\"CHG-1042\")";
+    let meaning = "approved for clinical use — SOP-12 §4 <b>not bold</b>";
+    for (tag, value) in [
+        ("ferry.approved_by", approver),
+        ("ferry.ticket", ticket),
+        ("ferry.approval_meaning", meaning),
+    ] {
+        fx.env.python(&[
+            "-c",
+            &format!(
+                "from mlflow import MlflowClient; MlflowClient().set_model_version_tag({:?}, '1', {tag:?}, {value:?})",
+                fx.risk
+            ),
+        ]);
+    }
+    fx.ferry(&["deploy"]).assert().success();
+    fx.ferry(&["verify", "--record"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("recorded: s3://"));
+    registry_stage(&fx, &fx.risk, 1);
+    fx.ferry(&["deploy"]).assert().success(); // production: 10% on v1
+    fx.ferry(&["deploy", "--promote"]).assert().success(); // production: all on v1
+    fx.retire("2", "superseded by v1", "CHG-7")
+        .assert()
+        .success();
+
+    let dir = tempfile::tempdir().unwrap();
+    let export = |format: &str| {
+        let out = dir.path().join(format!("evidence.{format}"));
+        fx.ferry(&[
+            "audit",
+            "export",
+            "--model",
+            "risk-score",
+            "--format",
+            format,
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("2 model version(s)"));
+        // The sidecar names the file's own digest, as `sha256sum -c` reads it.
+        let body = std::fs::read(&out).unwrap();
+        let sidecar =
+            std::fs::read_to_string(out.with_extension(format!("{format}.sha256"))).unwrap();
+        use sha2::Digest;
+        assert_eq!(
+            sidecar,
+            format!(
+                "{}  evidence.{format}\n",
+                hex::encode(sha2::Sha256::digest(&body))
+            )
+        );
+        (out, String::from_utf8(body).unwrap())
+    };
+
+    let (_, json) = export("json");
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let digest = doc["bundle_sha256"].as_str().unwrap().to_string();
+    let versions = doc["bundle"]["versions"].as_array().unwrap();
+    assert_eq!(
+        versions
+            .iter()
+            .map(|v| v["alias"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["v1", "v2"],
+        "{doc:#}"
+    );
+    let (v1, v2) = (&versions[0], &versions[1]);
+    assert_eq!(v1["approval"]["approved_by"], approver);
+    assert_eq!(v1["approval"]["ticket"], ticket);
+    assert_eq!(v1["approval"]["meaning"], meaning);
+    assert_eq!(v1["deploys"].as_array().unwrap().len(), 1);
+    assert!(v1["deploys"][0]["spec_hash"].as_str().unwrap().len() == 64);
+    let shares = |v: &serde_json::Value| -> Vec<(String, bool, f64)> {
+        v["stage_periods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["stage"].as_str().unwrap().to_string(),
+                    p["until"].is_null(),
+                    (p["share"].as_f64().unwrap() * 100.0).round(),
+                )
+            })
+            .collect()
+    };
+    // v2 served production alone, then kept 90% during the canary; v1 got 10%, then all of it.
+    assert_eq!(
+        shares(v2),
+        [
+            ("production".into(), false, 100.0),
+            ("production".into(), false, 90.0)
+        ]
+    );
+    assert_eq!(
+        shares(v1),
+        [
+            ("production".into(), false, 10.0),
+            ("production".into(), true, 100.0)
+        ]
+    );
+    assert_eq!(v2["retirements"].as_array().unwrap().len(), 1);
+    assert!(v1["retirements"].as_array().unwrap().is_empty());
+    for v in [v1, v2] {
+        let checks = v["verifications"].as_array().unwrap();
+        assert_eq!(checks.len(), 1, "{v:#}");
+        assert_eq!(checks[0]["ok"], true);
+    }
+
+    // The same records, exported again: the same digest; in CSV the formula is shown, not run.
+    let (_, json_again) = export("json");
+    assert!(json_again.contains(&digest));
+    let (_, csv) = export("csv");
+    assert!(csv.contains(&format!("sha256 {digest}")), "{csv}");
+    assert!(
+        csv.contains("\"'=HYPERLINK(\"\"https://evil.example/\"\",\"\"CHG-1042\"\")\""),
+        "{csv}"
+    );
+
+    let (page, html) = export("html");
+    assert!(html.contains(&digest));
+    let browser = "/usr/bin/chromium";
+    assert!(
+        std::path::Path::new(browser).exists(),
+        "{browser} is missing: .ci/run installs Debian's chromium package for this test"
+    );
+    let profile = tempfile::tempdir().unwrap();
+    let chromium = |extra: &[String]| {
+        let out = std::process::Command::new(browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--hide-scrollbars",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(extra)
+            .arg(format!("file://{}", page.display()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // The DOM the browser built: the approver's markup is text, no element came of it.
+    let dom = chromium(&["--dump-dom".into()]);
+    assert!(dom.contains("<section id=\"risk-score-v1\">"), "{dom}");
+    assert!(dom.contains(
+        "Zoë Ångström-Łukasiewicz &lt;zoe.angstrom-lukasiewicz@clinical-research.example.org&gt;"
+    ));
+    assert!(dom.contains("&lt;b&gt;not bold&lt;/b&gt;") && !dom.contains("<b>"));
+    assert!(dom.contains("still serving") && dom.contains("10%"));
+    // A screenshot a person can look at (kept beside the test binary's other outputs).
+    let shot = std::env::temp_dir().join("ferry-evidence.png");
+    chromium(&[
+        format!("--screenshot={}", shot.display()),
+        "--window-size=1280,2400".into(),
+    ]);
+    let png = std::fs::read(&shot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 20_000,
+        "{} bytes",
+        png.len()
+    );
+
+    // A model nobody deployed is an error, not an empty bundle.
+    fx.ferry(&["audit", "export", "--model", "nonesuch", "--format", "json"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("holds no record of it"));
+}
