@@ -14,6 +14,7 @@ mod gc;
 mod history;
 mod manifest;
 mod plan;
+mod rebuild;
 mod render;
 mod retire;
 mod status;
