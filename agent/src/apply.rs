@@ -26,7 +26,7 @@ use crate::function_url::create_url;
 use crate::http_api::{HttpApi, RouteTarget};
 use crate::lock::Fence;
 use crate::observe::ObservedFunction;
-use crate::plan::{Action, ModelPlan, is_version_alias};
+use crate::plan::{Action, ModelPlan, StageReplay, is_version_alias};
 use crate::routes::FunctionArn;
 use crate::spec::{
     FunctionSpec, VersionConfig, configuration_differences, parse_version_description,
@@ -211,6 +211,7 @@ async fn apply_actions(
             Action::Create {
                 spec,
                 reuse_lambda_version,
+                from_record,
                 ..
             } => {
                 let published = match reuse_lambda_version {
@@ -224,8 +225,15 @@ async fn apply_actions(
                 let lv = published.lambda_version.clone();
                 smoke_invoke(ctx, spec, &lv).await?;
                 create_alias(ctx, spec, &lv).await?;
+                let rebuilt = from_record.as_ref().map(|r| {
+                    format!(
+                        "rebuilt from the record: the spec of deploy record {}, replayed as recorded",
+                        r.key
+                    )
+                });
+                let artifact = verified.get(&spec.version);
                 let audit_key =
-                    write_deploy_record(ctx, spec, &published, verified.get(&spec.version)).await?;
+                    write_deploy_record(ctx, spec, &published, artifact, rebuilt).await?;
                 alias_versions.insert(spec.alias.clone(), lv.clone());
                 outcome.created.push(CreatedAlias {
                     alias: spec.alias.clone(),
@@ -246,7 +254,8 @@ async fn apply_actions(
                     code_sha256: version.map(|v| v.code_sha256.clone()),
                     config: version.map(|v| v.config.clone()),
                 };
-                write_deploy_record(ctx, spec, &published, verified.get(&spec.version)).await?;
+                write_deploy_record(ctx, spec, &published, verified.get(&spec.version), None)
+                    .await?;
                 outcome.audits_repaired.push(spec.alias.clone());
             }
             Action::StageMove {
@@ -254,6 +263,7 @@ async fn apply_actions(
                 to_version,
                 canary_weight,
                 provisioned_concurrency,
+                from_record,
                 ..
             } => {
                 let step = StageMoveStep {
@@ -261,6 +271,7 @@ async fn apply_actions(
                     to_version,
                     canary_weight: *canary_weight,
                     provisioned_concurrency: *provisioned_concurrency,
+                    from_record: from_record.as_ref(),
                 };
                 let moved = move_stage(ctx, plan, observed, &alias_versions, &step).await?;
                 outcome.stage_moves.push(moved);
@@ -865,6 +876,7 @@ async fn write_deploy_record(
     spec: &FunctionSpec,
     published: &Published,
     artifact_digest: Option<&String>,
+    reason: Option<String>,
 ) -> Result<String, StepError> {
     let now = time::OffsetDateTime::now_utc();
     let lv = published.lambda_version.as_str();
@@ -887,6 +899,7 @@ async fn write_deploy_record(
         ticket: Some(spec.approval.ticket.clone()),
         spec: Some(Box::new(spec.clone())),
         configuration: published.config.clone(),
+        reason,
         deployer: ctx.deployer.clone(),
         time: rfc3339(now),
         ..AuditRecord::default()
@@ -901,6 +914,8 @@ struct StageMoveStep<'a> {
     to_version: &'a str,
     canary_weight: Option<f64>,
     provisioned_concurrency: Option<u32>,
+    /// A move replayed from its record (a rebuild): for a canary, the version that keeps the rest of the traffic.
+    from_record: Option<&'a StageReplay>,
 }
 
 async fn move_stage(
@@ -915,6 +930,7 @@ async fn move_stage(
         to_version,
         canary_weight,
         provisioned_concurrency,
+        from_record,
     } = *step;
     let f = plan.function.as_str();
     let target = alias_versions
@@ -928,14 +944,28 @@ async fn move_stage(
             )
         })?;
     let current = observed.aliases.get(stage);
-    // A canary keeps the old version as the alias's main one and sends a share of traffic to the new one.
-    let (main, routing) = match (canary_weight, current) {
-        (Some(w), Some(cur)) => {
-            check_same_role(observed, f, &cur.function_version, &target)?;
-            (
-                cur.function_version.clone(),
-                HashMap::from([(target.clone(), w)]),
-            )
+    // A canary keeps the old version as the alias's main one and sends a share of traffic to the new one; a canary
+    // replayed from its record names the old one.
+    let replayed_main = from_record
+        .and_then(|r| r.main_version.as_ref())
+        .map(|v| {
+            alias_versions
+                .get(&crate::plan::version_alias(v))
+                .cloned()
+                .ok_or_else(|| {
+                    step_err(
+                        f,
+                        "stage move",
+                        format!("v{v} has no Lambda version; it was not created"),
+                    )
+                })
+        })
+        .transpose()?;
+    let old_main = replayed_main.or_else(|| current.map(|c| c.function_version.clone()));
+    let (main, routing) = match (canary_weight, old_main) {
+        (Some(w), Some(old)) => {
+            check_same_role(observed, f, &old, &target)?;
+            (old, HashMap::from([(target.clone(), w)]))
         }
         _ => (target.clone(), HashMap::new()),
     };
@@ -973,6 +1003,7 @@ async fn move_stage(
             .name(stage)
             .function_version(&main)
             .description(&description)
+            .set_routing_config((!routing.is_empty()).then(|| routing_config.clone()))
             .send()
             .await;
         match created {
@@ -1013,7 +1044,12 @@ async fn move_stage(
             target: &target,
             routing: routing.into_iter().collect(),
         },
-        None,
+        from_record.map(|r| {
+            format!(
+                "rebuilt from the record: replays the routing stage-move record {} left the stage with",
+                r.record_key
+            )
+        }),
     )
     .await?;
     if let Some(count) = provisioned_concurrency {
@@ -1039,12 +1075,12 @@ struct StageState<'a> {
     routing: BTreeMap<String, f64>,
 }
 
-/// The stage-move record of `state`; `repair` says why it is written after the fact.
+/// The stage-move record of `state`; `reason` says why, for a record written after the fact or by a rebuild.
 async fn write_stage_record(
     ctx: &ApplyContext,
     plan: &ModelPlan,
     state: &StageState<'_>,
-    repair: Option<String>,
+    reason: Option<String>,
 ) -> Result<String, StepError> {
     let f = plan.function.as_str();
     let now = time::OffsetDateTime::now_utc();
@@ -1055,7 +1091,7 @@ async fn write_stage_record(
         event: "stage-move",
         version: Some(state.version.into()),
         routing: (!state.routing.is_empty()).then(|| state.routing.clone()),
-        reason: repair,
+        reason,
         ..ctx.alias_record(plan, state.stage, state.lambda_version, now)
     };
     ctx.record(f, &key, &record).await?;

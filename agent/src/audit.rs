@@ -246,6 +246,11 @@ impl AuditLog {
         &self.bucket
     }
 
+    /// `<audit_prefix><environment>/`: where this environment's records are.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     pub fn deploy_key(
         &self,
         model: &str,
@@ -422,6 +427,16 @@ impl AuditLog {
             .await?
             .into_iter()
             .map(|k| (k[self.prefix.len()..].to_string(), k))
+            .collect())
+    }
+
+    /// Every record of the environment Ferry wrote, as its key names it (one listing, no record read).
+    pub async fn keyed_events(&self) -> Result<Vec<crate::history::KeyedEvent>, AuditError> {
+        Ok(self
+            .all_keys()
+            .await?
+            .iter()
+            .filter_map(|(rel, key)| crate::history::parse_key(rel, key))
             .collect())
     }
 

@@ -154,8 +154,24 @@ pub struct PlanArgs {
     #[arg(long)]
     pub detailed_exitcode: bool,
     /// Complete canary stage moves (send 100% to the new version)
-    #[arg(long)]
+    #[arg(long, conflicts_with = "from_record")]
     pub promote: bool,
+    #[command(flatten)]
+    pub record: RecordArgs,
+}
+
+/// Rebuild from the record: the desired state from the audit log instead of the templates and the registry's stages.
+#[derive(Debug, Clone, Args, Default)]
+pub struct RecordArgs {
+    /// Desired state from the audit records (a rebuild, e.g. of a new region after a disaster): each version alias
+    /// live at --at gets the spec its deploy record holds, exactly, and each stage alias the routing its last
+    /// recorded move left (a canary replayed as it was). Versions whose approval the registry no longer gives as
+    /// recorded are refused; an altered or spec-less record stops the run before any change
+    #[arg(long)]
+    pub from_record: bool,
+    /// With --from-record: what was live at this time (RFC 3339, like 2026-11-26T08:15:00Z; default: now)
+    #[arg(long, value_name = "TIME", requires = "from_record")]
+    pub at: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -171,8 +187,10 @@ pub struct DeployArgs {
     #[arg(long, value_name = "DIR")]
     pub efs_root: Option<PathBuf>,
     /// Complete canary stage moves (send 100% to the new version)
-    #[arg(long)]
+    #[arg(long, conflicts_with = "from_record")]
     pub promote: bool,
+    #[command(flatten)]
+    pub record: RecordArgs,
 }
 
 #[derive(Debug, Args)]

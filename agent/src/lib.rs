@@ -24,6 +24,7 @@ pub mod observe;
 pub mod plan;
 pub mod platform;
 pub mod python_env;
+pub mod rebuild;
 pub mod render;
 pub mod report;
 pub mod routes;

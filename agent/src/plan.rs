@@ -12,6 +12,7 @@ use crate::platform::Runtime;
 use crate::python_env::{
     PackageDiff, PythonCheck, SavedEnv, UnknownPython, check_python, package_diffs, runtime_minor,
 };
+use crate::rebuild::{FromRecord, RecordSource};
 use crate::routes::{
     FunctionArn, MAX_INTEGRATIONS, ObservedApi, RouteKey, RouteState, integration_limit_refusal,
 };
@@ -28,6 +29,9 @@ pub enum Action {
         spec_hash: String,
         /// A version an interrupted run already published with this exact spec.
         reuse_lambda_version: Option<String>,
+        /// In a rebuild from the record: the deploy record the spec is replayed from, and the hash it names.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        from_record: Option<RecordSource>,
         #[serde(skip)]
         spec: Box<FunctionSpec>,
     },
@@ -74,6 +78,10 @@ pub enum Action {
         canary_weight: Option<f64>,
         /// Provisioned concurrency the catalog asks for on this stage alias.
         provisioned_concurrency: Option<u32>,
+        /// In a rebuild from the record: the stage-move record replayed, and for a canary the version that keeps the
+        /// rest of the traffic.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        from_record: Option<StageReplay>,
     },
     StageUnchanged {
         stage: String,
@@ -99,6 +107,15 @@ pub enum Action {
         routing: BTreeMap<String, f64>,
         /// The run that moved it, as the alias description names it.
         moved_by_run: Option<String>,
+    },
+    /// In a rebuild from the record: an alias the record shows live that is not rebuilt (its approval was withdrawn
+    /// or changed since, or the stage served such a version); blocks this model.
+    RefusedRebuild {
+        alias: String,
+        version: String,
+        /// The audit record the alias would have been rebuilt from.
+        record_key: String,
+        reason: String,
     },
     /// Give an alias (version or stage) its HTTP route: an invoke permission on the alias scoped to the route, an
     /// integration to the alias, the route; then its audit record. After the alias's own actions.
@@ -143,6 +160,23 @@ impl Action {
     }
 }
 
+/// A stage move replayed from its record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StageReplay {
+    pub record_key: String,
+    /// Mid-canary: the version that keeps the rest of the traffic (`canary_weight` goes to `to_version`).
+    pub main_version: Option<String>,
+}
+
+/// Where the desired state of a rebuild comes from: the audit log, as it stood at a time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordedAt {
+    /// RFC 3339.
+    pub at: String,
+    /// `s3://<bucket>/<audit prefix><environment>/`
+    pub audit: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelPlan {
     pub model: String,
@@ -162,7 +196,7 @@ impl ModelPlan {
         let refused = self
             .actions
             .iter()
-            .any(|a| matches!(a, Action::Refused { .. }));
+            .any(|a| matches!(a, Action::Refused { .. } | Action::RefusedRebuild { .. }));
         match (drift, refused) {
             (true, true) => "drift and a refused version",
             (false, true) => "a refused version",
@@ -237,6 +271,10 @@ pub struct Plan {
     pub summary: Summary,
     /// Null when the platform has no HTTP API.
     pub http_api: Option<HttpApiPlan>,
+    /// A rebuild from the record (`--from-record`): the desired state is the audit log's at this time, not the
+    /// templates' and the registry's stage aliases. Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_record: Option<RecordedAt>,
 }
 
 impl Plan {
@@ -252,7 +290,7 @@ impl Plan {
                 Action::Drift { .. } => s.drift += 1,
                 Action::Revoked { .. } => s.revoked += 1,
                 Action::PendingRespec { .. } => s.pending_respec += 1,
-                Action::Refused { .. } => s.refused += 1,
+                Action::Refused { .. } | Action::RefusedRebuild { .. } => s.refused += 1,
                 Action::Unchanged { .. } | Action::StageUnchanged { .. } => s.unchanged += 1,
                 Action::CreateRoute { .. } => s.routes_create += 1,
                 Action::RecordRoute { .. } => s.record_audit += 1,
@@ -268,6 +306,7 @@ impl Plan {
             warnings,
             summary: s,
             http_api: None,
+            from_record: None,
         }
     }
 
@@ -329,6 +368,15 @@ impl Plan {
                     Action::Refused { alias, reason, .. } => {
                         Some(format!("{} {alias}: {reason}", m.model))
                     }
+                    Action::RefusedRebuild {
+                        alias,
+                        reason,
+                        record_key,
+                        ..
+                    } => Some(format!(
+                        "{} {alias}: not rebuilt from {record_key}: {reason}",
+                        m.model
+                    )),
                     _ => None,
                 })
             })
@@ -354,6 +402,8 @@ pub struct PlanInput<'a> {
     pub http_api: Option<&'a ObservedApi>,
     /// The function's URL configs by alias, for a model served through function URLs (routes are not planned then).
     pub function_urls: Option<&'a BTreeMap<String, ObservedUrl>>,
+    /// A rebuild from the record: `specs` are the recorded ones, and the stages are the record's, not the registry's.
+    pub from_record: Option<&'a FromRecord>,
 }
 
 /// The specs this plan creates (no alias `v<N>` yet): the versions whose artifacts the plan needs to have read.
@@ -428,11 +478,22 @@ pub fn plan_model(input: &PlanInput) -> (ModelPlan, Vec<Warning>) {
         if already_drifted.contains(&spec.alias) {
             continue;
         }
-        actions.push(plan_version(model, spec, observed));
+        let mut action = plan_version(model, spec, observed);
+        if let (Action::Create { from_record, .. }, Some(r)) = (&mut action, input.from_record) {
+            *from_record = r.sources.get(&spec.alias).cloned();
+        }
+        actions.push(action);
+    }
+    if let Some(r) = input.from_record {
+        actions.extend(not_rebuilt(r, specs, observed, &already_drifted));
     }
 
-    // Version aliases whose version is no longer approved.
-    for a in observed.aliases.values() {
+    // Version aliases whose version is no longer approved (in a rebuild, `not_rebuilt` says what is not rebuilt).
+    for a in observed
+        .aliases
+        .values()
+        .filter(|_| input.from_record.is_none())
+    {
         if let Some(n) = is_version_alias(&a.name)
             && !specs.iter().any(|s| s.alias == a.name)
             && !already_drifted.contains(&a.name)
@@ -467,9 +528,12 @@ pub fn plan_model(input: &PlanInput) -> (ModelPlan, Vec<Warning>) {
         None => plan_routes(input, &actions),
     };
     actions.extend(endpoints);
-    let blocked = actions
-        .iter()
-        .any(|a| matches!(a, Action::Drift { .. } | Action::Refused { .. }));
+    let blocked = actions.iter().any(|a| {
+        matches!(
+            a,
+            Action::Drift { .. } | Action::Refused { .. } | Action::RefusedRebuild { .. }
+        )
+    });
     let plan = ModelPlan {
         model: model.to_string(),
         function: observed.function_name.clone(),
@@ -477,6 +541,37 @@ pub fn plan_model(input: &PlanInput) -> (ModelPlan, Vec<Warning>) {
         blocked,
     };
     (plan, warnings)
+}
+
+/// In a rebuild from the record: each alias the record shows live that is not rebuilt, refused with its reason; and
+/// each version alias on the function that the record does not show live then, which a rebuild never removes.
+fn not_rebuilt(
+    r: &FromRecord,
+    specs: &[FunctionSpec],
+    observed: &ObservedFunction,
+    drifted: &[String],
+) -> Vec<Action> {
+    let refused = r.refused.iter().map(|n| Action::RefusedRebuild {
+        alias: n.alias.clone(),
+        version: n.version.clone(),
+        record_key: n.key.clone(),
+        reason: n.reason.clone(),
+    });
+    let extra = observed
+        .aliases
+        .values()
+        .filter(|a| is_version_alias(&a.name).is_some())
+        .filter(|a| !specs.iter().any(|s| s.alias == a.name))
+        .filter(|a| !r.refused.iter().any(|n| n.alias == a.name) && !drifted.contains(&a.name))
+        .map(|a| Action::Drift {
+            alias: a.name.clone(),
+            reason: format!(
+                "live at Lambda version {}, but not live in the audit record at the time rebuilt; a rebuild never \
+                 removes an alias: left alone",
+                a.function_version
+            ),
+        });
+    refused.chain(extra).collect()
 }
 
 /// Each version about to be created against the Python its function runs (`$LATEST`'s runtime, as observed):
@@ -623,6 +718,7 @@ fn plan_version(model: &str, spec: &FunctionSpec, observed: &ObservedFunction) -
             version,
             spec_hash: spec.spec_hash.clone(),
             reuse_lambda_version: observed.version_of(spec).map(|v| v.number.clone()),
+            from_record: None,
             spec: Box::new(spec.clone()),
         };
     };
@@ -761,6 +857,10 @@ fn plan_stages(input: &PlanInput) -> Vec<Action> {
             _ => None,
         })
         .collect();
+    if let Some(r) = input.from_record {
+        actions.extend(replay_stages(input, r, &drifted));
+        return actions;
+    }
     for (stage, to_version) in input
         .approvals
         .stages
@@ -782,15 +882,8 @@ fn plan_stages(input: &PlanInput) -> Vec<Action> {
             .get(&target_alias)
             .map(|a| a.function_version.clone());
         let current = input.observed.aliases.get(stage);
-        let version_of = |lv: &str| {
-            input
-                .observed
-                .versions
-                .get(lv)
-                .and_then(|v| v.ferry.as_ref())
-                .map(|(_, _, n)| n.clone())
-        };
-        let from_version = current.and_then(|a| version_of(&a.function_version));
+        let from_version =
+            current.and_then(|a| registry_version_of(input.observed, &a.function_version));
         let fully_there = current.is_some_and(|a| {
             Some(&a.function_version) == target_lv.as_ref() && a.additional.is_empty()
         });
@@ -822,9 +915,76 @@ fn plan_stages(input: &PlanInput) -> Vec<Action> {
             to_version: to_version.clone(),
             canary_weight: canary,
             provisioned_concurrency: input.provisioned_concurrency.get(stage).copied(),
+            from_record: None,
         });
     }
     actions
+}
+
+/// The registry version a Lambda version of the function was published for, as its description says.
+fn registry_version_of(observed: &ObservedFunction, lv: &str) -> Option<String> {
+    observed
+        .versions
+        .get(lv)
+        .and_then(|v| v.ferry.as_ref())
+        .map(|(_, _, n)| n.clone())
+}
+
+/// In a rebuild from the record: each stage alias routed as its last recorded move left it (all of it on one
+/// version, or mid-canary: the recorded share on the version moved to, the rest on the one before), whatever the
+/// registry's stage aliases say now.
+fn replay_stages(input: &PlanInput, r: &FromRecord, drifted: &[String]) -> Vec<Action> {
+    let observed = input.observed;
+    let lv_of = |version: &str| {
+        observed
+            .aliases
+            .get(&version_alias(version))
+            .map(|a| a.function_version.clone())
+    };
+    r.stages
+        .iter()
+        .filter(|route| !drifted.contains(&route.stage))
+        .map(|route| {
+            let (main, weight) = match &route.canary {
+                Some(c) => (c.main_version.as_str(), Some(c.weight)),
+                None => (route.to_version.as_str(), None),
+            };
+            let current = observed.aliases.get(&route.stage);
+            let there = current.is_some_and(|cur| {
+                Some(&cur.function_version) == lv_of(main).as_ref()
+                    && match (weight, lv_of(&route.to_version)) {
+                        (None, _) => cur.additional.is_empty(),
+                        (Some(w), Some(lv)) => {
+                            cur.additional.len() == 1
+                                && cur
+                                    .additional
+                                    .get(&lv)
+                                    .is_some_and(|x| (x - w).abs() < 1e-9)
+                        }
+                        (Some(_), None) => false,
+                    }
+            });
+            if there {
+                return Action::StageUnchanged {
+                    stage: route.stage.clone(),
+                    version: route.to_version.clone(),
+                    canary_weight: weight,
+                };
+            }
+            Action::StageMove {
+                stage: route.stage.clone(),
+                from_version: current
+                    .and_then(|a| registry_version_of(observed, &a.function_version)),
+                to_version: route.to_version.clone(),
+                canary_weight: weight,
+                provisioned_concurrency: input.provisioned_concurrency.get(&route.stage).copied(),
+                from_record: Some(StageReplay {
+                    record_key: route.key.clone(),
+                    main_version: route.canary.as_ref().map(|c| c.main_version.clone()),
+                }),
+            }
+        })
+        .collect()
 }
 
 /// The aliases this model serves once the plan is applied: each approved version's (created, or live as recorded),
@@ -847,7 +1007,7 @@ fn served_aliases(actions: &[Action]) -> Vec<&str> {
         }
     }
     let drifted = |name: &str| {
-        actions.iter().any(|a| matches!(a, Action::Drift { alias, .. } | Action::Refused { alias, .. } if alias == name))
+        actions.iter().any(|a| matches!(a, Action::Drift { alias, .. } | Action::Refused { alias, .. } | Action::RefusedRebuild { alias, .. } if alias == name))
     };
     served.retain(|a| !drifted(a));
     served
@@ -939,6 +1099,13 @@ fn plan_function_urls(urls: &BTreeMap<String, ObservedUrl>, actions: &[Action]) 
 /// The plan as people read it in CI logs.
 pub fn to_text(plan: &Plan) -> String {
     let mut out = String::new();
+    if let Some(r) = &plan.from_record {
+        out.push_str(&format!(
+            "Desired state from the audit record at {} ({}), not from the templates; the registry's stage aliases \
+             are not used.\n",
+            r.at, r.audit
+        ));
+    }
     for m in &plan.models {
         out.push_str(&format!("{}  (function {})\n", m.model, m.function));
         let mut unchanged = Vec::new();
@@ -951,12 +1118,25 @@ pub fn to_text(plan: &Plan) -> String {
                     version,
                     spec_hash,
                     reuse_lambda_version,
+                    from_record,
                     spec,
                 } => Some(format!(
-                    "  + {alias:<12} create  registry version {version}, approved by {} ({}), spec {}…{}",
+                    "  + {alias:<12} create  registry version {version}, approved by {} ({}), spec {}…{}{}",
                     spec.approval.approved_by,
                     spec.approval.ticket,
                     &spec_hash[..12],
+                    from_record
+                        .as_ref()
+                        .map(|r| format!(
+                            " exactly as recorded in {} (hash {} the record's)",
+                            r.key,
+                            if r.spec_hash == *spec_hash {
+                                "equal to"
+                            } else {
+                                "NOT"
+                            }
+                        ))
+                        .unwrap_or_default(),
                     reuse_lambda_version
                         .as_ref()
                         .map(|v| format!(" (reuses published version {v})"))
@@ -971,10 +1151,33 @@ pub fn to_text(plan: &Plan) -> String {
                 )),
                 Action::StageMove {
                     stage,
+                    to_version,
+                    canary_weight,
+                    provisioned_concurrency,
+                    from_record: Some(replay),
+                    ..
+                } => Some(format!(
+                    "  ~ {stage:<12} rebuild {}, as its last recorded move left it ({}){}",
+                    match (&replay.main_version, canary_weight) {
+                        (Some(main), Some(w)) => format!(
+                            "v{main} {:.0}% + v{to_version} {:.0}% (mid-canary: replayed, not completed)",
+                            (1.0 - w) * 100.0,
+                            w * 100.0
+                        ),
+                        _ => format!("-> v{to_version} 100%"),
+                    },
+                    replay.record_key,
+                    provisioned_concurrency
+                        .map(|n| format!(", provisioned concurrency {n}"))
+                        .unwrap_or_default()
+                )),
+                Action::StageMove {
+                    stage,
                     from_version,
                     to_version,
                     canary_weight,
                     provisioned_concurrency,
+                    from_record: None,
                 } => Some(format!(
                     "  ~ {stage:<12} move    {} -> v{to_version}{}{}",
                     from_version
@@ -1017,6 +1220,14 @@ pub fn to_text(plan: &Plan) -> String {
                 Action::Refused { alias, reason, .. } => {
                     Some(format!("  ! {alias:<12} refused {reason}"))
                 }
+                Action::RefusedRebuild {
+                    alias,
+                    record_key,
+                    reason,
+                    ..
+                } => Some(format!(
+                    "  ! {alias:<12} refused not rebuilt from {record_key}: {reason}"
+                )),
                 Action::Revoked { alias, version } => Some(format!(
                     "  ! {alias:<12} revoked approval of version {version} withdrawn; alias left live (use `ferry retire`)"
                 )),
@@ -1135,7 +1346,7 @@ pub fn to_text(plan: &Plan) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 #[cfg(test)]
 mod simulation;

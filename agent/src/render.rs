@@ -203,6 +203,11 @@ pub fn render_model(
         .collect()
 }
 
+/// Where a version's artifacts are on EFS as its function sees it: `<mount path>/<model>/<version>`.
+pub fn model_path(mount_path: &str, model: &str, version: &str) -> String {
+    format!("{mount_path}/{model}/{version}")
+}
+
 fn render_version(
     templates: &Templates,
     template: &str,
@@ -213,7 +218,7 @@ fn render_version(
     smoke_payload: Option<serde_json::Value>,
 ) -> Result<FunctionSpec, RenderError> {
     let version = approved.version.as_str();
-    let model_path = format!("{}/{}/{}", platform.efs.mount_path, model.key, version);
+    let model_path = model_path(&platform.efs.mount_path, &model.key, version);
     let artifact = ArtifactRef {
         source: approved.artifact_uri.clone(),
         expected_digest: approved.approval.artifact_sha256.clone(),

@@ -85,6 +85,7 @@ fn create_plan(spec: &FunctionSpec) -> ModelPlan {
             version: spec.version.clone(),
             spec_hash: spec.spec_hash.clone(),
             reuse_lambda_version: None,
+            from_record: None,
             spec: Box::new(spec.clone()),
         }],
     }
@@ -477,6 +478,33 @@ async fn a_smoke_invoke_answering_a_function_error_creates_no_alias() {
     assert_eq!(alias.num_calls(), 0);
 }
 
+/// A plan of risk-score made of one stage action.
+fn stage_plan(action: Action) -> ModelPlan {
+    ModelPlan {
+        model: "risk-score".into(),
+        function: FUNCTION.into(),
+        blocked: false,
+        actions: vec![action],
+    }
+}
+
+/// A function whose version aliases (name, Lambda version) exist, and nothing else.
+fn with_aliases(aliases: &[(&str, &str)]) -> ObservedFunction {
+    let mut observed = ObservedFunction::default();
+    for (name, lv) in aliases {
+        observed.aliases.insert(
+            name.to_string(),
+            ferry::observe::ObservedAlias {
+                name: name.to_string(),
+                function_version: lv.to_string(),
+                additional: BTreeMap::new(),
+                description: String::new(),
+            },
+        );
+    }
+    observed
+}
+
 #[tokio::test]
 async fn a_new_stage_alias_gets_the_provisioned_concurrency_the_catalog_asks_for() {
     let alias = mock!(aws_sdk_lambda::Client::create_alias)
@@ -491,32 +519,64 @@ async fn a_new_stage_alias_gets_the_provisioned_concurrency_the_catalog_asks_for
         .match_requests(|r| r.qualifier() == Some("production") && r.provisioned_concurrent_executions() == Some(2))
         .then_output(|| aws_sdk_lambda::operation::put_provisioned_concurrency_config::PutProvisionedConcurrencyConfigOutput::builder().build());
     let lambda = mock_client!(aws_sdk_lambda, RuleMode::MatchAny, [&alias, &provisioned]);
-    let plan = ModelPlan {
-        model: "risk-score".into(),
-        function: FUNCTION.into(),
-        blocked: false,
-        actions: vec![Action::StageMove {
-            stage: "production".into(),
-            from_version: None,
-            to_version: "4".into(),
-            canary_weight: None,
-            provisioned_concurrency: Some(2),
-        }],
-    };
-    let mut observed = ObservedFunction::default();
-    observed.aliases.insert(
-        "v4".into(),
-        ferry::observe::ObservedAlias {
-            name: "v4".into(),
-            function_version: "7".into(),
-            additional: BTreeMap::new(),
-            description: String::new(),
-        },
-    );
+    let plan = stage_plan(Action::StageMove {
+        stage: "production".into(),
+        from_version: None,
+        to_version: "4".into(),
+        canary_weight: None,
+        provisioned_concurrency: Some(2),
+        from_record: None,
+    });
+    let observed = with_aliases(&[("v4", "7")]);
     let outcome = apply_model(&context(lambda), &plan, &observed, &BTreeMap::new()).await;
     assert_eq!(outcome.error, None);
     assert_eq!(outcome.stage_moves[0].lambda_version, "7");
     assert_eq!((alias.num_calls(), provisioned.num_calls()), (1, 1));
+}
+
+#[tokio::test]
+async fn a_canary_replayed_from_the_record_creates_the_stage_alias_with_the_recorded_share() {
+    // A rebuild of production as its record left it: v3 (Lambda version 5 here) keeps 90%, v4 (7) gets 10%.
+    let alias = mock!(aws_sdk_lambda::Client::create_alias)
+        .match_requests(|r| {
+            let weights = r
+                .routing_config()
+                .and_then(|c| c.additional_version_weights())
+                .cloned()
+                .unwrap_or_default();
+            r.name() == Some("production")
+                && r.function_version() == Some("5")
+                && weights == std::collections::HashMap::from([("7".to_string(), 0.1)])
+        })
+        .then_output(|| {
+            CreateAliasOutput::builder()
+                .name("production")
+                .function_version("5")
+                .build()
+        });
+    let lambda = mock_client!(aws_sdk_lambda, RuleMode::MatchAny, [&alias]);
+    let plan = stage_plan(Action::StageMove {
+        stage: "production".into(),
+        from_version: None,
+        to_version: "4".into(),
+        canary_weight: Some(0.1),
+        provisioned_concurrency: None,
+        from_record: Some(ferry::plan::StageReplay {
+            record_key: "ferry/audit/prod/risk-score/stages/production/x-lv9.json".into(),
+            main_version: Some("3".into()),
+        }),
+    });
+    let observed = with_aliases(&[("v3", "5"), ("v4", "7")]);
+    let outcome = apply_model(&context(lambda), &plan, &observed, &BTreeMap::new()).await;
+    assert_eq!(outcome.error, None);
+    assert_eq!(alias.num_calls(), 1, "one CreateAlias, with its routing");
+    assert_eq!(
+        (
+            outcome.stage_moves[0].lambda_version.as_str(),
+            outcome.stage_moves[0].canary_weight
+        ),
+        ("7", Some(0.1))
+    );
 }
 
 #[tokio::test]

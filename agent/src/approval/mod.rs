@@ -209,6 +209,80 @@ pub fn check_approval(approval: &Approval) -> Result<(), String> {
     Ok(())
 }
 
+/// Why the approval a version was deployed under is no longer given as it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoLongerGiven {
+    /// `ferry.approved` is set to something other than `true`.
+    Withdrawn,
+    /// The version is neither approved nor withdrawn: its tags or its release-manifest entry are gone.
+    Removed,
+    /// Approved, but not as recorded: one `field "was" is now "is"` per changed field.
+    Changed(Vec<String>),
+}
+
+impl NoLongerGiven {
+    /// What the registry says about `version` now, for people; each caller says what follows from it.
+    pub fn describe(&self, version: &str) -> String {
+        match self {
+            NoLongerGiven::Withdrawn => {
+                format!("the approval of version {version} was withdrawn in the registry")
+            }
+            NoLongerGiven::Removed => format!(
+                "the approval of version {version} is no longer in the registry (its ferry.approved tag or \
+                 release-manifest entry is gone)"
+            ),
+            NoLongerGiven::Changed(fields) => format!(
+                "the approval of version {version} in the registry is not the one it was deployed under: {}",
+                fields.join(", ")
+            ),
+        }
+    }
+}
+
+/// Whether the approval `recorded` (what a version was deployed under; `None` for a record that names none) is
+/// still given for `version`, unchanged, in what the approval source says now.
+pub fn still_given(
+    version: &str,
+    recorded: Option<&Approval>,
+    approvals: &ModelApprovals,
+) -> Result<(), NoLongerGiven> {
+    if approvals.revoked.iter().any(|v| v == version) {
+        return Err(NoLongerGiven::Withdrawn);
+    }
+    let now = approvals
+        .approved
+        .iter()
+        .find(|a| a.version == version)
+        .ok_or(NoLongerGiven::Removed)?;
+    let Some(was) = recorded else {
+        return Ok(());
+    };
+    let is = &now.approval;
+    let changed: Vec<String> = [
+        ("approved_by", Some(&was.approved_by), Some(&is.approved_by)),
+        ("approved_at", Some(&was.approved_at), Some(&is.approved_at)),
+        ("ticket", Some(&was.ticket), Some(&is.ticket)),
+        (
+            "artifact_sha256",
+            was.artifact_sha256.as_ref(),
+            is.artifact_sha256.as_ref(),
+        ),
+        ("meaning", was.meaning.as_ref(), is.meaning.as_ref()),
+    ]
+    .into_iter()
+    .filter(|(_, x, y)| x != y)
+    .map(|(field, x, y)| {
+        let show = |v: Option<&String>| v.map_or("not set".to_string(), |v| format!("{v:?}"));
+        format!("{field} {} is now {}", show(x), show(y))
+    })
+    .collect();
+    if changed.is_empty() {
+        Ok(())
+    } else {
+        Err(NoLongerGiven::Changed(changed))
+    }
+}
+
 /// Registry versions are numbers; sort them as numbers (then as text, for anything else).
 /// Registry versions as MLflow numbers them (1, 2, ...): they name EFS folders and aliases, so anything else (a path,
 /// an empty string, a leading zero that would alias another) is refused, and so is a version listed twice.

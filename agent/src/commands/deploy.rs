@@ -7,7 +7,7 @@ use anyhow::{Result, anyhow};
 use futures::StreamExt;
 use serde::Serialize;
 
-use super::plan::{desired, observe_and_plan, print_refusals};
+use super::plan::{DesiredState, observe_and_plan, print_refusals};
 use super::{Inputs, print_json};
 use crate::apply::{ApplyContext, ApplyOptions, ModelOutcome, VerifiedArtifacts, apply_model};
 use crate::audit::{AuditLog, Deployer};
@@ -40,8 +40,8 @@ struct SyncRow {
 
 pub async fn run(g: &GlobalArgs, args: &DeployArgs) -> Result<u8> {
     let inputs = Inputs::load(g)?;
-    let desired = desired(&inputs, g, &args.filter).await?;
     let (clients, audit) = super::connect(&inputs.platform).await;
+    let desired = DesiredState::load(&inputs, g, &args.filter, &args.record, &audit).await?;
     // Whether a run held the lock before or after this look: then the look may have caught that run's change half
     // made (an alias whose audit record it was about to write), which is not drift.
     let lock = crate::lock::DeployLock::new(clients.s3.clone(), &inputs.platform);
@@ -134,7 +134,7 @@ async fn deploy_locked(
     g: &GlobalArgs,
     args: &DeployArgs,
     inputs: &Inputs,
-    desired: &[super::plan::Desired<'_>],
+    desired: &DesiredState<'_>,
     clients: &Clients,
     audit: &AuditLog,
     LockedRun { deployer, fence }: LockedRun,

@@ -15,6 +15,7 @@ mod gc;
 mod history;
 mod manifest;
 mod plan;
+mod rebuild;
 mod render;
 mod retire;
 mod status;

@@ -11,11 +11,14 @@ use crate::audit::AuditLog;
 use crate::aws::Clients;
 use crate::catalog::Endpoint;
 use crate::catalog::Model;
-use crate::cli::{GlobalArgs, ModelFilter, OutputFormat, PlanArgs};
+use crate::cli::{GlobalArgs, ModelFilter, OutputFormat, PlanArgs, RecordArgs};
 use crate::function_url::{ObservedUrl, observe_urls};
 use crate::observe::{ObservedFunction, observe};
-use crate::plan::{ModelPlan, Plan, PlanInput, plan_model, to_text, versions_to_create};
+use crate::plan::{
+    ModelPlan, Plan, PlanInput, RecordedAt, plan_model, to_text, versions_to_create,
+};
 use crate::python_env::{MLMODEL, PYTHON_ENV, REQUIREMENTS, SavedEnv, mlmodel_python_version};
+use crate::rebuild::FromRecord;
 use crate::render::{Templates, render_model};
 use crate::routes::ObservedApi;
 use crate::spec::FunctionSpec;
@@ -32,6 +35,39 @@ pub struct Desired<'a> {
     pub model: &'a Model,
     pub approvals: ModelApprovals,
     pub specs: Vec<FunctionSpec>,
+    /// `--from-record`: the record the specs come from, and the stages it routes (the registry's are not used).
+    pub from_record: Option<FromRecord>,
+}
+
+/// The desired state `plan` and `deploy` work from: rendered from the templates, or with `--from-record` the audit
+/// log's at a time (which the plan then says).
+pub struct DesiredState<'a> {
+    pub models: Vec<Desired<'a>>,
+    pub from_record: Option<RecordedAt>,
+}
+
+impl<'a> DesiredState<'a> {
+    pub async fn load(
+        inputs: &'a Inputs,
+        g: &GlobalArgs,
+        filter: &ModelFilter,
+        record: &RecordArgs,
+        audit: &AuditLog,
+    ) -> Result<DesiredState<'a>> {
+        if !record.from_record {
+            let models = desired(inputs, g, filter).await?;
+            return Ok(DesiredState {
+                models,
+                from_record: None,
+            });
+        }
+        let (models, at) =
+            super::rebuild::desired(inputs, filter, audit, record.at.as_deref()).await?;
+        Ok(DesiredState {
+            models,
+            from_record: Some(at),
+        })
+    }
 }
 
 /// Reads approvals and renders every spec; all input errors surface here, before any AWS call.
@@ -55,6 +91,7 @@ pub async fn desired<'a>(
             model,
             approvals,
             specs,
+            from_record: None,
         });
     }
     Ok(out)
@@ -84,10 +121,11 @@ pub async fn observe_all(
 pub async fn observe_and_plan(
     clients: &Clients,
     audit: &AuditLog,
-    desired: &[Desired<'_>],
+    state: &DesiredState<'_>,
     inputs: &Inputs,
     promote: bool,
 ) -> Result<(Vec<ObservedFunction>, Plan)> {
+    let desired = &state.models;
     let observed = observe_all(clients, audit, desired, inputs).await?;
     let saved = read_saved_envs(clients, desired, &observed, inputs).await?;
     let api = match &inputs.platform.http_api_id {
@@ -103,7 +141,8 @@ pub async fn observe_and_plan(
         api: api.as_ref(),
         urls: &urls,
     };
-    let plan = make_plan(desired, &observed, &saved, inputs, promote, &endpoints);
+    let mut plan = make_plan(desired, &observed, &saved, inputs, promote, &endpoints);
+    plan.from_record = state.from_record.clone();
     Ok((observed, plan))
 }
 
@@ -221,6 +260,7 @@ pub fn make_plan(
                 saved,
                 http_api: api.filter(|_| urls.is_none()),
                 function_urls: urls.as_ref(),
+                from_record: d.from_record.as_ref(),
             })
         })
         .unzip();
@@ -248,8 +288,8 @@ pub fn print_refusals(plan: &Plan) {
 
 pub async fn run(g: &GlobalArgs, args: &PlanArgs) -> Result<u8> {
     let inputs = Inputs::load(g)?;
-    let desired = desired(&inputs, g, &args.filter).await?;
     let (clients, audit) = super::connect(&inputs.platform).await;
+    let desired = DesiredState::load(&inputs, g, &args.filter, &args.record, &audit).await?;
     let (_, plan) = observe_and_plan(&clients, &audit, &desired, &inputs, args.promote).await?;
     match g.output {
         OutputFormat::Json => print_json(&plan)?,

@@ -113,6 +113,7 @@ impl World {
             saved: &saved,
             http_api: None,
             function_urls: None,
+            from_record: None,
         })
         .0
     }

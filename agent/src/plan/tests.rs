@@ -5,13 +5,14 @@ use super::*;
 use crate::approval::Approval;
 use crate::observe::{ObservedAlias, ObservedVersion, RecordedDeploy};
 use crate::python_env::pinned_packages;
+use crate::rebuild::{Canary, NotRebuilt, RecordedRoute};
 use crate::spec::ArtifactRef;
 
 /// The runtime the functions of these tests run, and the Python their versions are saved with.
 const RUNTIME: &str = "python3.13";
 const PYTHON: &str = "3.13.1";
 
-pub(super) fn spec(version: &str, memory_mb: u32) -> FunctionSpec {
+pub(crate) fn spec(version: &str, memory_mb: u32) -> FunctionSpec {
     FunctionSpec {
         model: "risk".into(),
         registered_model: "risk".into(),
@@ -164,6 +165,7 @@ fn run_with(
         saved: &saved,
         http_api,
         function_urls: None,
+        from_record: None,
     });
     assert_eq!(
         warnings,
@@ -205,6 +207,7 @@ fn checked(
         saved: &saved,
         http_api: None,
         function_urls: None,
+        from_record: None,
     });
     Plan::new(vec![plan], warnings)
 }
@@ -1032,6 +1035,7 @@ fn a_model_served_through_function_urls_gets_one_per_alias_and_a_public_one_is_d
             saved: &saved,
             http_api: None,
             function_urls: Some(urls),
+            from_record: None,
         })
         .0
     };
@@ -1056,5 +1060,188 @@ fn a_model_served_through_function_urls_gets_one_per_alias_and_a_public_one_is_d
         kinds(&public).contains(&"drift v1".to_string()),
         "{:?}",
         kinds(&public)
+    );
+}
+
+/// What the record says of model risk: each spec from its own deploy record, the stages as given.
+fn recorded(specs: &[&FunctionSpec], stages: Vec<RecordedRoute>) -> FromRecord {
+    FromRecord {
+        specs: specs.iter().map(|s| (*s).clone()).collect(),
+        sources: specs
+            .iter()
+            .map(|s| {
+                let source = RecordSource {
+                    key: format!("audit/risk/{}/deploy.json", s.alias),
+                    spec_hash: s.spec_hash.clone(),
+                };
+                (s.alias.clone(), source)
+            })
+            .collect(),
+        stages,
+        refused: vec![],
+    }
+}
+
+/// production mid-canary: `weight` on `to`, the rest on `main`.
+fn canary(main: &str, to: &str, weight: f64) -> RecordedRoute {
+    RecordedRoute {
+        stage: "production".into(),
+        to_version: to.into(),
+        canary: Some(Canary {
+            main_version: main.into(),
+            weight,
+        }),
+        key: "audit/risk/stages/production/move.json".into(),
+    }
+}
+
+/// The plan of a rebuild from `record` on `observed`, with the registry's production on `registry_stage` and the
+/// catalog asking for a 50% canary: neither may matter.
+fn rebuild(record: &FromRecord, observed: &ObservedFunction, registry_stage: &str) -> ModelPlan {
+    let approvals = ModelApprovals {
+        stages: BTreeMap::from([("production".to_string(), registry_stage.to_string())]),
+        ..Default::default()
+    };
+    let saved = record
+        .specs
+        .iter()
+        .map(|s| (s.version.clone(), saved_on(Some(PYTHON))))
+        .collect();
+    let (plan, warnings) = plan_model(&PlanInput {
+        model: "risk",
+        specs: &record.specs,
+        approvals: &approvals,
+        observed,
+        canary_weight: Some(0.5),
+        provisioned_concurrency: &BTreeMap::new(),
+        promote: false,
+        platform_runtime: None,
+        saved: &saved,
+        http_api: None,
+        function_urls: None,
+        from_record: Some(record),
+    });
+    assert_eq!(warnings, []);
+    plan
+}
+
+fn empty_function() -> ObservedFunction {
+    ObservedFunction {
+        function_name: "f".into(),
+        runtime: Some(RUNTIME.into()),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_rebuild_on_an_empty_function_creates_each_recorded_spec_and_replays_the_recorded_canary() {
+    // Given the record: v1, and v2 at 2048 MB, production mid-canary with 10% on v2; the registry now says v1.
+    let (s1, s2) = (spec("1", 1024), spec("2", 2048));
+    let record = recorded(&[&s1, &s2], vec![canary("1", "2", 0.1)]);
+    let plan = rebuild(&record, &empty_function(), "1");
+    assert_eq!(
+        kinds(&plan),
+        ["create v1", "create v2", "stage_move production"]
+    );
+    let Action::Create {
+        spec,
+        from_record,
+        reuse_lambda_version: None,
+        ..
+    } = &plan.actions[1]
+    else {
+        panic!("{:?}", plan.actions[1])
+    };
+    assert_eq!(**spec, s2, "the recorded spec, not a rendered one");
+    assert_eq!(from_record.as_ref(), Some(&record.sources["v2"]));
+    assert_eq!(
+        plan.actions[2],
+        Action::StageMove {
+            stage: "production".into(),
+            from_version: None,
+            to_version: "2".into(),
+            canary_weight: Some(0.1),
+            provisioned_concurrency: None,
+            from_record: Some(StageReplay {
+                record_key: "audit/risk/stages/production/move.json".into(),
+                main_version: Some("1".into()),
+            }),
+        }
+    );
+    assert!(!plan.blocked);
+    let text = to_text(&Plan {
+        from_record: Some(RecordedAt {
+            at: "2026-11-26T08:15:00Z".into(),
+            audit: "s3://b/ferry/audit/prod/".into(),
+        }),
+        ..Plan::new(vec![plan], vec![])
+    });
+    for line in [
+        "Desired state from the audit record at 2026-11-26T08:15:00Z (s3://b/ferry/audit/prod/), not from the templates; the registry's stage aliases are not used.\n",
+        &format!(
+            "  + v2           create  registry version 2, approved by qa@example.org (QA-1), spec {}… exactly as recorded in audit/risk/v2/deploy.json (hash equal to the record's)\n",
+            &s2.spec_hash[..12]
+        ),
+        "  ~ production   rebuild v1 90% + v2 10% (mid-canary: replayed, not completed), as its last recorded move left it (audit/risk/stages/production/move.json)\n",
+    ] {
+        assert!(text.contains(line), "{line:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn a_rebuild_rerun_after_it_succeeded_changes_nothing() {
+    let (s1, s2) = (spec("1", 1024), spec("2", 2048));
+    let record = recorded(&[&s1, &s2], vec![canary("1", "2", 0.1)]);
+    let mut o = deployed(&[&s1, &s2]);
+    alias(&mut o, "production", "1");
+    let routing = BTreeMap::from([("2".to_string(), 0.1)]);
+    o.aliases.get_mut("production").unwrap().additional = routing.clone();
+    o.stage_records.get_mut("production").unwrap().routing = routing;
+    let plan = rebuild(&record, &o, "1");
+    assert_eq!(
+        kinds(&plan),
+        ["unchanged v1", "unchanged v2", "stage_unchanged production"]
+    );
+    assert!(!plan.actions.iter().any(Action::is_change));
+    // A stage the record left fully on v2 is moved there, whatever the registry says.
+    let full = RecordedRoute {
+        canary: None,
+        ..canary("1", "2", 0.1)
+    };
+    let plan = rebuild(&recorded(&[&s1, &s2], vec![full]), &o, "1");
+    assert!(
+        matches!(&plan.actions[2], Action::StageMove { to_version, canary_weight: None, .. } if to_version == "2"),
+        "{:?}",
+        plan.actions[2]
+    );
+}
+
+#[test]
+fn a_version_not_rebuilt_blocks_its_model_and_an_alias_the_record_does_not_show_is_left_alone() {
+    let (s1, s3) = (spec("1", 1024), spec("3", 1024));
+    let mut record = recorded(&[&s1], vec![]);
+    record.refused.push(NotRebuilt {
+        alias: "v2".into(),
+        version: "2".into(),
+        key: "audit/risk/v2/deploy.json".into(),
+        reason: "the approval of version 2 was withdrawn in the registry: rebuilding it would deploy what is no \
+                 longer approved"
+            .into(),
+    });
+    // v3 is live on the function, but not in the record at the time rebuilt.
+    let plan = rebuild(&record, &deployed(&[&s3]), "1");
+    assert_eq!(
+        kinds(&plan),
+        ["create v1", "refused_rebuild v2", "drift v3"]
+    );
+    assert!(plan.blocked);
+    let plan = Plan::new(vec![plan], vec![]);
+    assert_eq!(plan.summary.refused, 1);
+    assert_eq!(
+        plan.refusals(),
+        [
+            "risk v2: not rebuilt from audit/risk/v2/deploy.json: the approval of version 2 was withdrawn in the \
+          registry: rebuilding it would deploy what is no longer approved"
+        ]
     );
 }

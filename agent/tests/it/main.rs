@@ -7,6 +7,7 @@ mod control_plane;
 mod deploy;
 mod faults;
 mod python_target;
+mod rebuild;
 mod registry;
 mod reliability;
 mod render;

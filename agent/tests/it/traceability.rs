@@ -7,14 +7,14 @@ use aws_sdk_lambda::client::Waiters;
 
 use crate::harness::BUCKET;
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap()
 }
 
 /// Moves the registry's `production` alias of `name` to `version` (as a release manager would in MLflow).
-fn registry_stage(fx: &Fixture, name: &str, version: u32) {
+pub(crate) fn registry_stage(fx: &Fixture, name: &str, version: u32) {
     fx.env.python(&[
         "-c",
         &format!(
