@@ -5,21 +5,16 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
+use super::history::time_flag;
 use crate::cli::{ExportArgs, ExportFormat, GlobalArgs};
 use crate::evidence::{self, Window};
-use crate::history::{Filter, KeyedEvent, key_time_of, parse_key, timeline};
+use crate::history::{Filter, KeyedEvent, timeline};
 
 pub async fn run(g: &GlobalArgs, args: &ExportArgs) -> Result<u8> {
     let platform = crate::platform::Platform::load(g.platform.as_deref())?;
-    let time = |flag: &str, t: &Option<String>| {
-        t.as_deref()
-            .map(key_time_of)
-            .transpose()
-            .map_err(|e| anyhow::anyhow!("--{flag} {e}"))
-    };
     let window = Window {
-        since: time("since", &args.since)?,
-        until: time("until", &args.until)?,
+        since: time_flag("since", &args.since)?,
+        until: time_flag("until", &args.until)?,
     };
     if let (Some(s), Some(u)) = (&window.since, &window.until)
         && s > u
@@ -27,12 +22,7 @@ pub async fn run(g: &GlobalArgs, args: &ExportArgs) -> Result<u8> {
         bail!("--since is after --until: the window holds no time");
     }
     let (_, audit) = super::connect(&platform).await;
-    let all: Vec<KeyedEvent> = audit
-        .all_keys()
-        .await?
-        .iter()
-        .filter_map(|(rel, key)| parse_key(rel, key))
-        .collect();
+    let all: Vec<KeyedEvent> = audit.keyed_events().await?;
     for m in &args.filter.models {
         if !all.iter().any(|e| e.model.as_ref() == Some(m)) {
             bail!(

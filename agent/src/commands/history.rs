@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::print_json;
 use crate::audit::AuditLog;
 use crate::cli::{GlobalArgs, HistoryArgs, OutputFormat};
-use crate::history::{EventKind, Filter, KeyedEvent, key_time_of, live_at, parse_key, timeline};
+use crate::history::{EventKind, Filter, KeyedEvent, key_time_of, live_at, timeline};
 
 /// Records read at once.
 const READS_IN_FLIGHT: usize = 32;
@@ -23,26 +23,15 @@ pub(super) struct Event {
 
 pub async fn run(g: &GlobalArgs, args: &HistoryArgs) -> Result<u8> {
     let platform = crate::platform::Platform::load(g.platform.as_deref())?;
-    let time = |flag: &str, t: &Option<String>| {
-        t.as_deref()
-            .map(key_time_of)
-            .transpose()
-            .map_err(|e| anyhow::anyhow!("--{flag} {e}"))
-    };
     let filter = Filter {
         models: args.filter.models.clone(),
         stage: args.stage.clone(),
-        since: time("since", &args.since)?,
-        until: time("until", &args.until)?,
+        since: time_flag("since", &args.since)?,
+        until: time_flag("until", &args.until)?,
     };
-    let at = time("at", &args.at)?;
+    let at = time_flag("at", &args.at)?;
     let (_, audit) = super::connect(&platform).await;
-    let events: Vec<KeyedEvent> = audit
-        .all_keys()
-        .await?
-        .iter()
-        .filter_map(|(rel, key)| parse_key(rel, key))
-        .collect();
+    let events: Vec<KeyedEvent> = audit.keyed_events().await?;
     match at {
         None => {
             let chosen = timeline(events, &filter);
@@ -109,6 +98,14 @@ pub async fn run(g: &GlobalArgs, args: &HistoryArgs) -> Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// A `--<flag> TIME` option (RFC 3339) as a key time, the error naming the flag.
+pub(super) fn time_flag(flag: &str, t: &Option<String>) -> Result<Option<String>> {
+    t.as_deref()
+        .map(key_time_of)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--{flag} {e}"))
 }
 
 pub(super) async fn read_all(audit: &AuditLog, events: Vec<KeyedEvent>) -> Result<Vec<Event>> {

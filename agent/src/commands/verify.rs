@@ -14,7 +14,7 @@ use super::{Inputs, print_json};
 use crate::cli::{GlobalArgs, OutputFormat, VerifyArgs};
 use std::collections::BTreeMap;
 
-use crate::approval::ModelApprovals;
+use crate::approval::{ModelApprovals, NoLongerGiven};
 use crate::audit::{Deployer, RecordedDeployBody, rfc3339};
 use crate::catalog::Endpoint;
 use crate::function_url::{AUTH_TYPE, ObservedUrl, observe_urls};
@@ -552,51 +552,18 @@ fn check_approval_still_given(
     record: &RecordedDeployBody,
     approvals: &ModelApprovals,
 ) -> Result<(), String> {
-    if approvals.revoked.iter().any(|v| v == version) {
-        return Err(format!(
-            "the approval of version {version} was withdrawn in the registry, but the alias is live (`ferry retire` removes it)"
-        ));
-    }
-    let Some(now) = approvals.approved.iter().find(|a| a.version == version) else {
-        return Err(format!(
-            "the approval of version {version} is no longer in the registry (its ferry.approved tag or release-manifest \
-             entry is gone), but the alias is live"
-        ));
-    };
-    let Some(recorded) = record
+    let recorded = record
         .approval
         .as_ref()
-        .or(record.spec.as_ref().map(|s| &s.approval))
-    else {
-        return Ok(());
-    };
-    let (a, b) = (recorded, &now.approval);
-    let changed: Vec<String> = [
-        ("approved_by", Some(&a.approved_by), Some(&b.approved_by)),
-        ("approved_at", Some(&a.approved_at), Some(&b.approved_at)),
-        ("ticket", Some(&a.ticket), Some(&b.ticket)),
-        (
-            "artifact_sha256",
-            a.artifact_sha256.as_ref(),
-            b.artifact_sha256.as_ref(),
-        ),
-        ("meaning", a.meaning.as_ref(), b.meaning.as_ref()),
-    ]
-    .into_iter()
-    .filter(|(_, x, y)| x != y)
-    .map(|(field, x, y)| {
-        let show = |v: Option<&String>| v.map_or("not set".to_string(), |v| format!("{v:?}"));
-        format!("{field} {} is now {}", show(x), show(y))
+        .or(record.spec.as_ref().map(|s| &s.approval));
+    crate::approval::still_given(version, recorded, approvals).map_err(|why| {
+        let live = match why {
+            NoLongerGiven::Withdrawn => ", but the alias is live (`ferry retire` removes it)",
+            NoLongerGiven::Removed => ", but the alias is live",
+            NoLongerGiven::Changed(_) => "",
+        };
+        format!("{}{live}", why.describe(version))
     })
-    .collect();
-    if changed.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "the approval of version {version} in the registry is not the one it was deployed under: {}",
-            changed.join(", ")
-        ))
-    }
 }
 
 /// The folder's manifest digest is the one its approval names, or else the one its deploy verified and recorded.
