@@ -23,6 +23,25 @@ pub enum EventKind {
     Verification,
 }
 
+impl EventKind {
+    /// Its kebab-case name, as in JSON (`stage-move`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            EventKind::Deploy => "deploy",
+            EventKind::Retire => "retire",
+            EventKind::StageMove => "stage-move",
+            EventKind::Gc => "gc",
+            EventKind::RouteCreate => "route-create",
+            EventKind::RouteDelete => "route-delete",
+            EventKind::FunctionUrlCreate => "function-url-create",
+            EventKind::FunctionUrlDelete => "function-url-delete",
+            EventKind::Unlock => "unlock",
+            EventKind::LockTakeover => "lock-takeover",
+            EventKind::Verification => "verification",
+        }
+    }
+}
+
 /// One audit record as its key names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct KeyedEvent {
@@ -172,13 +191,12 @@ pub fn live_at(events: &[KeyedEvent], at: &str, filter: &Filter) -> LiveAt {
     live
 }
 
-/// An RFC 3339 time as a key time, for comparing with keys (`2026-11-26T08:15:00Z` → `20261126T081500.000Z`).
-pub fn key_time_of(rfc3339: &str) -> Result<String, String> {
-    let t = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
-        .map_err(|e| {
-            format!("{rfc3339:?} is not an RFC 3339 time (like 2026-11-26T08:15:00Z): {e}")
-        })?;
-    Ok(crate::audit::key_time(t))
+/// An RFC 3339 time as given (`2026-11-26T09:15:00+01:00`), the error naming the value; compare it with keys as
+/// [`crate::audit::key_time`] (`20261126T081500.000Z`).
+pub fn parse_time(rfc3339: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339).map_err(
+        |e| format!("{rfc3339:?} is not an RFC 3339 time (like 2026-11-26T08:15:00Z): {e}"),
+    )
 }
 
 #[cfg(test)]
@@ -187,6 +205,42 @@ mod tests {
 
     fn ev(rel: &str) -> KeyedEvent {
         parse_key(rel, rel).unwrap_or_else(|| panic!("{rel}"))
+    }
+
+    #[test]
+    fn each_kind_is_named_as_in_json() {
+        use EventKind::*;
+        let every = [
+            Deploy,
+            Retire,
+            StageMove,
+            Gc,
+            RouteCreate,
+            RouteDelete,
+            FunctionUrlCreate,
+            FunctionUrlDelete,
+            Unlock,
+            LockTakeover,
+            Verification,
+        ];
+        for (i, kind) in every.iter().enumerate() {
+            // Exhaustive: a new kind stops this compiling until it is given the next place, here and in `every`.
+            let place = match kind {
+                Deploy => 0,
+                Retire => 1,
+                StageMove => 2,
+                Gc => 3,
+                RouteCreate => 4,
+                RouteDelete => 5,
+                FunctionUrlCreate => 6,
+                FunctionUrlDelete => 7,
+                Unlock => 8,
+                LockTakeover => 9,
+                Verification => 10,
+            };
+            assert_eq!(place, i);
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
     }
 
     #[test]
@@ -346,6 +400,7 @@ mod tests {
 
     #[test]
     fn times_are_read_as_rfc3339_and_compared_as_key_times() {
+        let key_time_of = |t| parse_time(t).map(crate::audit::key_time);
         assert_eq!(
             key_time_of("2026-11-26T08:15:00Z").unwrap(),
             "20261126T081500.000Z"

@@ -6,6 +6,7 @@ use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
 use super::history::time_flag;
+use crate::audit::key_time;
 use crate::cli::{ExportArgs, ExportFormat, GlobalArgs};
 use crate::evidence::{self, Window};
 use crate::history::{Filter, KeyedEvent, timeline};
@@ -13,8 +14,8 @@ use crate::history::{Filter, KeyedEvent, timeline};
 pub async fn run(g: &GlobalArgs, args: &ExportArgs) -> Result<u8> {
     let platform = crate::platform::Platform::load(g.platform.as_deref())?;
     let window = Window {
-        since: time_flag("since", &args.since)?,
-        until: time_flag("until", &args.until)?,
+        since: time_flag("since", args.since.as_deref())?.map(key_time),
+        until: time_flag("until", args.until.as_deref())?.map(key_time),
     };
     if let (Some(s), Some(u)) = (&window.since, &window.until)
         && s > u

@@ -7,9 +7,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::print_json;
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, key_time};
 use crate::cli::{GlobalArgs, HistoryArgs, OutputFormat};
-use crate::history::{EventKind, Filter, KeyedEvent, key_time_of, live_at, timeline};
+use crate::history::{EventKind, Filter, KeyedEvent, live_at, parse_time, timeline};
 
 /// Records read at once.
 const READS_IN_FLIGHT: usize = 32;
@@ -26,10 +26,10 @@ pub async fn run(g: &GlobalArgs, args: &HistoryArgs) -> Result<u8> {
     let filter = Filter {
         models: args.filter.models.clone(),
         stage: args.stage.clone(),
-        since: time_flag("since", &args.since)?,
-        until: time_flag("until", &args.until)?,
+        since: time_flag("since", args.since.as_deref())?.map(key_time),
+        until: time_flag("until", args.until.as_deref())?.map(key_time),
     };
-    let at = time_flag("at", &args.at)?;
+    let at = time_flag("at", args.at.as_deref())?.map(key_time);
     let (_, audit) = super::connect(&platform).await;
     let events: Vec<KeyedEvent> = audit.keyed_events().await?;
     match at {
@@ -100,28 +100,37 @@ pub async fn run(g: &GlobalArgs, args: &HistoryArgs) -> Result<u8> {
     Ok(0)
 }
 
-/// A `--<flag> TIME` option (RFC 3339) as a key time, the error naming the flag.
-pub(super) fn time_flag(flag: &str, t: &Option<String>) -> Result<Option<String>> {
-    t.as_deref()
-        .map(key_time_of)
+/// A `--<flag> TIME` option (RFC 3339), the error naming the flag and the value.
+pub(super) fn time_flag(flag: &str, t: Option<&str>) -> Result<Option<time::OffsetDateTime>> {
+    t.map(parse_time)
         .transpose()
         .map_err(|e| anyhow::anyhow!("--{flag} {e}"))
 }
 
+/// Each of `events` with its record, read concurrently; the first that cannot be read is the error.
 pub(super) async fn read_all(audit: &AuditLog, events: Vec<KeyedEvent>) -> Result<Vec<Event>> {
-    futures::stream::iter(events)
-        .map(|event| async move {
-            let record = audit
-                .read_record(&event.key)
-                .await
-                .with_context(|| format!("reading audit record {}", event.key))?;
-            Ok::<_, anyhow::Error>(Event { event, record })
-        })
+    read_each(events, |event| async move {
+        let record = audit
+            .read_record(&event.key)
+            .await
+            .with_context(|| format!("reading audit record {}", event.key))?;
+        Ok::<_, anyhow::Error>(Event { event, record })
+    })
+    .await
+    .into_iter()
+    .collect()
+}
+
+/// `read` of each item, [`READS_IN_FLIGHT`] at a time, the answers in the items' order.
+pub(super) async fn read_each<I, F: Future>(
+    items: Vec<I>,
+    read: impl FnMut(I) -> F,
+) -> Vec<F::Output> {
+    futures::stream::iter(items)
+        .map(read)
         .buffered(READS_IN_FLIGHT)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
         .collect()
+        .await
 }
 
 fn text(v: &Value, key: &str) -> String {
@@ -209,13 +218,10 @@ fn event_line(e: &Event) -> String {
             )
         }
     };
-    let kind = serde_json::to_value(&e.event.kind)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
     format!(
-        "{}  {kind:<13} {model:<16} {alias:<12} {what}{}",
+        "{}  {:<13} {model:<16} {alias:<12} {what}{}",
         text(r, "time"),
+        e.event.kind.as_str(),
         deployer(r)
     )
 }

@@ -5,18 +5,15 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Result, anyhow};
-use futures::StreamExt;
 
 use super::Inputs;
+use super::history::{read_each, time_flag};
 use super::plan::Desired;
 use crate::audit::{AuditLog, RecordedDeployBody, RecordedStage, key_time, rfc3339};
 use crate::cli::ModelFilter;
 use crate::history::{Filter, KeyedEvent, live_at};
 use crate::plan::RecordedAt;
 use crate::rebuild::{ModelRecord, from_record};
-
-/// Records read at once.
-const READS_IN_FLIGHT: usize = 32;
 
 /// Per selected model, its desired state as the audit log says it was live at `at` (RFC 3339; default now). Every
 /// record that cannot be rebuilt from is named on stderr, and then nothing is planned, nor changed.
@@ -26,13 +23,7 @@ pub async fn desired<'a>(
     audit: &AuditLog,
     at: Option<&str>,
 ) -> Result<(Vec<Desired<'a>>, RecordedAt)> {
-    let at_time = match at {
-        Some(t) => time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
-            .map_err(|e| {
-            anyhow!("--at {t:?} is not an RFC 3339 time (like 2026-11-26T08:15:00Z): {e}")
-        })?,
-        None => time::OffsetDateTime::now_utc(),
-    };
+    let at_time = time_flag("at", at)?.unwrap_or_else(time::OffsetDateTime::now_utc);
     let approvals = inputs.approvals(filter).await?;
     let events = audit.keyed_events().await?;
     let only = Filter {
@@ -107,28 +98,22 @@ async fn read_live_records(audit: &AuditLog, live: &crate::history::LiveAt) -> R
             .flat_map(|e| e.values().map(|e| e.key.clone()))
             .collect::<Vec<_>>()
     };
-    let deploys = futures::stream::iter(keys(&live.versions))
-        .map(|key| async move {
-            let body = audit.read_deploy_record(&key).await;
-            (key, body.map_err(|e| e.to_string()))
-        })
-        .buffer_unordered(READS_IN_FLIGHT)
-        .collect::<Vec<_>>();
-    let moves = futures::stream::iter(keys(&live.stages))
-        .map(|key| async move {
-            let body = audit.read_record(&key).await.map_err(|e| e.to_string());
-            let record = body.and_then(|v| {
-                serde_json::from_value::<RecordedStage>(v).map_err(|e| {
-                    format!(
-                        "audit s3://{}/{key}: not a stage-move record: {e}",
-                        audit.bucket()
-                    )
-                })
-            });
-            (key, record)
-        })
-        .buffer_unordered(READS_IN_FLIGHT)
-        .collect::<Vec<_>>();
+    let deploys = read_each(keys(&live.versions), |key| async move {
+        let body = audit.read_deploy_record(&key).await;
+        (key, body.map_err(|e| e.to_string()))
+    });
+    let moves = read_each(keys(&live.stages), |key| async move {
+        let body = audit.read_record(&key).await.map_err(|e| e.to_string());
+        let record = body.and_then(|v| {
+            serde_json::from_value::<RecordedStage>(v).map_err(|e| {
+                format!(
+                    "audit s3://{}/{key}: not a stage-move record: {e}",
+                    audit.bucket()
+                )
+            })
+        });
+        (key, record)
+    });
     let (deploys, moves) = futures::join!(deploys, moves);
     let mut errors = Vec::new();
     let deploys = by_key(deploys, &mut errors);

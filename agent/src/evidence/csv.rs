@@ -95,7 +95,7 @@ pub fn render(bundle: &Bundle) -> String {
     }
     for e in &bundle.environment_events {
         out += &Row::default()
-            .set("record", kind(&e.event))
+            .set("record", e.event.as_str())
             .set("time", plain(&e.time))
             .set("detail", plain(&e.reason))
             .set("by", who(&e.deployer))
@@ -103,10 +103,6 @@ pub fn render(bundle: &Bundle) -> String {
             .line();
     }
     out
-}
-
-fn kind<T: serde::Serialize>(k: &T) -> String {
-    plain(&serde_json::to_value(k).unwrap_or_default())
 }
 
 fn version_rows(v: &VersionEvidence) -> Vec<Row> {
@@ -150,7 +146,7 @@ fn version_rows(v: &VersionEvidence) -> Vec<Row> {
     for e in v.retirements.iter().chain(&v.endpoints).chain(&v.deletions) {
         rows.push(
             base()
-                .set("record", kind(&e.event))
+                .set("record", e.event.as_str())
                 .set("time", plain(&e.time))
                 .set("detail", e.summary.clone())
                 .set("by", who(&e.deployer))

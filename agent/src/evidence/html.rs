@@ -119,7 +119,7 @@ pub fn render(bundle: &Bundle) -> String {
         .map(|e| {
             vec![
                 escape(&plain(&e.time)),
-                escape(&kind(&e.event)),
+                escape(e.event.as_str()),
                 escape(&plain(&e.reason)),
                 escape(&who(&e.deployer)),
                 code(&e.key),
@@ -133,10 +133,6 @@ pub fn render(bundle: &Bundle) -> String {
         events,
     );
     out + "</section>\n</body></html>\n"
-}
-
-fn kind<T: serde::Serialize>(k: &T) -> String {
-    plain(&serde_json::to_value(k).unwrap_or_default())
 }
 
 fn version_section(v: &VersionEvidence) -> String {
@@ -252,7 +248,7 @@ fn version_section(v: &VersionEvidence) -> String {
             .map(|e| {
                 vec![
                     escape(&plain(&e.time)),
-                    escape(&kind(&e.event)),
+                    escape(e.event.as_str()),
                     escape(&e.summary),
                     escape(&who(&e.deployer)),
                     code(&e.key),
