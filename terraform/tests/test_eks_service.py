@@ -8,6 +8,7 @@ import json
 import re
 
 import pytest
+import regex
 
 import tfparse
 
@@ -125,3 +126,65 @@ def test_ferry_platform_eks_has_the_fields_the_k8s_templates_are_rendered_with()
     keys = set(re.findall(r"[{,]\s*([a-z_]+)\s*=", value))
     platform = json.loads(RENDER_PLATFORM.read_text(encoding="utf-8"))
     assert keys == set(platform["eks"])
+
+
+def test_the_example_pins_the_providers_as_the_module_does():
+    def pins(directory):
+        providers = tfparse.load(directory / "versions.tf")["terraform"][0]["required_providers"][0]
+        return {k: tfparse.plain(v) for k, v in providers.items() if not k.startswith("__")}
+
+    assert pins(EXAMPLE) == pins(MODULE)
+    assert pins(MODULE)["kubernetes"] == {"source": "hashicorp/kubernetes", "version": ">= 2.23, < 3.0"}
+
+
+# ---- tags: what AWS refuses on the tagged resources (the driver's IAM role, the add-on, the NFS rules) ----------
+TAGS_PER_RESOURCE = 50  # AWS's most tags per resource (IAM, EKS and EC2 alike)
+
+
+def tags_conditions(directory) -> list[str]:
+    return [tfparse.expression(v["condition"]) for v in tfparse.variables(directory)["tags"].get("validation", [])]
+
+
+def most_tags(directory) -> int:
+    bounds = [int(m.group(1)) for c in tags_conditions(directory) for m in re.finditer(r"length\(var\.tags\) <= (\d+)", c)]
+    assert bounds, f"{directory}: no validation bounds how many tags var.tags holds"
+    return min(bounds)
+
+
+def literal_keys_merged(text: str) -> set[str]:
+    """The keys of the literal maps in `merge(var.tags, { "k" = ... })`."""
+    return {k for m in re.finditer(r"merge\(var\.tags, \{([^}]*)\}\)", text) for k in re.findall(r'"([^"]+)"\s*=', m.group(1))}
+
+
+def test_the_module_tags_its_resources_with_at_most_what_aws_accepts():
+    added = literal_keys_merged(tfparse.plain(tfparse.load(MODULE / "main.tf")["locals"][0])["tags"])
+    assert added == {"ferry:module"}
+    assert most_tags(MODULE) + len(added) <= TAGS_PER_RESOURCE
+
+
+def test_the_example_leaves_room_for_its_default_tags_and_the_modules():
+    aws = tfparse.plain(tfparse.blocks(tfparse.load(EXAMPLE / "versions.tf"), "provider")["aws"])
+    module_tags = tfparse.plain(tfparse.load(MODULE / "main.tf")["locals"][0])["tags"]
+    added = literal_keys_merged(aws["default_tags"][0]["tags"]) | literal_keys_merged(module_tags)
+    assert added == {"ferry:environment", "ferry:module"}
+    assert most_tags(EXAMPLE) + len(added) <= TAGS_PER_RESOURCE
+
+
+def tag_character_patterns() -> tuple[regex.Pattern, regex.Pattern]:
+    """The regexes the module's validation holds tag keys and values to (RE2's \\p{..} classes: the `regex` module)."""
+    for condition in tags_conditions(MODULE):
+        m = re.search(r'can\(regex\("((?:\\.|[^"\\])*)", k\)\) && can\(regex\("((?:\\.|[^"\\])*)", v\)\)', condition)
+        if m:
+            return tuple(regex.compile(p.replace("\\\\", "\\")) for p in m.groups())
+    raise AssertionError("modules/eks-service: no validation holds the tags' keys and values to IAM's characters")
+
+
+@pytest.mark.parametrize("text, is_key, accepted", [
+    ("cost-center", True, True), ("team:ml/platform", True, True), ("Zürich office", True, True), ("a=b+c@d_e.f", True, True),
+    ("", True, False), ("", False, True), ("a,b", True, False), ("team#1", False, False), ("a;b", False, False),
+    ("<x>", False, False), ("50%", False, False), ("'q'", True, False),
+])
+def test_tag_characters_iam_refuses_are_refused(text, is_key, accepted):
+    # IAM's tag pattern is [\p{L}\p{Z}\p{N}_.:/=+\-@]* (keys: at least one); the driver's role is tagged.
+    key, value = tag_character_patterns()
+    assert bool((key if is_key else value).fullmatch(text)) is accepted

@@ -2,7 +2,8 @@
 
 The calls come from the Rust sources themselves (agent_calls.py); the grants from the modules' policy documents.
 KMS permissions are not calls of the agent's: they follow from the encryption of what it calls, and are checked
-on their own below. The eks-service module is left out: it is owned elsewhere and the agent calls nothing there.
+on their own below. The eks-service module is not here: the agent calls nothing there (test_eks_service.py holds
+its driver role to describing and mounting the model file system read-only).
 """
 
 from __future__ import annotations

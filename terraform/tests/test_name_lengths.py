@@ -3,8 +3,9 @@
 The longest value of an expression is worked out from the validations of the variables in it (the bound of their
 regex, or the strings of a `contains([...], ...)`), the literal text around them, `substr` and one-character
 `replace`; `local.*` are followed, `each.key` is bounded by the validation of the `for_each` map's keys. In the
-examples, each name passed to a module must fit the module's own validation. The eks-service module is left out
-(owned elsewhere): its `"${var.name}-eks-inference-"` name prefix takes names of at most 23 characters.
+examples, each name passed to a module must fit the module's own validation. The Kubernetes objects eks-service
+creates are held to the API server's limits in the same way (`metadata.name`: an RFC 1123 label of at most 63
+characters for a namespace, a subdomain of at most 253 for the others).
 """
 
 from __future__ import annotations
@@ -34,9 +35,26 @@ LIMITS = {
     ("aws_apigatewayv2_authorizer", "name"): 128,
     ("aws_kms_alias", "name"): 256,
     ("aws_s3_bucket", "bucket"): 63,
+    ("aws_vpc_security_group_ingress_rule", "description"): 255,
+    ("kubernetes_namespace_v1", "metadata.name"): 63,
+    ("kubernetes_service_account_v1", "metadata.name"): 253,
+    ("kubernetes_storage_class_v1", "metadata.name"): 253,
+    ("kubernetes_persistent_volume_v1", "metadata.name"): 253,
+    ("kubernetes_persistent_volume_claim_v1", "metadata.name"): 253,
+    ("kubernetes_network_policy_v1", "metadata.name"): 253,
 }
-OWNED_ELSEWHERE = {"eks-service"}
-modules = [d for d in tfparse.module_dirs() if d.name not in OWNED_ELSEWHERE]
+modules = tfparse.module_dirs()
+
+
+def argument_of(body: dict, argument: str):
+    """The value of `argument` in a resource's body, `block.argument` in its (first) nested block; None if absent."""
+    *blocks, last = argument.split(".")
+    for block in blocks:
+        nested = body.get(block)
+        if not (isinstance(nested, list) and nested and isinstance(nested[0], dict)):
+            return None
+        body = nested[0]
+    return body.get(last)
 
 
 class Unbounded(Exception):
@@ -193,25 +211,28 @@ def name_problems(directory: Path) -> list[str]:
     for path in tfparse.tf_files(directory):
         for name, body in tfparse.nested_blocks(tfparse.load(path), "resource").items():
             for (rtype, argument), limit in LIMITS.items():
-                if name.split(".")[0] != rtype or argument not in body:
+                value = argument_of(body, argument)
+                if name.split(".")[0] != rtype or value is None:
                     continue
                 try:
-                    longest = scope.longest(body[argument])
+                    longest = scope.longest(value)
                 except Unbounded as e:
                     problems.append(f"{path.name}: {name}.{argument}: {e}")
                     continue
                 if longest > limit:
-                    problems.append(f"{path.name}: {name}.{argument} = {body[argument]} can be {longest:g} characters; AWS accepts at most {limit}")
+                    accepts = "Kubernetes accepts" if rtype.startswith("kubernetes_") else "AWS accepts"
+                    problems.append(f"{path.name}: {name}.{argument} = {value} can be {longest:g} characters; {accepts} at most {limit}")
     return problems
 
 
 def name_variables(directory: Path) -> set[str]:
-    """The variables a module builds AWS names from (those in the arguments of LIMITS)."""
+    """The variables a module builds AWS (or Kubernetes) names from (those in the arguments of LIMITS)."""
     used = set()
     for name, body in tfparse.all_blocks(directory, "resource", nested=True).items():
         for (rtype, argument) in LIMITS:
-            if name.split(".")[0] == rtype and argument in body:
-                used |= set(re.findall(r"\bvar\.(\w+)", str(body[argument])))
+            value = argument_of(body, argument)
+            if name.split(".")[0] == rtype and value is not None:
+                used |= set(re.findall(r"\bvar\.(\w+)", str(value)))
     return used
 
 
@@ -226,8 +247,6 @@ def test_every_name_an_example_passes_fits_the_modules_validation(directory: Pat
     problems = []
     for call, body in tfparse.all_blocks(directory, "module").items():
         module = (directory / tfparse.unquote(body["source"])).resolve()
-        if module.name in OWNED_ELSEWHERE:
-            continue
         for_each = tfparse.expression(body.get("for_each", ""))
         each_key = Scope(directory).keys_of(for_each) if re.fullmatch(r"var\.\w+", for_each) else None
         scope, target = Scope(directory, each_key), Scope(module)
@@ -268,4 +287,15 @@ def test_a_name_prefix_too_long_for_iam_is_reported(tmp_path: Path):
     (tmp_path / "main.tf").write_text('resource "aws_iam_role" "r" {\n  name_prefix = "${var.name}-flow-logs-"\n}\n')
     assert name_problems(tmp_path) == [
         'main.tf: aws_iam_role.r.name_prefix = "${var.name}-flow-logs-" can be 43 characters; AWS accepts at most 38'
+    ]
+
+
+def test_a_kubernetes_name_too_long_for_a_namespace_is_reported(tmp_path: Path):
+    (tmp_path / "variables.tf").write_text(
+        'variable "name" {\n  type = string\n  validation {\n    condition     = can(regex("^[a-z]{1,60}$", var.name))\n'
+        '    error_message = "x."\n  }\n}\n'
+    )
+    (tmp_path / "main.tf").write_text('resource "kubernetes_namespace_v1" "n" {\n  metadata {\n    name = "${var.name}-ferry"\n  }\n}\n')
+    assert name_problems(tmp_path) == [
+        'main.tf: kubernetes_namespace_v1.n.metadata.name = "${var.name}-ferry" can be 66 characters; Kubernetes accepts at most 63'
     ]

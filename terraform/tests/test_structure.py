@@ -49,11 +49,7 @@ def test_has_the_four_files_and_a_readme(directory: Path):
     assert not missing, f"{directory} lacks {missing}"
 
 
-# eks-service is owned by another change (it still says ">= 5.0"); the examples, which call it, pin 6.x.
-bounded_dirs = [d for d in all_dirs if d.name != "eks-service"]
-
-
-@pytest.mark.parametrize("directory", bounded_dirs, ids=ids(bounded_dirs))
+@pytest.mark.parametrize("directory", all_dirs, ids=ids(all_dirs))
 def test_versions_require_terraform_1_5_and_aws_6(directory: Path):
     # 6.0 is the floor: data.aws_region's `region` exists from 6.0 (`name` is deprecated there); the schema check
     # (tools/tfschema) holds every module to 6.0.0's and 6.25.0's schemas. 7.0 may break anything: the bound.
@@ -62,6 +58,20 @@ def test_versions_require_terraform_1_5_and_aws_6(directory: Path):
     aws = terraform["required_providers"][0]["aws"]
     assert tfparse.unquote(aws["source"]) == "hashicorp/aws"
     assert tfparse.unquote(aws["version"]) == ">= 6.0, < 7.0"
+
+
+@pytest.mark.parametrize("directory", all_dirs, ids=ids(all_dirs))
+def test_every_provider_constraint_has_a_floor_and_the_next_major_as_its_bound(directory: Path):
+    # A provider's major release may break anything: every provider (aws, kubernetes, ...) is held below its next
+    # major, from a floor the code is written against.
+    providers = tfparse.load(directory / "versions.tf")["terraform"][0]["required_providers"][0]
+    problems = []
+    for name, pin in ((k, v) for k, v in providers.items() if not k.startswith("__")):
+        constraint = tfparse.unquote(pin.get("version", '""'))
+        m = re.fullmatch(r">= (\d+)\.(\d+), < (\d+)\.0", constraint)
+        if not m or int(m.group(3)) != int(m.group(1)) + 1:
+            problems.append(f"{name}: {constraint!r} is not \">= MAJOR.MINOR, < MAJOR+1.0\"")
+    assert not problems, f"{directory}/versions.tf: " + "; ".join(problems)
 
 
 @pytest.mark.parametrize("directory", all_dirs, ids=ids(all_dirs))

@@ -69,7 +69,12 @@ variable "ingress" {
 }
 
 variable "tags" {
-  description = "Tags added to every AWS resource."
+  description = "Tags added to every AWS resource (at most 48: the provider's default tags add ferry:environment and the module ferry:module, and AWS takes 50 per resource)."
   type        = map(string)
   default     = {}
+
+  validation {
+    condition     = length(var.tags) <= 48
+    error_message = "tags may hold at most 48 tags: with ferry:environment and ferry:module that is AWS's limit of 50 per resource."
+  }
 }

@@ -5,12 +5,12 @@ variable "create" {
 }
 
 variable "name" {
-  description = "Name prefix of every AWS resource and of the cluster-wide Kubernetes objects (StorageClass, PersistentVolume), e.g. `ferry-prod`."
+  description = "Name prefix of every AWS resource and of the cluster-wide Kubernetes objects (StorageClass, PersistentVolume), e.g. `ferry-prod`: at most 29 characters, so that the driver role's name prefix `<name>-efs-csi-` fits IAM's 38."
   type        = string
 
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{0,31}$", var.name))
-    error_message = "name must start with a lowercase letter and hold 1-32 lowercase letters, digits or hyphens (it names Kubernetes objects too)."
+    condition     = can(regex("^[a-z][a-z0-9-]{0,28}$", var.name))
+    error_message = "name must start with a lowercase letter and hold 1-29 lowercase letters, digits or hyphens (it names Kubernetes objects too, and the driver role's name prefix \"<name>-efs-csi-\" must fit IAM's 38)."
   }
 }
 
@@ -161,7 +161,17 @@ variable "tags" {
   default     = {}
 
   validation {
+    condition     = length(var.tags) <= 49
+    error_message = "tags may hold at most 49 tags: with the module's own ferry:module tag that is AWS's limit of 50 per resource."
+  }
+
+  validation {
     condition     = alltrue([for k, v in var.tags : length(k) >= 1 && length(k) <= 128 && length(v) <= 256 && !startswith(lower(k), "aws:")])
     error_message = "tags keys must hold 1-128 characters and not start with aws:, values at most 256 characters (AWS tag limits)."
+  }
+
+  validation {
+    condition     = alltrue([for k, v in var.tags : can(regex("^[\\p{L}\\p{Z}\\p{N}_.:/=+@-]+$", k)) && can(regex("^[\\p{L}\\p{Z}\\p{N}_.:/=+@-]*$", v))])
+    error_message = "tags keys and values may hold only letters, digits, spaces and _ . : / = + - @ (IAM's tag characters: the EFS CSI driver's role is tagged)."
   }
 }
