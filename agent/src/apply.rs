@@ -28,6 +28,7 @@ use crate::lock::Fence;
 use crate::observe::ObservedFunction;
 use crate::plan::{Action, ModelPlan, StageReplay, is_version_alias};
 use crate::routes::FunctionArn;
+use crate::runtime_management::{self, RuntimeManagement};
 use crate::spec::{
     FunctionSpec, VersionConfig, configuration_differences, parse_version_description,
 };
@@ -223,6 +224,8 @@ async fn apply_actions(
                     None => publish(ctx, spec, &mut latest_revision).await?,
                 };
                 let lv = published.lambda_version.clone();
+                // Pinned before the alias exists: a live version's runtime is never changed by Ferry.
+                let runtime = pin_runtime(ctx, spec, &published).await?;
                 smoke_invoke(ctx, spec, &lv).await?;
                 create_alias(ctx, spec, &lv).await?;
                 let rebuilt = from_record.as_ref().map(|r| {
@@ -233,7 +236,7 @@ async fn apply_actions(
                 });
                 let artifact = verified.get(&spec.version);
                 let audit_key =
-                    write_deploy_record(ctx, spec, &published, artifact, rebuilt).await?;
+                    write_deploy_record(ctx, spec, &published, runtime, artifact, rebuilt).await?;
                 alias_versions.insert(spec.alias.clone(), lv.clone());
                 outcome.created.push(CreatedAlias {
                     alias: spec.alias.clone(),
@@ -254,8 +257,19 @@ async fn apply_actions(
                     code_sha256: version.map(|v| v.code_sha256.clone()),
                     config: version.map(|v| v.config.clone()),
                 };
-                write_deploy_record(ctx, spec, &published, verified.get(&spec.version), None)
-                    .await?;
+                // The run that created the alias pinned the runtime first: record what Lambda says it is now.
+                let runtime = match version.and_then(|v| v.config.runtime_version_arn.as_ref()) {
+                    Some(_) => Some(
+                        runtime_management::read(&ctx.lambda, &spec.function_name, lambda_version)
+                            .await
+                            .map_err(|e| {
+                                step_err(&spec.function_name, "GetRuntimeManagementConfig", e)
+                            })?,
+                    ),
+                    None => None,
+                };
+                let artifact = verified.get(&spec.version);
+                write_deploy_record(ctx, spec, &published, runtime, artifact, None).await?;
                 outcome.audits_repaired.push(spec.alias.clone());
             }
             Action::StageMove {
@@ -826,6 +840,42 @@ async fn smoke_invoke(ctx: &ApplyContext, spec: &FunctionSpec, lv: &str) -> Resu
     Ok(())
 }
 
+/// Pins a version about to go live to the runtime version it was published on (`Manual`), so that Lambda's runtime
+/// updates never change what an approved version runs; Lambda's answer goes into the deploy record. A version with
+/// no runtime version in its configuration (a container image) has nothing to pin.
+async fn pin_runtime(
+    ctx: &ApplyContext,
+    spec: &FunctionSpec,
+    published: &Published,
+) -> Result<Option<RuntimeManagement>, StepError> {
+    let f = spec.function_name.as_str();
+    let Some(arn) = published
+        .config
+        .as_ref()
+        .and_then(|c| c.runtime_version_arn.as_deref())
+    else {
+        tracing::info!(
+            function = f,
+            version = published.lambda_version,
+            "no runtime version in the version's configuration; runtime not pinned"
+        );
+        return Ok(None);
+    };
+    ctx.fenced(f, "PutRuntimeManagementConfig")?;
+    let wanted = RuntimeManagement::pinned(arn);
+    let answered = runtime_management::put(&ctx.lambda, f, &published.lambda_version, &wanted)
+        .await
+        .map_err(|e| step_err(f, "PutRuntimeManagementConfig", e))?;
+    if answered != wanted {
+        return Err(step_err(
+            f,
+            "PutRuntimeManagementConfig",
+            format!("asked for {wanted}, Lambda answered {answered}; no alias created"),
+        ));
+    }
+    Ok(Some(answered))
+}
+
 async fn create_alias(ctx: &ApplyContext, spec: &FunctionSpec, lv: &str) -> Result<(), StepError> {
     let f = spec.function_name.as_str();
     ctx.fenced(f, "CreateAlias")?;
@@ -875,6 +925,7 @@ async fn write_deploy_record(
     ctx: &ApplyContext,
     spec: &FunctionSpec,
     published: &Published,
+    runtime_management: Option<RuntimeManagement>,
     artifact_digest: Option<&String>,
     reason: Option<String>,
 ) -> Result<String, StepError> {
@@ -899,6 +950,7 @@ async fn write_deploy_record(
         ticket: Some(spec.approval.ticket.clone()),
         spec: Some(Box::new(spec.clone())),
         configuration: published.config.clone(),
+        runtime_management,
         reason,
         deployer: ctx.deployer.clone(),
         time: rfc3339(now),

@@ -21,6 +21,7 @@ use serde::Serialize;
 use crate::approval::Approval;
 use crate::lock::RunId;
 use crate::platform::Platform;
+use crate::runtime_management::RuntimeManagement;
 use crate::spec::{FunctionSpec, VersionConfig};
 
 #[derive(Debug, thiserror::Error)]
@@ -175,6 +176,9 @@ pub struct AuditRecord {
     /// On deploy records: the published version's configuration as Lambda answered it (its runtime and layers too).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub configuration: Option<VersionConfig>,
+    /// On deploy records: how Lambda updates the version's runtime (pinned by Ferry before the alias existed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime_management: Option<RuntimeManagement>,
     pub deployer: Deployer,
     pub time: String,
 }
@@ -528,6 +532,8 @@ pub struct RecordedDeployBody {
     pub spec: Option<FunctionSpec>,
     #[serde(default)]
     pub configuration: Option<VersionConfig>,
+    #[serde(default)]
+    pub runtime_management: Option<RuntimeManagement>,
 }
 
 impl AuditLog {

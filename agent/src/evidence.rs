@@ -78,6 +78,30 @@ pub struct DeployEvidence {
     pub approval: Value,
     pub deployer: Value,
     pub configuration: Value,
+    /// How Lambda updates the version's runtime (the pin Ferry set); absent from records written before pinning.
+    #[serde(skip_serializing_if = "Value::is_null")]
+    pub runtime_management: Value,
+}
+
+impl DeployEvidence {
+    /// The runtime the version was deployed on and how it is kept: `python3.12, Manual (runtime version arn:…)`.
+    pub fn runtime(&self) -> String {
+        let runtime = plain(&self.configuration["runtime"]);
+        let runtime = if runtime.is_empty() {
+            "no managed runtime recorded".into()
+        } else {
+            runtime
+        };
+        let r = &self.runtime_management;
+        match (
+            plain(&r["update_runtime_on"]),
+            plain(&r["runtime_version_arn"]),
+        ) {
+            (mode, _) if mode.is_empty() => format!("{runtime}, update mode not recorded"),
+            (mode, arn) if arn.is_empty() => format!("{runtime}, {mode}"),
+            (mode, arn) => format!("{runtime}, {mode} (runtime version {arn})"),
+        }
+    }
 }
 
 /// A time a stage alias sent this version traffic: from the move that gave it a share to the next move of the
@@ -180,6 +204,7 @@ pub fn build(
             approval: r["approval"].clone(),
             deployer: r["deployer"].clone(),
             configuration: r["configuration"].clone(),
+            runtime_management: r["runtime_management"].clone(),
         });
     }
     let version_of = |model: &str, alias: &str| -> Option<(String, u64)> {

@@ -28,6 +28,7 @@ pub mod rebuild;
 pub mod render;
 pub mod report;
 pub mod routes;
+pub mod runtime_management;
 pub mod spec;
 pub mod stage;
 pub mod sync;

@@ -45,6 +45,10 @@ macro_rules! version_config {
                 .map(str::to_string)
                 .collect(),
             runtime: c.runtime().map(|r| r.as_str().to_string()),
+            runtime_version_arn: c
+                .runtime_version_config()
+                .and_then(|r| r.runtime_version_arn())
+                .map(str::to_string),
         }
     }};
 }

@@ -79,6 +79,9 @@ pub struct VersionConfig {
     pub layers: Vec<String>,
     /// `python3.13`; `None` for a container image.
     pub runtime: Option<String>,
+    /// The runtime version the version runs (`RuntimeVersionConfig`); left out of records when Lambda names none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_version_arn: Option<String>,
 }
 
 impl FunctionSpec {
@@ -92,6 +95,7 @@ impl FunctionSpec {
             environment: self.environment.clone(),
             layers: self.layers.clone(),
             runtime: None,
+            runtime_version_arn: None,
         }
     }
 }

@@ -310,3 +310,73 @@ def test_round_trip_latency_is_added_to_every_aws_request_and_a_reset_restores_t
     with pytest.raises(urllib.error.HTTPError) as refused:
         post(st, "/ferry-lambda/control-plane", {"settle": 1})
     assert refused.value.code == 400
+
+
+# ---- runtime versions and runtime management --------------------------------------------------------------------
+def runtime_version(config: dict) -> str:
+    return config["RuntimeVersionConfig"]["RuntimeVersionArn"]
+
+
+def release(st, runtime: str) -> None:
+    post(st, "/ferry-lambda/runtime-release", {"runtime": runtime})
+
+
+def test_every_version_shows_its_runtime_version_and_is_in_auto_mode_until_told_otherwise(aws):
+    st, lam, _ = aws
+    latest = lam.get_function_configuration(FunctionName="f")
+    arn = runtime_version(latest)
+    assert arn.startswith(f"arn:aws:lambda:{st.region}::runtime:"), arn
+    published = lam.publish_version(FunctionName="f")
+    assert runtime_version(published) == arn, "a version is published on the runtime version $LATEST runs"
+    listed = {v["Version"]: v for v in lam.list_versions_by_function(FunctionName="f")["Versions"]}
+    assert runtime_version(listed[published["Version"]]) == arn
+    assert runtime_version(lam.get_function(FunctionName="f", Qualifier=published["Version"])["Configuration"]) == arn
+    config = lam.get_runtime_management_config(FunctionName="f", Qualifier=published["Version"])
+    assert config["UpdateRuntimeOn"] == "Auto"
+    assert "RuntimeVersionArn" not in config, "the ARN is answered in Manual mode only"
+    assert config["FunctionArn"].endswith(f":function:f:{published['Version']}")
+
+
+def test_a_runtime_release_moves_auto_versions_and_a_version_pinned_manual_keeps_its_runtime_version(aws):
+    st, lam, _ = aws
+    pinned = lam.publish_version(FunctionName="f")["Version"]
+    lam.update_function_configuration(FunctionName="f", MemorySize=256)
+    settled(lam)
+    auto = lam.publish_version(FunctionName="f")["Version"]
+    before = runtime_version(lam.get_function_configuration(FunctionName="f", Qualifier=pinned))
+    answer = lam.put_runtime_management_config(FunctionName="f", Qualifier=pinned, UpdateRuntimeOn="Manual",
+                                               RuntimeVersionArn=before)
+    assert (answer["UpdateRuntimeOn"], answer["RuntimeVersionArn"]) == ("Manual", before)
+    release(st, TARGET_RUNTIME)
+    after = {q: runtime_version(lam.get_function_configuration(FunctionName="f", Qualifier=q))
+             for q in (pinned, auto, "$LATEST")}
+    assert after[pinned] == before, "Manual: the version runs the pinned runtime version indefinitely"
+    assert after[auto] != before and after["$LATEST"] == after[auto], "Auto: Lambda moved them to the new one"
+    assert lam.get_runtime_management_config(FunctionName="f", Qualifier=pinned)["RuntimeVersionArn"] == before
+    # Back to Auto: the version takes the current runtime version.
+    lam.put_runtime_management_config(FunctionName="f", Qualifier=pinned, UpdateRuntimeOn="Auto")
+    assert runtime_version(lam.get_function_configuration(FunctionName="f", Qualifier=pinned)) == after[auto]
+    assert described(st)["answers"]["PutRuntimeManagementConfig"] == {"200": 2}, "control-plane calls, counted"
+
+
+def test_runtime_management_refuses_what_lambda_refuses(aws):
+    st, lam, _ = aws
+    version = lam.publish_version(FunctionName="f")["Version"]
+    arn = runtime_version(lam.get_function_configuration(FunctionName="f", Qualifier=version))
+    cases = [
+        (dict(Qualifier=version, UpdateRuntimeOn="Manual"), "InvalidParameterValueException"),
+        (dict(Qualifier=version, UpdateRuntimeOn="Never"), "ValidationException"),
+        (dict(Qualifier=version, UpdateRuntimeOn="Manual", RuntimeVersionArn="arn:aws:lambda:us-east-1:123456789012:function:f"),
+         "ValidationException"),
+        (dict(Qualifier=version, UpdateRuntimeOn="Manual", RuntimeVersionArn=arn.replace(st.region, "eu-west-1")),
+         "InvalidParameterValueException"),
+        (dict(Qualifier="99", UpdateRuntimeOn="Manual", RuntimeVersionArn=arn), "ResourceNotFoundException"),
+    ]
+    for call, code in cases:
+        with pytest.raises(lam.exceptions.ClientError) as refused:
+            lam.put_runtime_management_config(FunctionName="f", **call)
+        assert code_of(refused.value) == code, call
+    with pytest.raises(lam.exceptions.ResourceNotFoundException):
+        lam.get_runtime_management_config(FunctionName="nope")
+    assert lam.get_runtime_management_config(FunctionName="f", Qualifier=version)["UpdateRuntimeOn"] == "Auto", \
+        "a refused put changes nothing"

@@ -1,7 +1,8 @@
 """A local Lambda in front of moto: every AWS request passes through to moto unchanged, except `Invoke`, which runs
 the invoked version's own code and layers, as moto stores them, on that version's runtime Python, through the real
 runtime interface client (PyPI `awslambdaric`) against a Runtime API served here; and Lambda's control plane as
-Lambda answers it (rate limits, update settling, revisions, pages), where moto answers at once and in full.
+Lambda answers it (rate limits, update settling, revisions, pages, runtime versions), where moto answers at once
+and in full.
 
     python -m lambda_local --moto http://127.0.0.1:MOTO --port PORT --state DIR   (tools/standins.py starts it)
 
@@ -20,4 +21,5 @@ Modules, one job each:
     settle       updates of $LATEST InProgress for a while, and the conflicts meanwhile
     revisions    RevisionIds of $LATEST, versions and aliases, and their preconditions
     pages        pagination of the list calls at Lambda's page sizes
+    runtimes     runtime versions per function version, and the runtime-management calls (Auto, Manual, ...)
 """

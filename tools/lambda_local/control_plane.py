@@ -6,7 +6,8 @@ front answers as Lambda does. Per Lambda request, in this order:
   3. an update in progress (settle.py): another update or a publish meanwhile is a 409;
   4. RevisionId preconditions (revisions.py): a mismatch is a 412;
   5. list parameters (pages.py): MaxItems out of range is a 400;
-then moto answers, and its answer is rewritten: RevisionIds, `LastUpdateStatus`, one page of a listing.
+then moto answers, and its answer is rewritten: RevisionIds, `LastUpdateStatus`, the runtime version, one page of a
+listing. The runtime-management calls, which moto lacks, are answered here (runtimes.py).
 
 Settings come from `python -m lambda_local`'s flags (or FERRY_LAMBDA_* in its environment), AWS's quotas by default;
 `POST /ferry-lambda/control-plane` changes them while it runs, and `POST /moto-api/reset` brings back the ones it
@@ -28,12 +29,14 @@ from .answers import Answer, error_answer
 from .answers import json_object as _json
 from .operations import Request
 from .revisions import MISMATCH, Revisions
+from .runtimes import Runtimes, not_found
 from .settle import Settling
 from .throttle import Rates, Throttle, retry_after
 
 # moto's one account (every access key maps to it unless MOTO_ACCOUNT_ID says otherwise).
 ACCOUNT = os.environ.get("MOTO_ACCOUNT_ID", "123456789012")
 UPDATES = ("UpdateFunctionConfiguration", "UpdateFunctionCode")
+RUNTIME_MANAGEMENT = ("GetRuntimeManagementConfig", "PutRuntimeManagementConfig")
 # Operations blocked while an update of $LATEST is in progress.
 BLOCKED_WHILE_UPDATING = (*UPDATES, "PublishVersion")
 
@@ -88,6 +91,7 @@ class ControlPlane:
         self.initial = settings
         self.moto_get = moto_get
         self.revisions = Revisions()
+        self.runtimes = Runtimes()
         self._lock = threading.Lock()
         self._answers: dict[str, dict[str, int]] = {}   # operation -> HTTP status -> answers
         self._apply(settings)
@@ -110,6 +114,7 @@ class ControlPlane:
         """moto was reset: no functions, so no revisions or updates; the settings the front started with."""
         with self._lock:
             self.revisions.reset()
+            self.runtimes.reset()
             self._answers.clear()
             self._apply(self.initial)
 
@@ -152,6 +157,24 @@ class ControlPlane:
                 return error_answer(400, bad.kind, bad.message)
         return None
 
+    def own_answer(self, req: Request, body: bytes) -> Answer | None:
+        """The answer to a call moto does not have (the runtime-management calls); None for every other call."""
+        if req.name not in RUNTIME_MANAGEMENT:
+            return None
+        qualifier = req.qualifier or "$LATEST"
+        arn = f"arn:aws:lambda:{req.region}:{ACCOUNT}:function:{req.function}:{qualifier}"
+        quoted = urllib.parse.quote(req.function or "", safe="")
+        status, answer = self.moto_get(f"/2015-03-31/functions/{quoted}/configuration?Qualifier="
+                                       f"{urllib.parse.quote(qualifier, safe='')}", region=req.region)
+        config = _json(answer)
+        if status != 200 or str(config.get("Version") or "$LATEST") != qualifier:
+            return not_found(arn)
+        key = (req.region, req.function or "")
+        runtime = str(config.get("Runtime") or "")
+        if req.name == "GetRuntimeManagementConfig":
+            return self.runtimes.get(key, qualifier, arn, runtime)
+        return self.runtimes.put(key, qualifier, arn, runtime, _json(body))
+
     def _current_revision(self, req: Request) -> str | None:
         """The revision a precondition is checked against; None where moto will answer (no such function or alias:
         its 404 comes first)."""
@@ -185,11 +208,13 @@ class ControlPlane:
             self._show_config(key, doc)
         elif name in UPDATES:
             self.revisions.renew_latest(key)
+            self.runtimes.updated(key, doc.get("Runtime"))
             self.settling.begin(key)
             self._show_config(key, doc)
         elif name == "PublishVersion":
             if new_version:
                 self.revisions.renew_latest(key)
+                self.runtimes.published(key, str(doc.get("Version")), doc.get("Runtime"))
             self._show_config(key, doc)
         elif name == "GetFunction":
             self._show_config(key, doc.get("Configuration") or {})
@@ -230,7 +255,9 @@ class ControlPlane:
             # A published version has no update of its own: Lambda shows it Successful.
             settle.show_status(config, in_progress)
         self.revisions.show_config(key, config)
+        self.runtimes.show_config(key, config)
 
     def _forget(self, key) -> None:
         self.revisions.forget_function(key)
+        self.runtimes.forget_function(key)
         self.settling.forget(key)

@@ -36,6 +36,13 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("PUT", rf"/2015-03-31/functions/{_FN}/aliases/(?P<alias>[^/]+)", "UpdateAlias"),
         ("DELETE", rf"/2015-03-31/functions/{_FN}/aliases/(?P<alias>[^/]+)", "DeleteAlias"),
         ("GET", rf"/2015-03-31/functions/{_FN}/policy", "GetPolicy"),
+        ("POST", rf"/2021-10-31/functions/{_FN}/url", "CreateFunctionUrlConfig"),
+        ("GET", rf"/2021-10-31/functions/{_FN}/url", "GetFunctionUrlConfig"),
+        ("PUT", rf"/2021-10-31/functions/{_FN}/url", "UpdateFunctionUrlConfig"),
+        ("DELETE", rf"/2021-10-31/functions/{_FN}/url", "DeleteFunctionUrlConfig"),
+        ("GET", rf"/2021-10-31/functions/{_FN}/urls", "ListFunctionUrlConfigs"),
+        ("GET", rf"/2021-07-20/functions/{_FN}/runtime-management-config", "GetRuntimeManagementConfig"),
+        ("PUT", rf"/2021-07-20/functions/{_FN}/runtime-management-config", "PutRuntimeManagementConfig"),
     ]
 ]
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request")

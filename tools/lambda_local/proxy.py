@@ -5,7 +5,8 @@ client). Every request goes to moto as it came, byte for byte, headers included,
   - code uploads (CreateFunction, UpdateFunctionCode, PublishLayerVersion) are passed on and their zips recorded
     (code_store.py), with a function's FileSystemConfigs (moto drops them);
   - Lambda's control plane is answered as Lambda answers it (control_plane.py): the account's request quotas,
-    updates that take time to settle, RevisionIds and their preconditions, pages, round-trip latency;
+    updates that take time to settle, RevisionIds and their preconditions, pages, round-trip latency, runtime
+    versions and the runtime-management calls;
   - `POST /moto-api/reset` is passed on and also stops every execution environment, and restores the control
     plane's settings and full token buckets;
   - where moto is gentler than Lambda or answers otherwise (fidelity.py): `PublishVersion` of an unchanged `$LATEST`
@@ -16,7 +17,8 @@ client). Every request goes to moto as it came, byte for byte, headers included,
     duration and CPU, busy, alive), `POST /ferry-lambda/mounts` {"access_point_arn", "local_root"} says which
     local folder stands in for an EFS access point, `GET /ferry-lambda/control-plane` shows the control plane's
     settings and the requests it admitted and throttled per operation, `POST /ferry-lambda/control-plane`
-    {"settle_s", "latency_ms", "rates": {"get_function", "get_policy", "other", "burst_s"}} changes settings.
+    {"settle_s", "latency_ms", "rates": {"get_function", "get_policy", "other", "burst_s"}} changes settings,
+    `POST /ferry-lambda/runtime-release` {"runtime"} releases a new runtime version (runtimes.py).
 """
 from __future__ import annotations
 
@@ -173,6 +175,8 @@ def handler_class(ex: Executor):
             req = self.lambda_request = operations.classify(self.command, path, query, self.headers.get("Authorization"))
             if req and (refused := ex.control_plane.before(req, body, query)):
                 return self._answer(refused)
+            if req and (own := ex.control_plane.own_answer(req, body)):
+                return self._answer(own)
             if self.command == "POST" and (m := INVOKE.match(path)):
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 return self._answer(ex.invoker.invoke(m.group(1), query, headers, body))
@@ -246,6 +250,13 @@ def handler_class(ex: Executor):
                     return self._send(400, json.dumps({"message": str(err)}).encode(),
                                       {"Content-Type": "application/json"})
                 return self._answer(json_answer(200, settings.to_json()))
+            if path == "/ferry-lambda/runtime-release" and self.command == "POST":
+                runtime = _json(body).get("runtime")
+                if not isinstance(runtime, str) or not runtime:
+                    return self._send(400, b'{"message": "need the runtime, e.g. {\\"runtime\\": \\"python3.12\\"}"}',
+                                      {"Content-Type": "application/json"})
+                return self._answer(json_answer(200, {"runtime": runtime,
+                                                      "release": ex.control_plane.runtimes.release(runtime)}))
             if path == "/ferry-lambda/" and self.command == "GET":
                 return self._send(200, b'{"status": "ok"}', {"Content-Type": "application/json"})
             self._send(404, b"{}", {"Content-Type": "application/json"})

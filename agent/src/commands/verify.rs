@@ -1,7 +1,7 @@
 //! `ferry verify`: proves that what is live is what was approved and recorded. For every version alias: it points
 //! at a version Ferry published for that model version, the audit record says the same Lambda version, the record's
 //! spec still hashes to what the version carries and the version's configuration, code, layers and runtime are the
-//! record's, the approval is still in the registry as recorded, and (with `--efs-root`) the version's EFS folder
+//! record's, its runtime update mode is the recorded pin, the approval is still in the registry as recorded, and (with `--efs-root`) the version's EFS folder
 //! still matches its manifest, file by file, and the manifest's digest is the approved one. Every stage alias shows what its
 //! last stage-move record says. And the model storage itself:
 //! the file system is encrypted, and both access points exist on it with one shared root directory.
@@ -24,6 +24,7 @@ use crate::manifest::{ArtifactManifest, MANIFEST_FILE, file_differences, scan_di
 use crate::observe::{ObservedFunction, ObservedVersion, observe};
 use crate::plan::is_version_alias;
 use crate::routes::{FunctionArn, ObservedApi, RouteKey, RouteState};
+use crate::runtime_management::{self, RuntimeManagement};
 use crate::spec::configuration_differences;
 
 #[derive(Serialize)]
@@ -82,15 +83,23 @@ pub async fn run(g: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
             .await
             .with_context(|| format!("verify of {}", m.key))?;
         let mut records = BTreeMap::new();
+        let mut runtimes = BTreeMap::new();
         for (alias, recorded) in &o.recorded {
             let body = audit
                 .read_deploy_record(&recorded.key)
                 .await
                 .with_context(|| format!("verify of {} {alias}", m.key))?;
+            if body.runtime_management.is_some() {
+                let found =
+                    runtime_management::read(&clients.lambda, function, &recorded.lambda_version)
+                        .await;
+                runtimes.insert(alias.clone(), found);
+            }
             records.insert(alias.clone(), body);
         }
         let evidence = Evidence {
             records: &records,
+            runtimes: &runtimes,
             approvals: approvals.get(&m.key),
             efs_root: efs_root.as_deref(),
         };
@@ -200,6 +209,8 @@ struct Checked {
 struct Evidence<'a> {
     /// Version alias → its newest deploy record, read back.
     records: &'a BTreeMap<String, RecordedDeployBody>,
+    /// Version alias → its recorded Lambda version's runtime management now (read when the record has one).
+    runtimes: &'a BTreeMap<String, Result<RuntimeManagement, String>>,
     /// What the registry says now; `None` with `--no-registry`.
     approvals: Option<&'a ModelApprovals>,
     efs_root: Option<&'a Path>,
@@ -276,6 +287,14 @@ fn check_model(model: &str, o: &ObservedFunction, evidence: &Evidence) -> Vec<Fi
                 continue;
             }
         };
+        let runtime =
+            match check_runtime(&a.function_version, record, evidence.runtimes.get(&a.name)) {
+                Ok(detail) => detail,
+                Err(e) => {
+                    out.push(finding(false, e));
+                    continue;
+                }
+            };
         let approval = match evidence.approvals {
             Some(approvals) => match check_approval_still_given(version, record, approvals) {
                 Ok(()) => ", approval in the registry as recorded",
@@ -301,7 +320,7 @@ fn check_model(model: &str, o: &ObservedFunction, evidence: &Evidence) -> Vec<Fi
         out.push(finding(
             true,
             format!(
-                "Lambda version {}, spec {}…{recorded}{approval}, audited{efs}",
+                "Lambda version {}, spec {}…{recorded}{runtime}{approval}, audited{efs}",
                 a.function_version,
                 &hash[..12]
             ),
@@ -542,8 +561,44 @@ fn check_recorded(
                 config.runtime.as_deref().unwrap_or("no managed runtime")
             ));
         }
+        if let Some(recorded) = &config.runtime_version_arn
+            && published.config.runtime_version_arn.as_ref() != Some(recorded)
+        {
+            return Err(format!(
+                "Lambda version {lv} runs runtime version {}, its deploy record says {recorded}",
+                published
+                    .config
+                    .runtime_version_arn
+                    .as_deref()
+                    .unwrap_or("none named")
+            ));
+        }
     }
     Ok(", configuration, code, layers and runtime as recorded")
+}
+
+/// The version's runtime update mode (and pinned runtime version) is what its deploy record says: Ferry pins each
+/// version before its alias exists, so anything else was changed under a live alias.
+fn check_runtime(
+    lv: &str,
+    record: &RecordedDeployBody,
+    found: Option<&Result<RuntimeManagement, String>>,
+) -> Result<&'static str, String> {
+    let Some(recorded) = &record.runtime_management else {
+        return Ok(", runtime update mode not recorded");
+    };
+    match found {
+        Some(Ok(found)) => match runtime_management::difference(recorded, found) {
+            None => Ok(", runtime pinned as recorded"),
+            Some(why) => Err(format!("Lambda version {lv}: {why}")),
+        },
+        Some(Err(e)) => Err(format!(
+            "Lambda version {lv}: its runtime update mode could not be read: {e}"
+        )),
+        None => Err(format!(
+            "Lambda version {lv}: its runtime update mode was not read"
+        )),
+    }
 }
 
 /// The approval a version was deployed under is still given in the registry (or release manifest), unchanged.

@@ -7,7 +7,7 @@
 use super::{Bundle, VersionEvidence, plain, who};
 use serde_json::Value;
 
-const COLUMNS: [&str; 20] = [
+const COLUMNS: [&str; 21] = [
     "model",
     "version",
     "alias",
@@ -24,6 +24,7 @@ const COLUMNS: [&str; 20] = [
     "artifact_sha256",
     "spec_hash",
     "code_sha256",
+    "runtime",
     "result",
     "detail",
     "by",
@@ -126,6 +127,7 @@ fn version_rows(v: &VersionEvidence) -> Vec<Row> {
                 .set("spec_hash", plain(&d.spec_hash))
                 .set("code_sha256", plain(&d.code_sha256))
                 .set("artifact_sha256", plain(&d.artifact_digest))
+                .set("runtime", d.runtime())
                 .set("by", who(&d.deployer))
                 .set("key", d.key.clone()),
         );

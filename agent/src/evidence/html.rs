@@ -185,6 +185,7 @@ fn version_section(v: &VersionEvidence) -> String {
                 code(&plain(&d.spec_hash)),
                 code(&plain(&d.code_sha256)),
                 code(&plain(&d.artifact_digest)),
+                escape(&d.runtime()),
                 escape(&who(&d.deployer)),
                 code(&d.key),
             ]
@@ -198,6 +199,7 @@ fn version_section(v: &VersionEvidence) -> String {
             "Spec hash",
             "Code SHA-256",
             "Artifact SHA-256",
+            "Runtime",
             "By",
             "Record",
         ],

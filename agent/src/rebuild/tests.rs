@@ -38,6 +38,7 @@ impl Log {
                 approval: Some(spec.approval.clone()),
                 spec: Some(spec.clone()),
                 configuration: None,
+                runtime_management: None,
             },
         );
         key

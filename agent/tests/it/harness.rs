@@ -368,8 +368,14 @@ pub fn mutating_calls(env: &Env, f: impl FnOnce()) -> Vec<String> {
     };
     recorder("POST", "reset-recording");
     recorder("POST", "start-recording");
+    let answered_before = answered_by_the_front(env);
     f();
     recorder("POST", "stop-recording");
+    let answered_after = answered_by_the_front(env);
+    let by_the_front = answered_after.into_iter().filter_map(|(op, n)| {
+        let before = answered_before.get(&op).copied().unwrap_or(0);
+        (n > before).then(|| format!("{op} x{} (answered by the local Lambda)", n - before))
+    });
     recorder("GET", "download-recording")
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -382,6 +388,29 @@ pub fn mutating_calls(env: &Env, f: impl FnOnce()) -> Vec<String> {
             )
         })
         .filter(|l| !l.contains("/moto-api/"))
+        .chain(by_the_front)
+        .collect()
+}
+
+/// Mutating calls the local Lambda answers itself, which moto's recorder never sees: operation → answers so far.
+fn answered_by_the_front(env: &Env) -> BTreeMap<String, u64> {
+    const MUTATING: [&str; 4] = [
+        "PutRuntimeManagementConfig",
+        "CreateFunctionUrlConfig",
+        "UpdateFunctionUrlConfig",
+        "DeleteFunctionUrlConfig",
+    ];
+    let url = format!("{}/ferry-lambda/control-plane", env.stack.aws_url);
+    let (_, body) = http_request("GET", &url, "").expect("the local Lambda's control plane");
+    let seen: serde_json::Value = serde_json::from_str(&body).expect("control-plane JSON");
+    MUTATING
+        .iter()
+        .map(|op| {
+            let n = seen["answers"][op].as_object().map_or(0, |by_status| {
+                by_status.values().filter_map(|v| v.as_u64()).sum()
+            });
+            (op.to_string(), n)
+        })
         .collect()
 }
 

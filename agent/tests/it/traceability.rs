@@ -221,6 +221,32 @@ async fn verify_names_each_kind_of_drift_exactly() {
         record["configuration"]["memory_mb"],
         record["spec"]["memory_mb"]
     );
+    // Pinned before the alias existed, to the runtime version the version was published on.
+    let runtime_version = record["configuration"]["runtime_version_arn"]
+        .as_str()
+        .expect("the record names the runtime version")
+        .to_string();
+    assert!(runtime_version.contains("::runtime:"), "{record}");
+    assert_eq!(
+        record["runtime_management"],
+        serde_json::json!({"update_runtime_on": "Manual", "runtime_version_arn": runtime_version}),
+        "{record}"
+    );
+    let set_runtime = |mode: &'static str, arn: Option<String>| {
+        let lam = lam.clone();
+        let v1 = v1.clone();
+        async move {
+            lam.put_runtime_management_config()
+                .function_name(RISK_FN)
+                .qualifier(v1)
+                .update_runtime_on(mode.into())
+                .set_runtime_version_arn(arn)
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    let release_url = format!("{}/ferry-lambda/runtime-release", fx.env.stack.aws_url);
     // The registry, changed as a person with MLflow rights could change it.
     let mlflow = |code: String| {
         fx.env.python(&[
@@ -291,6 +317,16 @@ async fn verify_names_each_kind_of_drift_exactly() {
             ),
         },
         Drift {
+            name: "runtime update mode set to Auto by hand",
+            expected: format!(
+                "Lambda version {v1}: its runtime update mode is Auto, its deploy record says Manual (runtime version {runtime_version})"
+            ),
+        },
+        Drift {
+            name: "runtime version changed by hand",
+            expected: "runs runtime version arn:".into(),
+        },
+        Drift {
             name: "deploy record rewritten",
             expected: "the record was altered".into(),
         },
@@ -356,6 +392,31 @@ async fn verify_names_each_kind_of_drift_exactly() {
             "approval edited in the registry" => {
                 set_tag("ferry.ticket", "CHG-9999");
             }
+            "runtime update mode set to Auto by hand" => set_runtime("Auto", None).await,
+            "runtime version changed by hand" => {
+                // Lambda releases a new runtime version: every version in Auto mode moves to it, Ferry's do not.
+                let runtime = record["configuration"]["runtime"].as_str().unwrap();
+                assert!(crate::harness::ureq_post(
+                    &release_url,
+                    &format!("{{\"runtime\": {runtime:?}}}")
+                ));
+                fx.ferry(&["verify"]).assert().success();
+                let newer = lam
+                    .get_function_configuration()
+                    .function_name(RISK_FN)
+                    .send()
+                    .await
+                    .unwrap()
+                    .runtime_version_config()
+                    .and_then(|r| r.runtime_version_arn())
+                    .unwrap()
+                    .to_string();
+                assert_ne!(
+                    newer, runtime_version,
+                    "$LATEST (Auto) moved to the new runtime version"
+                );
+                set_runtime("Manual", Some(newer)).await;
+            }
             "deploy record rewritten" => {
                 // A privileged user rewrites the record so that it no longer says what was deployed.
                 let mut record: serde_json::Value = serde_json::from_slice(&record_bytes).unwrap();
@@ -418,6 +479,9 @@ async fn verify_names_each_kind_of_drift_exactly() {
             }
             "approval edited in the registry" => {
                 set_tag("ferry.ticket", &ticket);
+            }
+            "runtime update mode set to Auto by hand" | "runtime version changed by hand" => {
+                set_runtime("Manual", Some(runtime_version.clone())).await
             }
             "deploy record rewritten" => {
                 s3.put_object()

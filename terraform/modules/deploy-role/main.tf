@@ -99,6 +99,14 @@ data "aws_iam_policy_document" "deploy" {
     resources = concat(local.functions, local.qualified_functions)
   }
 
+  # Each published version is pinned to the runtime version it was published on before its alias exists, and
+  # verify reads the pin back; both calls name a version, so only qualified ARNs match.
+  statement {
+    sid       = "PinModelVersionRuntimes"
+    actions   = ["lambda:PutRuntimeManagementConfig", "lambda:GetRuntimeManagementConfig"]
+    resources = local.qualified_functions
+  }
+
   statement {
     sid       = "SmokeInvokeModelVersions"
     actions   = ["lambda:InvokeFunction"]
