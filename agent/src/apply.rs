@@ -215,7 +215,7 @@ async fn apply_actions(
                 from_record,
                 ..
             } => {
-                let published = match reuse_lambda_version {
+                let mut published = match reuse_lambda_version {
                     Some(lv) => Published {
                         lambda_version: lv.clone(),
                         code_sha256: observed.versions.get(lv).map(|v| v.code_sha256.clone()),
@@ -225,7 +225,7 @@ async fn apply_actions(
                 };
                 let lv = published.lambda_version.clone();
                 // Pinned before the alias exists: a live version's runtime is never changed by Ferry.
-                let runtime = pin_runtime(ctx, spec, &published).await?;
+                let runtime = pin_runtime(ctx, spec, &mut published).await?;
                 smoke_invoke(ctx, spec, &lv).await?;
                 create_alias(ctx, spec, &lv).await?;
                 let rebuilt = from_record.as_ref().map(|r| {
@@ -252,22 +252,20 @@ async fn apply_actions(
                 ..
             } => {
                 let version = observed.versions.get(lambda_version);
-                let published = Published {
+                let mut published = Published {
                     lambda_version: lambda_version.clone(),
                     code_sha256: version.map(|v| v.code_sha256.clone()),
                     config: version.map(|v| v.config.clone()),
                 };
                 // The run that created the alias pinned the runtime first: record what Lambda says it is now.
-                let runtime = match version.and_then(|v| v.config.runtime_version_arn.as_ref()) {
-                    Some(_) => Some(
-                        runtime_management::read(&ctx.lambda, &spec.function_name, lambda_version)
-                            .await
-                            .map_err(|e| {
-                                step_err(&spec.function_name, "GetRuntimeManagementConfig", e)
-                            })?,
-                    ),
-                    None => None,
-                };
+                complete_runtime_version(ctx, &spec.function_name, &mut published).await?;
+                let runtime =
+                    runtime_management::read(&ctx.lambda, &spec.function_name, lambda_version)
+                        .await
+                        .map_err(|e| {
+                            step_err(&spec.function_name, "GetRuntimeManagementConfig", e)
+                        })?;
+                let runtime = Some(runtime);
                 let artifact = verified.get(&spec.version);
                 write_deploy_record(ctx, spec, &published, runtime, artifact, None).await?;
                 outcome.audits_repaired.push(spec.alias.clone());
@@ -846,24 +844,21 @@ async fn smoke_invoke(ctx: &ApplyContext, spec: &FunctionSpec, lv: &str) -> Resu
 async fn pin_runtime(
     ctx: &ApplyContext,
     spec: &FunctionSpec,
-    published: &Published,
+    published: &mut Published,
 ) -> Result<Option<RuntimeManagement>, StepError> {
     let f = spec.function_name.as_str();
-    let Some(arn) = published
-        .config
-        .as_ref()
-        .and_then(|c| c.runtime_version_arn.as_deref())
-    else {
+    let lv = published.lambda_version.clone();
+    let Some(arn) = complete_runtime_version(ctx, f, published).await? else {
         tracing::info!(
             function = f,
-            version = published.lambda_version,
+            version = lv,
             "no runtime version in the version's configuration; runtime not pinned"
         );
         return Ok(None);
     };
     ctx.fenced(f, "PutRuntimeManagementConfig")?;
-    let wanted = RuntimeManagement::pinned(arn);
-    let answered = runtime_management::put(&ctx.lambda, f, &published.lambda_version, &wanted)
+    let wanted = RuntimeManagement::pinned(&arn);
+    let answered = runtime_management::put(&ctx.lambda, f, &lv, &wanted)
         .await
         .map_err(|e| step_err(f, "PutRuntimeManagementConfig", e))?;
     if answered != wanted {
@@ -874,6 +869,28 @@ async fn pin_runtime(
         ));
     }
     Ok(Some(answered))
+}
+
+/// The runtime version `published` runs, filled into its configuration when that came from a listing (listings
+/// name none: Lambda API reference, ListFunctions), for the pin and the deploy record.
+async fn complete_runtime_version(
+    ctx: &ApplyContext,
+    function: &str,
+    published: &mut Published,
+) -> Result<Option<String>, StepError> {
+    let Some(config) = published.config.as_mut() else {
+        return Ok(None);
+    };
+    if config.runtime_version_arn.is_none() {
+        config.runtime_version_arn = runtime_management::runtime_version_of(
+            &ctx.lambda,
+            function,
+            &published.lambda_version,
+        )
+        .await
+        .map_err(|e| step_err(function, "GetFunction", e))?;
+    }
+    Ok(config.runtime_version_arn.clone())
 }
 
 async fn create_alias(ctx: &ApplyContext, spec: &FunctionSpec, lv: &str) -> Result<(), StepError> {

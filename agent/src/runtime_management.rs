@@ -86,6 +86,46 @@ pub async fn read(
     ))
 }
 
+/// The runtime version Lambda version `lambda_version` runs, from `GetFunction` (listings leave
+/// `RuntimeVersionConfig` out: Lambda API reference, ListFunctions); `None` for a version with no managed runtime.
+pub async fn runtime_version_of(
+    lambda: &aws_sdk_lambda::Client,
+    function: &str,
+    lambda_version: &str,
+) -> Result<Option<String>, String> {
+    let answer = lambda
+        .get_function()
+        .function_name(function)
+        .qualifier(lambda_version)
+        .send()
+        .await
+        .map_err(|e| describe_sdk_error(&e))?;
+    Ok(answer
+        .configuration()
+        .and_then(|c| c.runtime_version_config())
+        .and_then(|r| r.runtime_version_arn())
+        .map(str::to_string))
+}
+
+/// A version's runtime as `verify` reads it: its update mode and the runtime version it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedRuntime {
+    pub management: RuntimeManagement,
+    pub runtime_version_arn: Option<String>,
+}
+
+/// Both reads of a version's runtime.
+pub async fn observe(
+    lambda: &aws_sdk_lambda::Client,
+    function: &str,
+    lambda_version: &str,
+) -> Result<ObservedRuntime, String> {
+    Ok(ObservedRuntime {
+        management: read(lambda, function, lambda_version).await?,
+        runtime_version_arn: runtime_version_of(lambda, function, lambda_version).await?,
+    })
+}
+
 /// How a version's runtime management differs from its record; `None` when it is as recorded.
 pub fn difference(recorded: &RuntimeManagement, found: &RuntimeManagement) -> Option<String> {
     (recorded != found).then(|| {

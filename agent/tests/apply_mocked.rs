@@ -4,11 +4,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_lambda::operation::create_alias::CreateAliasOutput;
+use aws_sdk_lambda::operation::get_function::GetFunctionOutput;
 use aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput;
 use aws_sdk_lambda::operation::invoke::InvokeOutput;
 use aws_sdk_lambda::operation::list_aliases::{ListAliasesError, ListAliasesOutput};
 use aws_sdk_lambda::operation::list_versions_by_function::ListVersionsByFunctionOutput;
 use aws_sdk_lambda::operation::publish_version::{PublishVersionError, PublishVersionOutput};
+use aws_sdk_lambda::operation::put_runtime_management_config::PutRuntimeManagementConfigOutput;
 use aws_sdk_lambda::operation::update_function_configuration::{
     UpdateFunctionConfigurationError, UpdateFunctionConfigurationOutput,
 };
@@ -16,7 +18,10 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::error::{
     PreconditionFailedException, ResourceConflictException, TooManyRequestsException,
 };
-use aws_sdk_lambda::types::{AliasConfiguration, FunctionConfiguration, LastUpdateStatus};
+use aws_sdk_lambda::types::{
+    AliasConfiguration, FunctionConfiguration, LastUpdateStatus, RuntimeVersionConfig,
+    UpdateRuntimeOn,
+};
 use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
 use aws_sdk_s3::operation::put_object::PutObjectOutput;
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
@@ -131,7 +136,13 @@ async fn deploy(rules: &[&Rule]) -> ModelOutcome {
 }
 
 async fn deploy_onto(rules: &[&Rule], observed: &ObservedFunction) -> ModelOutcome {
-    let lambda = mock_client!(aws_sdk_lambda, RuleMode::MatchAny, rules.iter().copied());
+    // Every version is pinned to its runtime version before its alias exists; a test's own rules come first.
+    let (runtime, pin) = (runtime_version_found(), pinned_as_asked());
+    let lambda = mock_client!(
+        aws_sdk_lambda,
+        RuleMode::MatchAny,
+        rules.iter().copied().chain([&runtime, &pin])
+    );
     let spec = spec();
     apply_model(
         &context(lambda),
@@ -150,6 +161,44 @@ fn publish_ok() -> Rule {
             .description(description.clone())
             .build()
     })
+}
+
+const RUNTIME_VERSION: &str =
+    "arn:aws:lambda:eu-west-1::runtime:0cdcfbdefbc5e7d3343f73c2e2dd3cba17d61dea";
+
+/// GetFunction of a version: the runtime version it runs (a publish answer or a listing may not name it).
+fn runtime_version_found() -> Rule {
+    mock!(aws_sdk_lambda::Client::get_function).then_output(|| {
+        GetFunctionOutput::builder()
+            .configuration(
+                FunctionConfiguration::builder()
+                    .version("7")
+                    .runtime_version_config(
+                        RuntimeVersionConfig::builder()
+                            .runtime_version_arn(RUNTIME_VERSION)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    })
+}
+
+/// PutRuntimeManagementConfig answering what it was asked.
+fn pinned_as_asked() -> Rule {
+    mock!(aws_sdk_lambda::Client::put_runtime_management_config)
+        .then_output(|| pin_answer(UpdateRuntimeOn::Manual, Some(RUNTIME_VERSION)))
+}
+
+fn pin_answer(mode: UpdateRuntimeOn, arn: Option<&str>) -> PutRuntimeManagementConfigOutput {
+    PutRuntimeManagementConfigOutput::builder()
+        .update_runtime_on(mode)
+        .function_arn(format!(
+            "arn:aws:lambda:eu-west-1:123456789012:function:{FUNCTION}:7"
+        ))
+        .set_runtime_version_arn(arn.map(str::to_string))
+        .build()
+        .unwrap()
 }
 
 fn invoke_ok() -> Rule {
@@ -451,6 +500,57 @@ async fn a_lost_publish_answer_is_not_taken_for_a_version_published_by_hand_with
     let error = outcome.error.unwrap();
     assert!(
         error.starts_with("ferry-prod-risk-score: PublishVersion: PreconditionFailedException"),
+        "{error}"
+    );
+    assert_eq!((invoke.num_calls(), alias.num_calls()), (0, 0));
+}
+
+#[tokio::test]
+async fn each_new_version_is_pinned_to_its_runtime_version_before_its_alias_exists() {
+    // Given a publish whose answer names no runtime version,
+    let update = mock!(aws_sdk_lambda::Client::update_function_configuration)
+        .then_output(|| update_output(LastUpdateStatus::Successful));
+    let pin = mock!(aws_sdk_lambda::Client::put_runtime_management_config)
+        .match_requests(|req| {
+            req.qualifier() == Some("7")
+                && req.update_runtime_on() == Some(&UpdateRuntimeOn::Manual)
+                && req.runtime_version_arn() == Some(RUNTIME_VERSION)
+        })
+        .then_output(|| pin_answer(UpdateRuntimeOn::Manual, Some(RUNTIME_VERSION)));
+    let (get, publish, invoke, alias, runtime) = (
+        get_config_successful(),
+        publish_ok(),
+        invoke_ok(),
+        alias_ok(),
+        runtime_version_found(),
+    );
+    let outcome = deploy(&[&update, &get, &publish, &runtime, &pin, &invoke, &alias]).await;
+    // then Ferry asks which runtime version the version runs and pins it there (Manual), then creates the alias.
+    assert_eq!(outcome.error, None);
+    assert_eq!((runtime.num_calls(), pin.num_calls()), (1, 1));
+    assert_eq!(alias.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_pin_lambda_does_not_confirm_creates_no_alias() {
+    // Given a PutRuntimeManagementConfig answered with another mode than asked,
+    let update = mock!(aws_sdk_lambda::Client::update_function_configuration)
+        .then_output(|| update_output(LastUpdateStatus::Successful));
+    let pin = mock!(aws_sdk_lambda::Client::put_runtime_management_config)
+        .then_output(|| pin_answer(UpdateRuntimeOn::Auto, None));
+    let (get, publish, invoke, alias) = (
+        get_config_successful(),
+        publish_ok(),
+        invoke_ok(),
+        alias_ok(),
+    );
+    let outcome = deploy(&[&update, &get, &publish, &pin, &invoke, &alias]).await;
+    // then the model stops naming both, before the smoke invoke and with no alias.
+    let error = outcome.error.unwrap();
+    assert!(
+        error.starts_with(&format!(
+            "ferry-prod-risk-score: PutRuntimeManagementConfig: asked for Manual (runtime version {RUNTIME_VERSION}), Lambda answered Auto"
+        )),
         "{error}"
     );
     assert_eq!((invoke.num_calls(), alias.num_calls()), (0, 0));

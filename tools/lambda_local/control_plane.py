@@ -223,9 +223,12 @@ class ControlPlane:
         elif name in ("ListVersionsByFunction", "ListFunctions"):
             doc = pages.paginate(name, doc, query)
             for config in doc.get(pages.LISTINGS[name].field, []):
-                # ListFunctions shows no update status (Lambda API reference, ListFunctions).
+                # ListFunctions shows no update status and no runtime version (Lambda API reference, ListFunctions:
+                # "To get the additional fields (..., RuntimeVersionConfig) for a function or version, use
+                # GetFunction"). For ListVersionsByFunction the reference says nothing: its runtime version is left
+                # out too, so that Ferry is shown to read it where Lambda documents it.
                 self._show_config((req.region, str(config.get("FunctionName"))), config,
-                                  status=name == "ListVersionsByFunction")
+                                  status=name == "ListVersionsByFunction", runtime=False)
         elif name == "ListAliases":
             doc = pages.paginate(name, doc, query)
             for alias in doc.get("Aliases", []):
@@ -245,7 +248,7 @@ class ControlPlane:
             return answer
         return json.dumps(doc).encode()
 
-    def _show_config(self, key, config: dict, status: bool = True) -> None:
+    def _show_config(self, key, config: dict, status: bool = True, runtime: bool = True) -> None:
         if not config:
             return
         # First the status: an update found settled here renews the revision shown below.
@@ -255,7 +258,8 @@ class ControlPlane:
             # A published version has no update of its own: Lambda shows it Successful.
             settle.show_status(config, in_progress)
         self.revisions.show_config(key, config)
-        self.runtimes.show_config(key, config)
+        if runtime:
+            self.runtimes.show_config(key, config)
 
     def _forget(self, key) -> None:
         self.revisions.forget_function(key)

@@ -24,7 +24,7 @@ use crate::manifest::{ArtifactManifest, MANIFEST_FILE, file_differences, scan_di
 use crate::observe::{ObservedFunction, ObservedVersion, observe};
 use crate::plan::is_version_alias;
 use crate::routes::{FunctionArn, ObservedApi, RouteKey, RouteState};
-use crate::runtime_management::{self, RuntimeManagement};
+use crate::runtime_management::{self, ObservedRuntime};
 use crate::spec::configuration_differences;
 
 #[derive(Serialize)]
@@ -90,9 +90,12 @@ pub async fn run(g: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
                 .await
                 .with_context(|| format!("verify of {} {alias}", m.key))?;
             if body.runtime_management.is_some() {
-                let found =
-                    runtime_management::read(&clients.lambda, function, &recorded.lambda_version)
-                        .await;
+                let found = runtime_management::observe(
+                    &clients.lambda,
+                    function,
+                    &recorded.lambda_version,
+                )
+                .await;
                 runtimes.insert(alias.clone(), found);
             }
             records.insert(alias.clone(), body);
@@ -210,7 +213,7 @@ struct Evidence<'a> {
     /// Version alias → its newest deploy record, read back.
     records: &'a BTreeMap<String, RecordedDeployBody>,
     /// Version alias → its recorded Lambda version's runtime management now (read when the record has one).
-    runtimes: &'a BTreeMap<String, Result<RuntimeManagement, String>>,
+    runtimes: &'a BTreeMap<String, Result<ObservedRuntime, String>>,
     /// What the registry says now; `None` with `--no-registry`.
     approvals: Option<&'a ModelApprovals>,
     efs_root: Option<&'a Path>,
@@ -561,34 +564,36 @@ fn check_recorded(
                 config.runtime.as_deref().unwrap_or("no managed runtime")
             ));
         }
-        if let Some(recorded) = &config.runtime_version_arn
-            && published.config.runtime_version_arn.as_ref() != Some(recorded)
-        {
-            return Err(format!(
-                "Lambda version {lv} runs runtime version {}, its deploy record says {recorded}",
-                published
-                    .config
-                    .runtime_version_arn
-                    .as_deref()
-                    .unwrap_or("none named")
-            ));
-        }
     }
     Ok(", configuration, code, layers and runtime as recorded")
 }
 
-/// The version's runtime update mode (and pinned runtime version) is what its deploy record says: Ferry pins each
-/// version before its alias exists, so anything else was changed under a live alias.
+/// The version's runtime update mode (with its pinned runtime version) and the runtime version it runs are what its
+/// deploy record says: Ferry pins each version before its alias exists, so anything else changed under a live alias.
 fn check_runtime(
     lv: &str,
     record: &RecordedDeployBody,
-    found: Option<&Result<RuntimeManagement, String>>,
+    found: Option<&Result<ObservedRuntime, String>>,
 ) -> Result<&'static str, String> {
     let Some(recorded) = &record.runtime_management else {
         return Ok(", runtime update mode not recorded");
     };
+    let recorded_version = record
+        .configuration
+        .as_ref()
+        .and_then(|c| c.runtime_version_arn.as_ref());
     match found {
-        Some(Ok(found)) => match runtime_management::difference(recorded, found) {
+        Some(Ok(found))
+            if recorded_version.is_some()
+                && found.runtime_version_arn.as_ref() != recorded_version =>
+        {
+            Err(format!(
+                "Lambda version {lv} runs runtime version {}, its deploy record says {}",
+                found.runtime_version_arn.as_deref().unwrap_or("none named"),
+                recorded_version.map_or("", String::as_str)
+            ))
+        }
+        Some(Ok(found)) => match runtime_management::difference(recorded, &found.management) {
             None => Ok(", runtime pinned as recorded"),
             Some(why) => Err(format!("Lambda version {lv}: {why}")),
         },
@@ -656,4 +661,84 @@ fn check_folder(dir: &Path) -> Result<String, String> {
         ));
     }
     Ok(manifest.digest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime_management::RuntimeManagement;
+
+    const ARN: &str = "arn:aws:lambda:eu-west-1::runtime:aaaa";
+    const NEWER: &str = "arn:aws:lambda:eu-west-1::runtime:bbbb";
+
+    fn record(pinned: bool) -> RecordedDeployBody {
+        let mut doc = serde_json::json!({
+            "lambda_version": "7",
+            "configuration": {"memory_mb": 1024, "runtime": "python3.13", "runtime_version_arn": ARN},
+        });
+        if pinned {
+            doc["runtime_management"] =
+                serde_json::json!({"update_runtime_on": "Manual", "runtime_version_arn": ARN});
+        }
+        serde_json::from_value(doc).unwrap()
+    }
+
+    fn observed(mode: RuntimeManagement, runs: &str) -> Result<ObservedRuntime, String> {
+        Ok(ObservedRuntime {
+            management: mode,
+            runtime_version_arn: Some(runs.into()),
+        })
+    }
+
+    #[test]
+    fn a_version_still_pinned_to_its_recorded_runtime_version_is_ok() {
+        let found = observed(RuntimeManagement::pinned(ARN), ARN);
+        assert_eq!(
+            check_runtime("7", &record(true), Some(&found)),
+            Ok(", runtime pinned as recorded")
+        );
+    }
+
+    #[test]
+    fn a_record_written_before_pinning_is_said_and_not_failed() {
+        assert_eq!(
+            check_runtime("7", &record(false), None),
+            Ok(", runtime update mode not recorded")
+        );
+    }
+
+    #[test]
+    fn a_version_running_another_runtime_version_is_named_with_both() {
+        let found = observed(RuntimeManagement::pinned(NEWER), NEWER);
+        let why = check_runtime("7", &record(true), Some(&found)).unwrap_err();
+        assert_eq!(
+            why,
+            format!("Lambda version 7 runs runtime version {NEWER}, its deploy record says {ARN}")
+        );
+    }
+
+    #[test]
+    fn a_version_set_back_to_auto_or_unreadable_fails() {
+        let auto = RuntimeManagement {
+            update_runtime_on: "Auto".into(),
+            runtime_version_arn: None,
+        };
+        let why = check_runtime("7", &record(true), Some(&observed(auto, ARN))).unwrap_err();
+        assert!(
+            why.starts_with(
+                "Lambda version 7: its runtime update mode is Auto, its deploy record says Manual"
+            ),
+            "{why}"
+        );
+        let unread = Err("AccessDeniedException: not authorized".to_string());
+        let why = check_runtime("7", &record(true), Some(&unread)).unwrap_err();
+        assert!(
+            why.contains("could not be read: AccessDeniedException"),
+            "{why}"
+        );
+        assert!(
+            check_runtime("7", &record(true), None).is_err(),
+            "a recorded pin must be read"
+        );
+    }
 }

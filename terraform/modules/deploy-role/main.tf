@@ -80,6 +80,7 @@ data "aws_iam_policy_document" "deploy" {
     sid = "ObserveModelFunctions"
     actions = [
       "lambda:GetFunctionConfiguration",
+      "lambda:GetFunction",
       "lambda:ListVersionsByFunction",
       "lambda:ListAliases",
       "lambda:GetAlias",
