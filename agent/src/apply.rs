@@ -882,13 +882,11 @@ async fn complete_runtime_version(
         return Ok(None);
     };
     if config.runtime_version_arn.is_none() {
-        config.runtime_version_arn = runtime_management::runtime_version_of(
-            &ctx.lambda,
-            function,
-            &published.lambda_version,
-        )
-        .await
-        .map_err(|e| step_err(function, "GetFunction", e))?;
+        config.runtime_version_arn =
+            crate::observe::version_detail(&ctx.lambda, function, &published.lambda_version)
+                .await
+                .map_err(|e| step_err(function, "GetFunction", e))?
+                .runtime_version_arn;
     }
     Ok(config.runtime_version_arn.clone())
 }

@@ -108,6 +108,12 @@ pub enum Command {
     Retire(RetireArgs),
     /// List (and with --apply delete) published Lambda versions that no alias references
     Gc(GcArgs),
+    /// Wake the versions Lambda made Inactive (idle for weeks), so that no caller's request meets the failure
+    ///
+    /// Each Inactive version behind an alias gets one invoke, which an Inactive version refuses before any code runs
+    /// (ResourceNotReadyException) and which starts Lambda's restore; then it waits until the version is Active.
+    /// Nothing else is changed: no configuration, alias or record, and no lock is taken.
+    Reactivate(ReactivateArgs),
     /// Remove a stale deploy lock (recorded in the audit prefix)
     Unlock(UnlockArgs),
     /// Print the artifact manifest and digest of a model folder or S3 prefix (record it as ferry.artifact_sha256)
@@ -302,6 +308,15 @@ pub struct RetireArgs {
     pub ticket: String,
     #[command(flatten)]
     pub lock: LockArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReactivateArgs {
+    #[command(flatten)]
+    pub filter: ModelFilter,
+    /// How long to wait for each version to be Active again, in seconds
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Args)]

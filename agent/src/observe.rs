@@ -53,6 +53,51 @@ macro_rules! version_config {
     }};
 }
 
+/// What listings leave out of a version's configuration (Lambda API reference, ListFunctions: "To get the additional
+/// fields (State, ..., RuntimeVersionConfig) for a function or version, use GetFunction").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct VersionDetail {
+    /// The runtime version the version runs; `None` without a managed runtime.
+    pub runtime_version_arn: Option<String>,
+    /// `Active`, `Inactive` (idle: Lambda reclaimed its network interfaces), `Pending`, `Failed`.
+    pub state: Option<String>,
+    pub state_reason_code: Option<String>,
+}
+
+impl VersionDetail {
+    /// Idle long enough for Lambda to reclaim its VPC network interfaces: its next invoke fails
+    /// (`ResourceNotReadyException`) and starts a restore (Lambda developer guide, "Lambda function states").
+    pub fn inactive(&self) -> bool {
+        self.state.as_deref() == Some("Inactive")
+    }
+}
+
+/// `GetFunction` of Lambda version `lambda_version`: what listings leave out.
+pub async fn version_detail(
+    lambda: &aws_sdk_lambda::Client,
+    function: &str,
+    lambda_version: &str,
+) -> Result<VersionDetail, String> {
+    let answer = lambda
+        .get_function()
+        .function_name(function)
+        .qualifier(lambda_version)
+        .send()
+        .await
+        .map_err(|e| describe_sdk_error(&e))?;
+    let c = answer.configuration();
+    Ok(VersionDetail {
+        runtime_version_arn: c
+            .and_then(|c| c.runtime_version_config())
+            .and_then(|r| r.runtime_version_arn())
+            .map(str::to_string),
+        state: c.and_then(|c| c.state()).map(|s| s.as_str().to_string()),
+        state_reason_code: c
+            .and_then(|c| c.state_reason_code())
+            .map(|s| s.as_str().to_string()),
+    })
+}
+
 /// The newest deploy record of a version alias: the Lambda version it says, and where it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RecordedDeploy {

@@ -8,6 +8,7 @@ use aws_sdk_lambda::types::UpdateRuntimeOn;
 use serde::{Deserialize, Serialize};
 
 use crate::aws::describe_sdk_error;
+use crate::observe::{VersionDetail, version_detail};
 
 /// A version's runtime management configuration, as Lambda answers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,43 +87,28 @@ pub async fn read(
     ))
 }
 
-/// The runtime version Lambda version `lambda_version` runs, from `GetFunction` (listings leave
-/// `RuntimeVersionConfig` out: Lambda API reference, ListFunctions); `None` for a version with no managed runtime.
-pub async fn runtime_version_of(
-    lambda: &aws_sdk_lambda::Client,
-    function: &str,
-    lambda_version: &str,
-) -> Result<Option<String>, String> {
-    let answer = lambda
-        .get_function()
-        .function_name(function)
-        .qualifier(lambda_version)
-        .send()
-        .await
-        .map_err(|e| describe_sdk_error(&e))?;
-    Ok(answer
-        .configuration()
-        .and_then(|c| c.runtime_version_config())
-        .and_then(|r| r.runtime_version_arn())
-        .map(str::to_string))
-}
-
-/// A version's runtime as `verify` reads it: its update mode and the runtime version it runs.
+/// A version's runtime as `verify` reads it: its update mode (read when a record says what it should be) and what
+/// `GetFunction` says of it (its runtime version, its state).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObservedRuntime {
-    pub management: RuntimeManagement,
-    pub runtime_version_arn: Option<String>,
+    pub management: Option<RuntimeManagement>,
+    pub detail: VersionDetail,
 }
 
-/// Both reads of a version's runtime.
+/// The reads of a version's runtime; the update mode only when `with_management`.
 pub async fn observe(
     lambda: &aws_sdk_lambda::Client,
     function: &str,
     lambda_version: &str,
+    with_management: bool,
 ) -> Result<ObservedRuntime, String> {
+    let management = match with_management {
+        true => Some(read(lambda, function, lambda_version).await?),
+        false => None,
+    };
     Ok(ObservedRuntime {
-        management: read(lambda, function, lambda_version).await?,
-        runtime_version_arn: runtime_version_of(lambda, function, lambda_version).await?,
+        management,
+        detail: version_detail(lambda, function, lambda_version).await?,
     })
 }
 

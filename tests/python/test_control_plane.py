@@ -380,3 +380,30 @@ def test_runtime_management_refuses_what_lambda_refuses(aws):
         lam.get_runtime_management_config(FunctionName="nope")
     assert lam.get_runtime_management_config(FunctionName="f", Qualifier=version)["UpdateRuntimeOn"] == "Auto", \
         "a refused put changes nothing"
+
+
+# ---- versions that go idle ----------------------------------------------------------------------------------------
+def test_an_idle_version_goes_inactive_its_next_invoke_fails_and_it_is_active_again_after_the_restore(aws):
+    st, lam, _ = aws
+    version = lam.publish_version(FunctionName="f")["Version"]
+    post(st, "/ferry-lambda/control-plane", {"idle_s": 0.3, "restore_s": 0.3})
+    assert lam.get_function_configuration(FunctionName="f", Qualifier=version)["State"] == "Active"
+    time.sleep(0.35)
+    inactive = lam.get_function(FunctionName="f", Qualifier=version)["Configuration"]
+    assert (inactive["State"], inactive["StateReasonCode"]) == ("Inactive", "Idle")
+    listed = {v["Version"]: v for v in lam.list_versions_by_function(FunctionName="f")["Versions"]}
+    assert "StateReasonCode" not in listed[version], "listings leave the state's reason out"
+    with pytest.raises(lam.exceptions.ResourceNotReadyException) as failed:
+        lam.invoke(FunctionName="f", Qualifier=version, Payload=b"{}")
+    assert failed.value.response["ResponseMetadata"]["HTTPStatusCode"] == 502
+    assert lam.get_function_configuration(FunctionName="f", Qualifier=version)["StateReasonCode"] == "Restoring"
+    with pytest.raises(lam.exceptions.ResourceConflictException):
+        lam.invoke(FunctionName="f", Qualifier=version, Payload=b"{}")
+    time.sleep(0.35)
+    assert lam.get_function_configuration(FunctionName="f", Qualifier=version)["State"] == "Active"
+    assert lam.invoke(FunctionName="f", Qualifier=version, Payload=b"{}")["StatusCode"] == 200
+    assert lam.get_function_configuration(FunctionName="f")["State"] == "Active", "$LATEST never goes idle here"
+
+
+def test_versions_never_go_idle_by_default():
+    assert control_plane.Settings().idle_s == 0

@@ -22,4 +22,5 @@ Modules, one job each:
     revisions    RevisionIds of $LATEST, versions and aliases, and their preconditions
     pages        pagination of the list calls at Lambda's page sizes
     runtimes     runtime versions per function version, and the runtime-management calls (Auto, Manual, ...)
+    idle         published versions that go Inactive when idle, and the failed invoke that restores them
 """

@@ -6,8 +6,8 @@ front answers as Lambda does. Per Lambda request, in this order:
   3. an update in progress (settle.py): another update or a publish meanwhile is a 409;
   4. RevisionId preconditions (revisions.py): a mismatch is a 412;
   5. list parameters (pages.py): MaxItems out of range is a 400;
-then moto answers, and its answer is rewritten: RevisionIds, `LastUpdateStatus`, the runtime version, one page of a
-listing. The runtime-management calls, which moto lacks, are answered here (runtimes.py).
+then moto answers, and its answer is rewritten: RevisionIds, `LastUpdateStatus`, the runtime version, a version's
+`State` (idle.py: versions go Inactive after `idle_s` without an invoke), one page of a listing. The runtime-management calls, which moto lacks, are answered here (runtimes.py).
 
 Settings come from `python -m lambda_local`'s flags (or FERRY_LAMBDA_* in its environment), AWS's quotas by default;
 `POST /ferry-lambda/control-plane` changes them while it runs, and `POST /moto-api/reset` brings back the ones it
@@ -28,6 +28,7 @@ from . import pages, settle
 from .answers import Answer, error_answer
 from .answers import json_object as _json
 from .operations import Request
+from .idle import Idleness
 from .revisions import MISMATCH, Revisions
 from .runtimes import Runtimes, not_found
 from .settle import Settling
@@ -46,6 +47,8 @@ class Settings:
     rates: Rates = field(default_factory=Rates)
     settle_s: float = 1.0       # AWS documents no figure; the issue's benchmark uses 1 s
     latency_ms: float = 0.0
+    idle_s: float = 0.0         # a version goes Inactive this long after its last invoke (AWS: weeks); 0 = never
+    restore_s: float = 1.0      # an Inactive version invoked is Pending this long (AWS documents no figure)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -53,12 +56,12 @@ class Settings:
     def updated(self, doc: dict) -> Settings:
         """These settings with the fields `doc` names replaced (unknown fields are an error)."""
         rates = dict(doc.get("rates") or {})
-        unknown = set(doc) - {"rates", "settle_s", "latency_ms"} | set(rates) - set(Rates.__dataclass_fields__)
+        scalars = {"settle_s", "latency_ms", "idle_s", "restore_s"}
+        unknown = set(doc) - {"rates", *scalars} | set(rates) - set(Rates.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown control-plane settings: {sorted(unknown)}")
         return Settings(rates=dataclasses.replace(self.rates, **{k: float(v) for k, v in rates.items()}),
-                        settle_s=float(doc.get("settle_s", self.settle_s)),
-                        latency_ms=float(doc.get("latency_ms", self.latency_ms)))
+                        **{name: float(doc.get(name, getattr(self, name))) for name in scalars})
 
 
 FLAGS = [  # flag, environment variable, where in Settings, help
@@ -69,6 +72,8 @@ FLAGS = [  # flag, environment variable, where in Settings, help
     ("--burst-s", "FERRY_LAMBDA_BURST_S", "burst_s", "seconds of tokens a bucket holds (1)"),
     ("--settle-s", "FERRY_LAMBDA_SETTLE_S", "settle_s", "seconds an update stays InProgress (1)"),
     ("--latency-ms", "FERRY_LAMBDA_LATENCY_MS", "latency_ms", "round-trip latency of every AWS request (0)"),
+    ("--idle-s", "FERRY_LAMBDA_IDLE_S", "idle_s", "seconds without an invoke before a version is Inactive (0: never)"),
+    ("--restore-s", "FERRY_LAMBDA_RESTORE_S", "restore_s", "seconds an Inactive version invoked stays Pending (1)"),
 ]
 
 
@@ -92,6 +97,7 @@ class ControlPlane:
         self.moto_get = moto_get
         self.revisions = Revisions()
         self.runtimes = Runtimes()
+        self.idle = Idleness()
         self._lock = threading.Lock()
         self._answers: dict[str, dict[str, int]] = {}   # operation -> HTTP status -> answers
         self._apply(settings)
@@ -100,6 +106,7 @@ class ControlPlane:
         self.settings = settings
         self.throttle = Throttle(settings.rates)
         self.settling = Settling(settings.settle_s, self._settled)
+        self.idle.configure(settings.idle_s, settings.restore_s)
 
     def _settled(self, key) -> None:
         self.revisions.renew_latest(key)
@@ -115,6 +122,7 @@ class ControlPlane:
         with self._lock:
             self.revisions.reset()
             self.runtimes.reset()
+            self.idle.reset()
             self._answers.clear()
             self._apply(self.initial)
 
@@ -156,6 +164,10 @@ class ControlPlane:
             except pages.BadRequest as bad:
                 return error_answer(400, bad.kind, bad.message)
         return None
+
+    def admit_invoke(self, region: str, function: str, version: str) -> Answer | None:
+        """Lambda's refusal of an invoke of an Inactive (or restoring) version; None to run it (idle.py)."""
+        return self.idle.admit_invoke((region, function), version)
 
     def own_answer(self, req: Request, body: bytes) -> Answer | None:
         """The answer to a call moto does not have (the runtime-management calls); None for every other call."""
@@ -215,6 +227,7 @@ class ControlPlane:
             if new_version:
                 self.revisions.renew_latest(key)
                 self.runtimes.published(key, str(doc.get("Version")), doc.get("Runtime"))
+                self.idle.published(key, str(doc.get("Version")))
             self._show_config(key, doc)
         elif name == "GetFunction":
             self._show_config(key, doc.get("Configuration") or {})
@@ -258,10 +271,12 @@ class ControlPlane:
             # A published version has no update of its own: Lambda shows it Successful.
             settle.show_status(config, in_progress)
         self.revisions.show_config(key, config)
-        if runtime:
+        if runtime:   # what listings leave out: the runtime version and the state
             self.runtimes.show_config(key, config)
+            self.idle.show_config(key, config)
 
     def _forget(self, key) -> None:
         self.revisions.forget_function(key)
         self.runtimes.forget_function(key)
+        self.idle.forget_function(key)
         self.settling.forget(key)

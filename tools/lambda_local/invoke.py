@@ -57,6 +57,8 @@ class Invoker:
         # $LATEST and aliases can change, and are read on every invoke.
         self._versions: dict[tuple[str, str], dict] = {}
         self._layer_shas: dict[str, str] = {}
+        # (region, function, version) -> Lambda's refusal of an invoke of that version now, or None (idle.py).
+        self.gate: Callable[[str, str, str], Answer | None] = lambda region, function, version: None
         (state / "logs").mkdir(parents=True, exist_ok=True)
 
     # ---- state the proxy records ----------------------------------------------------------------------------
@@ -93,6 +95,8 @@ class Invoker:
         if isinstance(resolved, Answer):
             return resolved
         cfg, conf = resolved
+        if refused := self.gate(cfg.region, cfg.function_name, cfg.version):
+            return refused
         kind = headers.get("x-amz-invocation-type", "RequestResponse")
         if kind == "DryRun":
             return Answer(204, b"", {"X-Amz-Executed-Version": cfg.version})

@@ -17,7 +17,8 @@ client). Every request goes to moto as it came, byte for byte, headers included,
     duration and CPU, busy, alive), `POST /ferry-lambda/mounts` {"access_point_arn", "local_root"} says which
     local folder stands in for an EFS access point, `GET /ferry-lambda/control-plane` shows the control plane's
     settings and the requests it admitted and throttled per operation, `POST /ferry-lambda/control-plane`
-    {"settle_s", "latency_ms", "rates": {"get_function", "get_policy", "other", "burst_s"}} changes settings,
+    {"settle_s", "latency_ms", "idle_s", "restore_s", "rates": {"get_function", "get_policy", "other", "burst_s"}}
+    changes settings,
     `POST /ferry-lambda/runtime-release` {"runtime"} releases a new runtime version (runtimes.py).
 """
 from __future__ import annotations
@@ -99,6 +100,7 @@ class Executor:
         self.store = CodeStore(state / "store")
         self.invoker = Invoker(state, self.upstream.get, self.store)
         self.control_plane = ControlPlane(settings or Settings(), self.upstream.get)
+        self.invoker.gate = self.control_plane.admit_invoke
         self.function_urls = fidelity.FunctionUrls(self.upstream)
 
     def record(self, method: str, path: str, body: bytes) -> None:

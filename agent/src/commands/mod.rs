@@ -15,6 +15,7 @@ mod gc;
 mod history;
 mod manifest;
 mod plan;
+mod reactivate;
 mod rebuild;
 mod render;
 mod retire;
@@ -37,6 +38,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Audit(crate::cli::AuditCommand::Export(args)) => audit_export::run(g, args).await,
         Command::Retire(args) => retire::run(g, args).await,
         Command::Gc(args) => gc::run(g, args).await,
+        Command::Reactivate(args) => reactivate::run(g, args).await,
         Command::Unlock(args) => unlock::run(g, args).await,
         Command::Manifest(args) => manifest::run(g, args).await,
         Command::Completions(args) => {

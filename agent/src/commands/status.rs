@@ -1,11 +1,12 @@
 //! `ferry status`: what is live per model function: version aliases, the Lambda version and spec behind each,
-//! stage aliases with their traffic split.
+//! stage aliases with their traffic split, and each aliased version's state (an idle one is `Inactive`).
 use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::{Inputs, print_json};
 use crate::cli::{GlobalArgs, ModelFilter, OutputFormat};
-use crate::observe::{ObservedFunction, observe};
+use crate::observe::{ObservedFunction, observe, version_detail};
+use std::collections::BTreeMap;
 
 #[derive(Serialize)]
 struct ModelStatus {
@@ -23,6 +24,8 @@ struct AliasStatus {
     spec_hash: Option<String>,
     additional_weights: std::collections::BTreeMap<String, f64>,
     audited: bool,
+    /// The Lambda version's state (`Active`, `Inactive`, ...), from GetFunction: listings leave it out.
+    state: Option<String>,
 }
 
 pub async fn run(g: &GlobalArgs, filter: &ModelFilter) -> Result<u8> {
@@ -38,7 +41,16 @@ pub async fn run(g: &GlobalArgs, filter: &ModelFilter) -> Result<u8> {
         let o = observe(&clients.lambda, &audit, &m.key, function)
             .await
             .with_context(|| format!("status of {}", m.key))?;
-        out.push(model_status(&m.key, &o));
+        let mut states = BTreeMap::new();
+        for a in o.aliases.values() {
+            if !states.contains_key(&a.function_version) {
+                let detail = version_detail(&clients.lambda, function, &a.function_version)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("status of {}: {function}: {e}", m.key))?;
+                states.insert(a.function_version.clone(), detail.state);
+            }
+        }
+        out.push(model_status(&m.key, &o, &states));
     }
     match g.output {
         OutputFormat::Json => print_json(&out)?,
@@ -47,7 +59,11 @@ pub async fn run(g: &GlobalArgs, filter: &ModelFilter) -> Result<u8> {
     Ok(0)
 }
 
-fn model_status(model: &str, o: &ObservedFunction) -> ModelStatus {
+fn model_status(
+    model: &str,
+    o: &ObservedFunction,
+    states: &BTreeMap<String, Option<String>>,
+) -> ModelStatus {
     let referenced = o.referenced_versions();
     let aliases = o
         .aliases
@@ -64,6 +80,7 @@ fn model_status(model: &str, o: &ObservedFunction) -> ModelStatus {
                 spec_hash: ferry.map(|f| f.0),
                 additional_weights: a.additional.clone(),
                 audited: o.recorded_version(&a.name) == Some(a.function_version.as_str()),
+                state: states.get(&a.function_version).cloned().flatten(),
             }
         })
         .collect();
@@ -108,8 +125,16 @@ fn to_text(models: &[ModelStatus]) -> String {
             } else {
                 ""
             };
+            let state = match a.state.as_deref() {
+                Some("Inactive") => {
+                    "  Inactive (idle: the next invoke fails while Lambda restores it; `ferry reactivate`)"
+                        .to_string()
+                }
+                Some("Active") | None => String::new(),
+                Some(other) => format!("  {other}"),
+            };
             out.push_str(&format!(
-                "  {:<12} -> Lambda version {:<4} {target}{split}{spec}{audited}\n",
+                "  {:<12} -> Lambda version {:<4} {target}{split}{spec}{audited}{state}\n",
                 a.alias, a.lambda_version
             ));
         }

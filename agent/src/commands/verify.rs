@@ -89,15 +89,14 @@ pub async fn run(g: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
                 .read_deploy_record(&recorded.key)
                 .await
                 .with_context(|| format!("verify of {} {alias}", m.key))?;
-            if body.runtime_management.is_some() {
-                let found = runtime_management::observe(
-                    &clients.lambda,
-                    function,
-                    &recorded.lambda_version,
-                )
-                .await;
-                runtimes.insert(alias.clone(), found);
-            }
+            let found = runtime_management::observe(
+                &clients.lambda,
+                function,
+                &recorded.lambda_version,
+                body.runtime_management.is_some(),
+            )
+            .await;
+            runtimes.insert(alias.clone(), found);
             records.insert(alias.clone(), body);
         }
         let evidence = Evidence {
@@ -212,7 +211,7 @@ struct Checked {
 struct Evidence<'a> {
     /// Version alias → its newest deploy record, read back.
     records: &'a BTreeMap<String, RecordedDeployBody>,
-    /// Version alias → its recorded Lambda version's runtime management now (read when the record has one).
+    /// Version alias → its recorded Lambda version's runtime and state now.
     runtimes: &'a BTreeMap<String, Result<ObservedRuntime, String>>,
     /// What the registry says now; `None` with `--no-registry`.
     approvals: Option<&'a ModelApprovals>,
@@ -320,10 +319,16 @@ fn check_model(model: &str, o: &ObservedFunction, evidence: &Evidence) -> Vec<Fi
             },
             None => String::new(),
         };
+        let idle = match evidence.runtimes.get(&a.name) {
+            Some(Ok(found)) if found.detail.inactive() => {
+                "; Inactive (idle: its next invoke fails while Lambda restores it; `ferry reactivate` does that now)"
+            }
+            _ => "",
+        };
         out.push(finding(
             true,
             format!(
-                "Lambda version {}, spec {}…{recorded}{runtime}{approval}, audited{efs}",
+                "Lambda version {}, spec {}…{recorded}{runtime}{approval}, audited{efs}{idle}",
                 a.function_version,
                 &hash[..12]
             ),
@@ -585,18 +590,28 @@ fn check_runtime(
     match found {
         Some(Ok(found))
             if recorded_version.is_some()
-                && found.runtime_version_arn.as_ref() != recorded_version =>
+                && found.detail.runtime_version_arn.as_ref() != recorded_version =>
         {
             Err(format!(
                 "Lambda version {lv} runs runtime version {}, its deploy record says {}",
-                found.runtime_version_arn.as_deref().unwrap_or("none named"),
+                found
+                    .detail
+                    .runtime_version_arn
+                    .as_deref()
+                    .unwrap_or("none named"),
                 recorded_version.map_or("", String::as_str)
             ))
         }
-        Some(Ok(found)) => match runtime_management::difference(recorded, &found.management) {
+        Some(Ok(ObservedRuntime {
+            management: Some(management),
+            ..
+        })) => match runtime_management::difference(recorded, management) {
             None => Ok(", runtime pinned as recorded"),
             Some(why) => Err(format!("Lambda version {lv}: {why}")),
         },
+        Some(Ok(_)) => Err(format!(
+            "Lambda version {lv}: its runtime update mode was not read"
+        )),
         Some(Err(e)) => Err(format!(
             "Lambda version {lv}: its runtime update mode could not be read: {e}"
         )),
@@ -685,8 +700,11 @@ mod tests {
 
     fn observed(mode: RuntimeManagement, runs: &str) -> Result<ObservedRuntime, String> {
         Ok(ObservedRuntime {
-            management: mode,
-            runtime_version_arn: Some(runs.into()),
+            management: Some(mode),
+            detail: crate::observe::VersionDetail {
+                runtime_version_arn: Some(runs.into()),
+                ..Default::default()
+            },
         })
     }
 

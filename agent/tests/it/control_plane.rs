@@ -161,3 +161,81 @@ async fn a_publish_whose_answer_was_lost_is_recognised_when_its_retry_meets_the_
     assert_eq!(live["v2"].0, "2");
     fx.ferry(&["verify"]).assert().success();
 }
+
+/// Versions that served nobody for a while go Inactive (Lambda reclaims an idle VPC function's network interfaces;
+/// here after `idle_s`): `status` and `verify` say so (verify still passes: nothing differs from the record), and
+/// `ferry reactivate` spends the one failing invoke that starts the restore and waits until each is Active, changing
+/// nothing else.
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_versions_are_reported_inactive_and_reactivate_wakes_each_with_one_invoke_and_no_change()
+ {
+    // Given deployed versions, idle long enough to be Inactive,
+    let fx = Fixture::new("cp-idle", "");
+    fx.ferry(&["deploy"]).assert().success();
+    let url = format!("{}/ferry-lambda/control-plane", fx.env.stack.aws_url);
+    assert!(crate::harness::ureq_post(
+        &url,
+        r#"{"idle_s": 5, "restore_s": 0.5}"#
+    ));
+    std::thread::sleep(Duration::from_millis(5200));
+
+    // then status and verify name them Inactive, and verify passes,
+    fx.ferry(&["status", "--model", "risk-score"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Inactive (idle"));
+    fx.ferry(&["verify", "--model", "risk-score"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "; Inactive (idle: its next invoke fails",
+        ));
+    // and reactivate wakes each aliased version once, with no mutating call.
+    let before = answers(&fx);
+    let mut woken = Vec::new();
+    let calls = crate::harness::mutating_calls(&fx.env, || {
+        let out = fx
+            .ferry(&["reactivate", "--model", "risk-score", "--output", "json"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        woken = serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).unwrap();
+    });
+    assert_eq!(calls, Vec::<String>::new());
+    let aliased: std::collections::BTreeSet<String> = aliases(RISK_FN)
+        .await
+        .into_values()
+        .flat_map(|(v, weights)| std::iter::once(v).chain(weights.into_keys()))
+        .collect();
+    assert_eq!(
+        woken.len(),
+        aliased.len(),
+        "one per aliased version: {woken:?}"
+    );
+    for w in &woken {
+        assert_eq!(
+            (w["was"].as_str(), w["now"].as_str()),
+            (Some("Inactive"), Some("Active")),
+            "{w}"
+        );
+    }
+    let seen = answers(&fx);
+    let invokes = |answers: &serde_json::Value| {
+        answers["Invoke"]
+            .as_object()
+            .map_or(0, |by| by.values().filter_map(|v| v.as_u64()).sum::<u64>())
+    };
+    assert_eq!(
+        (
+            count(&seen, "Invoke", "502") - count(&before, "Invoke", "502"),
+            invokes(&seen) - invokes(&before)
+        ),
+        (woken.len() as u64, woken.len() as u64),
+        "exactly one invoke per woken version, each refused before any code ran: {seen}"
+    );
+}

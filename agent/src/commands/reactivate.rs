@@ -1,0 +1,122 @@
+//! `ferry reactivate`: wakes the versions Lambda made `Inactive`. An idle VPC function's versions lose their network
+//! interfaces after weeks without an invoke; the next invoke then fails (`ResourceNotReadyException`) and starts a
+//! restore (Lambda developer guide, "Lambda function states"). A frozen version that serves rarely meets this, so
+//! this command spends that failing invoke itself and waits until the version is `Active` again. It only invokes:
+//! the refused invoke runs no code, and nothing else is changed (no configuration, alias or record; no lock).
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use aws_sdk_lambda::primitives::Blob;
+use serde::Serialize;
+
+use super::{Inputs, print_json};
+use crate::cli::{GlobalArgs, OutputFormat, ReactivateArgs};
+use crate::observe::{observe, version_detail};
+
+const POLL: Duration = Duration::from_secs(1);
+
+async fn read(
+    lambda: &aws_sdk_lambda::Client,
+    function: &str,
+    lv: &str,
+) -> Result<crate::observe::VersionDetail> {
+    version_detail(lambda, function, lv)
+        .await
+        .map_err(|e| anyhow::anyhow!("{function}: Lambda version {lv}: {e}"))
+}
+
+#[derive(Serialize)]
+struct Reactivated {
+    model: String,
+    function: String,
+    lambda_version: String,
+    /// The state found, and the state at the end.
+    was: String,
+    now: String,
+    seconds: f64,
+}
+
+pub async fn run(g: &GlobalArgs, args: &ReactivateArgs) -> Result<u8> {
+    let inputs = Inputs::load(g)?;
+    let models = inputs.catalog.select(&args.filter.models)?;
+    let (clients, audit) = super::connect(&inputs.platform).await;
+    let timeout = Duration::from_secs(args.timeout);
+    let mut woken = Vec::new();
+    let mut checked = 0;
+    for m in models {
+        let function = inputs
+            .platform
+            .function_name(&m.function)
+            .map_err(anyhow::Error::msg)?;
+        let o = observe(&clients.lambda, &audit, &m.key, function)
+            .await
+            .with_context(|| format!("reactivate of {}", m.key))?;
+        for lv in o.referenced_versions() {
+            checked += 1;
+            let found = read(&clients.lambda, function, &lv).await?;
+            if !found.inactive() {
+                continue;
+            }
+            let started = Instant::now();
+            // Refused before any code runs: it is what starts the restore. Sent once: the SDK would retry the 502,
+            // and a retry landing after the restore would run the model on an empty request.
+            let answer = clients
+                .lambda
+                .invoke()
+                .function_name(function)
+                .qualifier(&lv)
+                .payload(Blob::new("{}"))
+                .customize()
+                .config_override(
+                    aws_sdk_lambda::config::Builder::default()
+                        .retry_config(aws_config::retry::RetryConfig::disabled()),
+                )
+                .send()
+                .await;
+            if let Err(e) = &answer {
+                tracing::info!(
+                    function,
+                    version = lv,
+                    "the waking invoke was refused, as expected: {}",
+                    crate::aws::describe_sdk_error(e)
+                );
+            }
+            let mut now = read(&clients.lambda, function, &lv).await?;
+            while now.state.as_deref() != Some("Active") && started.elapsed() < timeout {
+                tokio::time::sleep(POLL).await;
+                now = read(&clients.lambda, function, &lv).await?;
+            }
+            woken.push(Reactivated {
+                model: m.key.clone(),
+                function: function.to_string(),
+                lambda_version: lv,
+                was: found.state.unwrap_or_default(),
+                now: now.state.unwrap_or_else(|| "unknown".into()),
+                seconds: started.elapsed().as_secs_f64(),
+            });
+        }
+    }
+    let all_active = woken.iter().all(|w| w.now == "Active");
+    match g.output {
+        OutputFormat::Json => print_json(&woken)?,
+        OutputFormat::Text => {
+            for w in &woken {
+                println!(
+                    "{} {:<14} Lambda version {:<4} {} -> {} in {:.1} s",
+                    if w.now == "Active" { "ok  " } else { "FAIL" },
+                    w.model,
+                    w.lambda_version,
+                    w.was,
+                    w.now,
+                    w.seconds
+                );
+            }
+            println!(
+                "{checked} aliased version(s) checked, {} were Inactive, {} still not Active.",
+                woken.len(),
+                woken.iter().filter(|w| w.now != "Active").count()
+            );
+        }
+    }
+    Ok(if all_active { 0 } else { 1 })
+}
