@@ -333,23 +333,9 @@ async fn apply_actions(
                 write_stage_record(ctx, plan, &state, Some(why)).await?;
                 outcome.audits_repaired.push(stage.clone());
             }
-            Action::CreateFunctionUrl { alias } => {
-                let url = create_url(&ctx.lambda, &ctx.fence, &plan.function, alias)
-                    .await
-                    .map_err(|e| step_err(&plan.function, "function URL", e))?;
+            Action::CreateFunctionUrl { alias } | Action::RecordFunctionUrl { alias, .. } => {
                 let lv = alias_versions.get(alias).cloned().unwrap_or_default();
-                let now = time::OffsetDateTime::now_utc();
-                let key = ctx
-                    .audit
-                    .url_key(&plan.model, alias, RouteEvent::Create, now);
-                let record = AuditRecord {
-                    event: "function-url-create",
-                    version: is_version_alias(alias).map(str::to_string),
-                    function_url: Some(url.clone()),
-                    ..ctx.alias_record(plan, alias, &lv, now)
-                };
-                ctx.record(&plan.function, &key, &record).await?;
-                outcome.function_urls_created.insert(alias.clone(), url);
+                apply_function_url(ctx, plan, &lv, action, outcome).await?;
             }
             Action::CreateRoute { alias, .. } | Action::RecordRoute { alias, .. } => {
                 let lv = alias_versions
@@ -417,6 +403,50 @@ async fn apply_route(
         audit_key,
         ..created
     });
+    Ok(())
+}
+
+/// A `CreateFunctionUrl` (the URL, then its record) or a `RecordFunctionUrl` (the record a stopped run did not write)
+/// of an alias at Lambda version `lv`.
+async fn apply_function_url(
+    ctx: &ApplyContext,
+    plan: &ModelPlan,
+    lv: &str,
+    action: &Action,
+    outcome: &mut ModelOutcome,
+) -> Result<(), StepError> {
+    let (alias, url, repair) = match action {
+        Action::CreateFunctionUrl { alias } => {
+            let url = create_url(&ctx.lambda, &ctx.fence, &plan.function, alias)
+                .await
+                .map_err(|e| step_err(&plan.function, "function URL", e))?;
+            (alias, url, None)
+        }
+        Action::RecordFunctionUrl { alias, url } => {
+            let why = "recorded after the fact: the alias has its function URL with AWS_IAM auth, but the run that created it stopped before its record";
+            (alias, url.clone(), Some(why.to_string()))
+        }
+        _ => return Ok(()),
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let key = ctx
+        .audit
+        .url_key(&plan.model, alias, RouteEvent::Create, now);
+    let record = AuditRecord {
+        event: "function-url-create",
+        version: is_version_alias(alias).map(str::to_string),
+        function_url: Some(url.clone()),
+        reason: repair.clone(),
+        ..ctx.alias_record(plan, alias, lv, now)
+    };
+    ctx.record(&plan.function, &key, &record).await?;
+    if repair.is_some() {
+        outcome
+            .audits_repaired
+            .push(format!("{alias} function URL"));
+    } else {
+        outcome.function_urls_created.insert(alias.clone(), url);
+    }
     Ok(())
 }
 

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use predicates::prelude::*;
 
 use crate::deploy::{Fixture, READM_FN, RISK_FN, audit_keys, count};
+use crate::faults::{Fault, FaultProxy, Rule};
 use crate::harness::mutating_calls;
 
 fn http_api_id(fx: &Fixture) -> String {
@@ -399,4 +400,109 @@ async fn a_model_served_through_function_urls_gets_one_per_alias_with_aws_iam_an
             "  ! v2           drift   function URL",
         ));
     assert_eq!(function_urls(RISK_FN).await["v2"], "NONE");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_function_url_whose_record_was_not_written_is_recorded_by_the_next_run() {
+    // Given risk-score served through function URLs, and a deploy whose put of v2's URL record is refused (as a run
+    // stopped between the URL and its record would leave it): v2 has its URL, and no record says so.
+    let fx = Fixture::new("urls-record", "endpoint = \"function_url\"");
+    let proxy = FaultProxy::start(
+        &fx.env.stack.aws_url,
+        vec![Rule::new(
+            "PUT",
+            "risk-score/urls/v2/",
+            Fault::Refuse(403, "AccessDenied"),
+            1,
+        )],
+    )
+    .await;
+    fx.ferry(&["deploy"])
+        .env("AWS_ENDPOINT_URL", &proxy.url)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("audit record"));
+    assert_eq!(proxy.faulted(), 1);
+    let url = crate::deploy::lambda()
+        .await
+        .get_function_url_config()
+        .function_name(RISK_FN)
+        .qualifier("v2")
+        .send()
+        .await
+        .unwrap()
+        .function_url()
+        .to_string();
+    assert_eq!(count(&audit_keys().await, "risk-score/urls/v2/"), 0);
+
+    // verify fails the alias, saying what is missing; the plan shows the repair.
+    fx.ferry(&["verify"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(format!(
+            "FAIL risk-score     v2     function URL {url} (AWS_IAM) serves the alias, but its creation has no audit record (`ferry deploy` writes it)"
+        )));
+    fx.ferry(&["plan", "--model", "risk-score"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "  + v2           audit   function URL {url} (AWS_IAM) exists without its audit record; write it"
+        )));
+
+    // When deployed again: the record is written from what the URL shows, saying it was written after the fact,
+    // and the URL is left as it is; the URL the failed run never reached (production's) is created.
+    fx.ferry(&["deploy"]).assert().success();
+    let keys = audit_keys().await;
+    let written: Vec<&String> = keys
+        .iter()
+        .filter(|k| k.contains("risk-score/urls/v2/"))
+        .collect();
+    assert_eq!(written.len(), 1, "{keys:#?}");
+    let record: serde_json::Value =
+        serde_json::from_slice(&crate::harness::object_bytes(written[0]).await).unwrap();
+    assert_eq!(record["event"], "function-url-create");
+    assert_eq!(record["function_url"], url.as_str());
+    assert_eq!(record["version"], "2");
+    assert_eq!(
+        record["lambda_version"],
+        crate::deploy::aliases(RISK_FN).await["v2"].0.as_str()
+    );
+    assert!(
+        record["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("recorded after the fact"),
+        "{record:#}"
+    );
+    let iam = ["production", "v1", "v2"]
+        .map(|a| (a.to_string(), "AWS_IAM".to_string()))
+        .into_iter()
+        .collect::<BTreeMap<_, _>>();
+    assert_eq!(function_urls(RISK_FN).await, iam);
+    assert_eq!(count(&keys, "risk-score/urls/"), 3, "one record per URL");
+
+    // Then verify passes, and a rerun plans nothing.
+    fx.ferry(&["verify"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "risk-score     v2     function URL {url} (AWS_IAM), audited"
+        )));
+    a_rerun_changes_nothing(&fx);
+
+    // A recorded URL deleted by hand fails verify, which says so.
+    crate::deploy::lambda()
+        .await
+        .delete_function_url_config()
+        .function_name(RISK_FN)
+        .qualifier("v1")
+        .send()
+        .await
+        .unwrap();
+    fx.ferry(&["verify"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "FAIL risk-score     v1     the function URL is recorded as created, but it is gone and no record says why: deleted outside `ferry retire`",
+        ));
 }
