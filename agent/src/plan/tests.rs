@@ -129,18 +129,31 @@ fn run(
     canary: Option<f64>,
     promote: bool,
 ) -> ModelPlan {
-    run_with(specs, stages, observed, canary, promote, None)
+    run_with(specs, stages, observed, canary, promote, Served::Alias)
 }
 
-/// As `run`, on a platform with this HTTP API.
+/// How the model of a plan is served: by its aliases alone, on the platform's HTTP API, or through function URLs.
+#[derive(Clone, Copy)]
+enum Served<'a> {
+    Alias,
+    Api(&'a crate::routes::ObservedApi),
+    Urls(&'a BTreeMap<String, ObservedUrl>),
+}
+
+/// As `run`, with the model served as `served` says.
 fn run_with(
     specs: &[FunctionSpec],
     stages: &[(&str, &str)],
     observed: &ObservedFunction,
     canary: Option<f64>,
     promote: bool,
-    http_api: Option<&crate::routes::ObservedApi>,
+    served: Served,
 ) -> ModelPlan {
+    let (http_api, function_urls) = match served {
+        Served::Alias => (None, None),
+        Served::Api(api) => (Some(api), None),
+        Served::Urls(urls) => (None, Some(urls)),
+    };
     let approvals = ModelApprovals {
         stages: stages
             .iter()
@@ -164,7 +177,7 @@ fn run_with(
         platform_runtime: None,
         saved: &saved,
         http_api,
-        function_urls: None,
+        function_urls,
         from_record: None,
     });
     assert_eq!(
@@ -836,7 +849,7 @@ fn with_api(
 ) -> Plan {
     let mut observed = observed.clone();
     observed.function_arn = Some(FUNCTION_ARN.into());
-    let plan = run_with(specs, stages, &observed, None, false, Some(api));
+    let plan = run_with(specs, stages, &observed, None, false, Served::Api(api));
     Plan::new(vec![plan], vec![]).limit_integrations(api)
 }
 
@@ -1009,39 +1022,14 @@ fn with_urls(
     specs: &[FunctionSpec],
     stages: &[(&str, &str)],
     observed: &ObservedFunction,
-    urls: &BTreeMap<String, crate::function_url::ObservedUrl>,
+    urls: &BTreeMap<String, ObservedUrl>,
 ) -> ModelPlan {
-    let approvals = ModelApprovals {
-        stages: stages
-            .iter()
-            .map(|(s, v)| (s.to_string(), v.to_string()))
-            .collect(),
-        ..Default::default()
-    };
-    let saved = specs
-        .iter()
-        .map(|s| (s.version.clone(), saved_on(Some(PYTHON))))
-        .collect();
-    plan_model(&PlanInput {
-        model: "risk",
-        specs,
-        approvals: &approvals,
-        observed,
-        canary_weight: None,
-        provisioned_concurrency: &BTreeMap::new(),
-        promote: false,
-        platform_runtime: None,
-        saved: &saved,
-        http_api: None,
-        function_urls: Some(urls),
-        from_record: None,
-    })
-    .0
+    run_with(specs, stages, observed, None, false, Served::Urls(urls))
 }
 
 /// A function URL config of `auth` at a URL named for `alias`.
-fn url_of(alias: &str, auth: &str) -> crate::function_url::ObservedUrl {
-    crate::function_url::ObservedUrl {
+fn url_of(alias: &str, auth: &str) -> ObservedUrl {
+    ObservedUrl {
         url: format!("https://{alias}.lambda-url.eu-west-1.on.aws/"),
         auth_type: auth.into(),
     }

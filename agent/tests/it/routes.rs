@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use predicates::prelude::*;
 
 use crate::deploy::{Fixture, READM_FN, RISK_FN, audit_keys, count};
-use crate::faults::{Fault, FaultProxy, Rule};
 use crate::harness::mutating_calls;
 
 fn http_api_id(fx: &Fixture) -> String {
@@ -58,6 +57,14 @@ async fn routes(api: &str) -> BTreeMap<String, (String, String, String, String)>
             )
         })
         .collect()
+}
+
+/// `ferry verify` exits with `code` (0: every check passed, 1: one failed), and its report says `says`.
+fn verify_says(fx: &Fixture, code: i32, says: &str) {
+    fx.ferry(&["verify"])
+        .assert()
+        .code(code)
+        .stdout(predicate::str::contains(says));
 }
 
 /// A second deploy finds nothing to do and makes no mutating call.
@@ -175,14 +182,15 @@ async fn a_deploy_routes_every_alias_plan_shows_verify_checks_and_retire_removes
         )));
 
     // Verify checks every route, integration and permission.
-    fx.ferry(&["verify"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains(format!(
+    verify_says(
+        &fx,
+        0,
+        &format!(
             "risk-score     v1     route {} invokes the alias through integration {}, invoke permission scoped to the route, audited",
             key("risk-score", "v1"),
             live[&key("risk-score", "v1")].1
-        )));
+        ),
+    );
 
     // Retire v1: its route and integration are gone, and that is recorded; the other routes stay.
     fx.retire("1", "superseded by v2", "QA-77")
@@ -226,15 +234,16 @@ async fn a_deploy_routes_every_alias_plan_shows_verify_checks_and_retire_removes
         .send()
         .await
         .unwrap();
-    fx.ferry(&["verify"])
-        .assert()
-        .code(1)
-        .stdout(predicate::str::contains(format!(
+    verify_says(
+        &fx,
+        1,
+        &format!(
             "FAIL risk-score     v2     route {} integrates AWS_PROXY {}, not {}; left alone",
             key("risk-score", "v2"),
             alias_arn(RISK_FN, "production"),
             alias_arn(RISK_FN, "v2")
-        )));
+        ),
+    );
     let calls = mutating_calls(&fx.env, || {
         fx.ferry(&["deploy", "--model", "risk-score"])
             .assert()
@@ -357,12 +366,7 @@ async fn a_model_served_through_function_urls_gets_one_per_alias_with_aws_iam_an
     );
     assert_eq!(count(&audit_keys().await, "risk-score/urls/"), 3);
     a_rerun_changes_nothing(&fx);
-    fx.ferry(&["verify"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains(
-            "risk-score     v2     function URL https://",
-        ));
+    verify_says(&fx, 0, "risk-score     v2     function URL https://");
 
     // Retire v1: its URL goes with it, recorded.
     fx.retire("1", "superseded by v2", "QA-79")
@@ -387,12 +391,7 @@ async fn a_model_served_through_function_urls_gets_one_per_alias_with_aws_iam_an
         .send()
         .await
         .unwrap();
-    fx.ferry(&["verify"])
-        .assert()
-        .code(1)
-        .stdout(predicate::str::contains(
-            "has auth NONE, not AWS_IAM: anyone may call it",
-        ));
+    verify_says(&fx, 1, "has auth NONE, not AWS_IAM: anyone may call it");
     fx.ferry(&["deploy", "--model", "risk-score"])
         .assert()
         .code(1)
@@ -407,22 +406,7 @@ async fn a_function_url_whose_record_was_not_written_is_recorded_by_the_next_run
     // Given risk-score served through function URLs, and a deploy whose put of v2's URL record is refused (as a run
     // stopped between the URL and its record would leave it): v2 has its URL, and no record says so.
     let fx = Fixture::new("urls-record", "endpoint = \"function_url\"");
-    let proxy = FaultProxy::start(
-        &fx.env.stack.aws_url,
-        vec![Rule::new(
-            "PUT",
-            "risk-score/urls/v2/",
-            Fault::Refuse(403, "AccessDenied"),
-            1,
-        )],
-    )
-    .await;
-    fx.ferry(&["deploy"])
-        .env("AWS_ENDPOINT_URL", &proxy.url)
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("audit record"));
-    assert_eq!(proxy.faulted(), 1);
+    fx.deploy_with_record_refused("risk-score/urls/v2/").await;
     let url = crate::deploy::lambda()
         .await
         .get_function_url_config()
@@ -436,12 +420,13 @@ async fn a_function_url_whose_record_was_not_written_is_recorded_by_the_next_run
     assert_eq!(count(&audit_keys().await, "risk-score/urls/v2/"), 0);
 
     // verify fails the alias, saying what is missing; the plan shows the repair.
-    fx.ferry(&["verify"])
-        .assert()
-        .code(1)
-        .stdout(predicate::str::contains(format!(
+    verify_says(
+        &fx,
+        1,
+        &format!(
             "FAIL risk-score     v2     function URL {url} (AWS_IAM) serves the alias, but its creation has no audit record (`ferry deploy` writes it)"
-        )));
+        ),
+    );
     fx.ferry(&["plan", "--model", "risk-score"])
         .assert()
         .success()
@@ -482,12 +467,11 @@ async fn a_function_url_whose_record_was_not_written_is_recorded_by_the_next_run
     assert_eq!(count(&keys, "risk-score/urls/"), 3, "one record per URL");
 
     // Then verify passes, and a rerun plans nothing.
-    fx.ferry(&["verify"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains(format!(
-            "risk-score     v2     function URL {url} (AWS_IAM), audited"
-        )));
+    verify_says(
+        &fx,
+        0,
+        &format!("risk-score     v2     function URL {url} (AWS_IAM), audited"),
+    );
     a_rerun_changes_nothing(&fx);
 
     // A recorded URL deleted by hand fails verify, which says so.
@@ -499,10 +483,9 @@ async fn a_function_url_whose_record_was_not_written_is_recorded_by_the_next_run
         .send()
         .await
         .unwrap();
-    fx.ferry(&["verify"])
-        .assert()
-        .code(1)
-        .stdout(predicate::str::contains(
-            "FAIL risk-score     v1     the function URL is recorded as created, but it is gone and no record says why: deleted outside `ferry retire`",
-        ));
+    verify_says(
+        &fx,
+        1,
+        "FAIL risk-score     v1     the function URL is recorded as created, but it is gone and no record says why: deleted outside `ferry retire`",
+    );
 }
