@@ -150,6 +150,46 @@ async fn a_deploy_routes_every_alias_plan_shows_verify_checks_and_retire_removes
         "{:?}",
         policy.policy()
     );
+    // Each alias's permission is in that alias's own policy: production's holds only its own route's, though it is
+    // on v2's Lambda version, and that version has no policy (Lambda keeps one per qualifier; so does the stand-in).
+    let statements = |policy: &str| -> Vec<String> {
+        let doc: serde_json::Value = serde_json::from_str(policy).unwrap();
+        doc["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                s["Condition"]["ArnLike"]["AWS:SourceArn"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    let production = lambda
+        .get_policy()
+        .function_name(RISK_FN)
+        .qualifier("production")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        statements(production.policy().unwrap()),
+        [format!(
+            "arn:aws:execute-api:us-east-1:123456789012:{api}/*/POST/models/risk-score/production/invocations"
+        )]
+    );
+    let v2_version = crate::deploy::aliases(RISK_FN).await["v2"].0.clone();
+    assert!(
+        lambda
+            .get_policy()
+            .function_name(RISK_FN)
+            .qualifier(&v2_version)
+            .send()
+            .await
+            .is_err(),
+        "no permission on the version itself"
+    );
     // Each route's creation is audited, beside its alias's own record.
     let keys = audit_keys().await;
     for alias in ["v1", "v2", "production"] {
