@@ -345,23 +345,9 @@ async fn apply_actions(
                 write_stage_record(ctx, plan, &state, Some(why)).await?;
                 outcome.audits_repaired.push(stage.clone());
             }
-            Action::CreateFunctionUrl { alias } => {
-                let url = create_url(&ctx.lambda, &ctx.fence, &plan.function, alias)
-                    .await
-                    .map_err(|e| step_err(&plan.function, "function URL", e))?;
+            Action::CreateFunctionUrl { alias } | Action::RecordFunctionUrl { alias, .. } => {
                 let lv = alias_versions.get(alias).cloned().unwrap_or_default();
-                let now = time::OffsetDateTime::now_utc();
-                let key = ctx
-                    .audit
-                    .url_key(&plan.model, alias, RouteEvent::Create, now);
-                let record = AuditRecord {
-                    event: "function-url-create",
-                    version: is_version_alias(alias).map(str::to_string),
-                    function_url: Some(url.clone()),
-                    ..ctx.alias_record(plan, alias, &lv, now)
-                };
-                ctx.record(&plan.function, &key, &record).await?;
-                outcome.function_urls_created.insert(alias.clone(), url);
+                apply_function_url(ctx, plan, &lv, action, outcome).await?;
             }
             Action::CreateRoute { alias, .. } | Action::RecordRoute { alias, .. } => {
                 let lv = alias_versions
@@ -409,7 +395,15 @@ async fn apply_route(
     if let Some((route_id, integration_id)) = recorded {
         let record = api.record(&target, route_id, integration_id);
         let why = "recorded after the fact: the route serves the alias, but the run that created it stopped before its record";
-        write_route_record(ctx, plan, alias, lv, record, Some(why.into())).await?;
+        write_endpoint_record(
+            ctx,
+            plan,
+            alias,
+            lv,
+            Endpoint::Route(record),
+            Some(why.into()),
+        )
+        .await?;
         outcome.audits_repaired.push(format!("{alias} route"));
         return Ok(());
     }
@@ -424,11 +418,46 @@ async fn apply_route(
         integration_id: route.integration_id.clone(),
         audit_key: String::new(),
     };
-    let audit_key = write_route_record(ctx, plan, alias, lv, route, None).await?;
+    let audit_key =
+        write_endpoint_record(ctx, plan, alias, lv, Endpoint::Route(route), None).await?;
     outcome.routes_created.push(CreatedRoute {
         audit_key,
         ..created
     });
+    Ok(())
+}
+
+/// A `CreateFunctionUrl` (the URL, then its record) or a `RecordFunctionUrl` (the record a stopped run did not write)
+/// of an alias at Lambda version `lv`.
+async fn apply_function_url(
+    ctx: &ApplyContext,
+    plan: &ModelPlan,
+    lv: &str,
+    action: &Action,
+    outcome: &mut ModelOutcome,
+) -> Result<(), StepError> {
+    let (alias, url, repair) = match action {
+        Action::CreateFunctionUrl { alias } => {
+            let url = create_url(&ctx.lambda, &ctx.fence, &plan.function, alias)
+                .await
+                .map_err(|e| step_err(&plan.function, "function URL", e))?;
+            (alias, url, None)
+        }
+        Action::RecordFunctionUrl { alias, url } => {
+            let why = "recorded after the fact: the alias has its function URL with AWS_IAM auth, but the run that created it stopped before its record";
+            (alias, url.clone(), Some(why.to_string()))
+        }
+        _ => return Ok(()),
+    };
+    let repaired = repair.is_some();
+    write_endpoint_record(ctx, plan, alias, lv, Endpoint::Url(url.clone()), repair).await?;
+    if repaired {
+        outcome
+            .audits_repaired
+            .push(format!("{alias} function URL"));
+    } else {
+        outcome.function_urls_created.insert(alias.clone(), url);
+    }
     Ok(())
 }
 
@@ -462,29 +491,49 @@ fn route_context<'c>(
     Ok((api, function))
 }
 
-/// The record of a route created for `alias` (at Lambda version `lambda_version`, for a stage alias its main one);
-/// `repair` says why it is written after the fact.
-async fn write_route_record(
+/// What an alias was given to be reached over HTTP: its route on the HTTP API, or its function URL.
+enum Endpoint {
+    Route(RouteRecord),
+    Url(String),
+}
+
+/// The record of the endpoint created for `alias` (at Lambda version `lambda_version`, for a stage alias its main
+/// one); `repair` says why it is written after the fact.
+async fn write_endpoint_record(
     ctx: &ApplyContext,
     plan: &ModelPlan,
     alias: &str,
     lambda_version: &str,
-    route: RouteRecord,
+    endpoint: Endpoint,
     repair: Option<String>,
 ) -> Result<String, StepError> {
-    let f = plan.function.as_str();
     let now = time::OffsetDateTime::now_utc();
-    let key = ctx
-        .audit
-        .route_key(&plan.model, alias, RouteEvent::Create, now);
     let record = AuditRecord {
-        event: "route-create",
         version: is_version_alias(alias).map(str::to_string),
-        route: Some(route),
         reason: repair,
         ..ctx.alias_record(plan, alias, lambda_version, now)
     };
-    ctx.record(f, &key, &record).await?;
+    let (key, record) = match endpoint {
+        Endpoint::Route(route) => (
+            ctx.audit
+                .route_key(&plan.model, alias, RouteEvent::Create, now),
+            AuditRecord {
+                event: "route-create",
+                route: Some(route),
+                ..record
+            },
+        ),
+        Endpoint::Url(url) => (
+            ctx.audit
+                .url_key(&plan.model, alias, RouteEvent::Create, now),
+            AuditRecord {
+                event: "function-url-create",
+                function_url: Some(url),
+                ..record
+            },
+        ),
+    };
+    ctx.record(&plan.function, &key, &record).await?;
     Ok(key)
 }
 

@@ -348,7 +348,24 @@ impl AuditLog {
         &self,
         model: &str,
     ) -> Result<std::collections::BTreeSet<String>, AuditError> {
-        let prefix = format!("{}{model}/routes/", self.prefix);
+        self.created_endpoints(model, "routes").await
+    }
+
+    /// The aliases of a model whose newest function URL record is a creation (one listing).
+    pub async fn url_recorded_aliases(
+        &self,
+        model: &str,
+    ) -> Result<std::collections::BTreeSet<String>, AuditError> {
+        self.created_endpoints(model, "urls").await
+    }
+
+    /// The aliases whose newest record under `<model>/<folder>/` is a creation.
+    async fn created_endpoints(
+        &self,
+        model: &str,
+        folder: &str,
+    ) -> Result<std::collections::BTreeSet<String>, AuditError> {
+        let prefix = format!("{}{model}/{folder}/", self.prefix);
         let mut newest: BTreeMap<String, String> = BTreeMap::new();
         for key in self.list_keys(&prefix).await? {
             // `<alias>/<time>-<event>.json`: the time sorts, so the greatest file name per alias is its last event.

@@ -314,8 +314,9 @@ pub fn permission_matches(policy: &str, sid: &str, source_arn: &str) -> Result<(
         .and_then(|s| s.as_array())
         .cloned()
         .unwrap_or_default();
-    // Lambda keeps one statement per id in an alias's policy; moto files every alias of a version under one policy,
-    // so any statement with the id that matches will do.
+    // Lambda keeps one statement per id in an alias's own policy (as the local Lambda does: tools/lambda_local/
+    // policies.py); a policy with more under the id was not written by AddPermission, and any of them that matches
+    // will do.
     let mut mismatch = None;
     for st in statements
         .iter()

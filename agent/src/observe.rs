@@ -141,6 +141,8 @@ pub struct ObservedFunction {
     pub stage_records: BTreeMap<String, RecordedStage>,
     /// Aliases whose newest route record is a creation: their HTTP route is Ferry's and recorded.
     pub routed: std::collections::BTreeSet<String>,
+    /// Aliases whose newest function URL record is a creation: their URL is Ferry's and recorded.
+    pub url_recorded: std::collections::BTreeSet<String>,
     /// The function's unqualified ARN, as listed (what its aliases' ARNs, and so their routes, are made of).
     pub function_arn: Option<String>,
     /// `$LATEST`'s revision as listed (the first update's precondition; saves a read per function).
@@ -297,8 +299,10 @@ pub async fn observe(
     }
     let stage_records = audit.stage_records(model).await?;
     let routed = audit.routed_aliases(model).await?;
+    let url_recorded = audit.url_recorded_aliases(model).await?;
     Ok(ObservedFunction {
         routed,
+        url_recorded,
         function_arn,
         function_name: function.into(),
         versions,

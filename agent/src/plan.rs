@@ -140,7 +140,10 @@ pub enum Action {
     },
     /// Give an alias a function URL with `AWS_IAM` auth (the model's `endpoint = "function_url"`), then its record.
     CreateFunctionUrl { alias: String },
-    /// The alias's function URL is there, with `AWS_IAM` auth.
+    /// The alias's function URL is there, with `AWS_IAM` auth, without its audit record (a run stopped between the
+    /// URL and its record, or the record's put failed): write the record.
+    RecordFunctionUrl { alias: String, url: String },
+    /// The alias's function URL is there, with `AWS_IAM` auth, and recorded.
     FunctionUrlUnchanged { alias: String, url: String },
 }
 
@@ -156,6 +159,7 @@ impl Action {
                 | Action::CreateRoute { .. }
                 | Action::RecordRoute { .. }
                 | Action::CreateFunctionUrl { .. }
+                | Action::RecordFunctionUrl { .. }
         )
     }
 }
@@ -242,7 +246,7 @@ pub struct Summary {
     pub unchanged: usize,
     pub refused: usize,
     pub warnings: usize,
-    /// HTTP routes to create (route record repairs count as `record_audit`).
+    /// HTTP routes to create (route and function URL record repairs count as `record_audit`).
     pub routes_create: usize,
     pub routes_unchanged: usize,
     /// Function URLs to create (models with `endpoint = "function_url"`).
@@ -293,7 +297,9 @@ impl Plan {
                 Action::Refused { .. } | Action::RefusedRebuild { .. } => s.refused += 1,
                 Action::Unchanged { .. } | Action::StageUnchanged { .. } => s.unchanged += 1,
                 Action::CreateRoute { .. } => s.routes_create += 1,
-                Action::RecordRoute { .. } => s.record_audit += 1,
+                Action::RecordRoute { .. } | Action::RecordFunctionUrl { .. } => {
+                    s.record_audit += 1
+                }
                 Action::RouteUnchanged { .. } => s.routes_unchanged += 1,
                 Action::CreateFunctionUrl { .. } => s.function_urls_create += 1,
                 Action::FunctionUrlUnchanged { .. } => s.function_urls_unchanged += 1,
@@ -524,7 +530,7 @@ pub fn plan_model(input: &PlanInput) -> (ModelPlan, Vec<Warning>) {
     let (mut actions, warnings) = check_new_versions(input, actions);
     actions.extend(plan_stages(input));
     let endpoints = match input.function_urls {
-        Some(urls) => plan_function_urls(urls, &actions),
+        Some(urls) => plan_function_urls(urls, input.observed, &actions),
         None => plan_routes(input, &actions),
     };
     actions.extend(endpoints);
@@ -1071,26 +1077,34 @@ fn plan_routes(input: &PlanInput, actions: &[Action]) -> Vec<Action> {
         .collect()
 }
 
-/// Each served alias's function URL: created when missing; one whose auth is not `AWS_IAM` is drift (never changed).
-fn plan_function_urls(urls: &BTreeMap<String, ObservedUrl>, actions: &[Action]) -> Vec<Action> {
+/// Each served alias's function URL: created when missing, recorded when one with `AWS_IAM` auth lacks its creation
+/// record (a run stopped in between, or the record's put failed); one whose auth is not `AWS_IAM` is drift (never
+/// changed, nor recorded as Ferry's).
+fn plan_function_urls(
+    urls: &BTreeMap<String, ObservedUrl>,
+    observed: &ObservedFunction,
+    actions: &[Action],
+) -> Vec<Action> {
     served_aliases(actions)
         .into_iter()
         .map(|alias| match urls.get(alias) {
             None => Action::CreateFunctionUrl {
                 alias: alias.into(),
             },
-            Some(u) if u.auth_type == crate::function_url::AUTH_TYPE => {
-                Action::FunctionUrlUnchanged {
-                    alias: alias.into(),
-                    url: u.url.clone(),
-                }
-            }
-            Some(u) => Action::Drift {
+            Some(u) if u.auth_type != crate::function_url::AUTH_TYPE => Action::Drift {
                 alias: alias.into(),
                 reason: format!(
                     "function URL {} has auth {}, not AWS_IAM; left alone",
                     u.url, u.auth_type
                 ),
+            },
+            Some(u) if !observed.url_recorded.contains(alias) => Action::RecordFunctionUrl {
+                alias: alias.into(),
+                url: u.url.clone(),
+            },
+            Some(u) => Action::FunctionUrlUnchanged {
+                alias: alias.into(),
+                url: u.url.clone(),
             },
         })
         .collect()
@@ -1263,6 +1277,9 @@ pub fn to_text(plan: &Plan) -> String {
                 )),
                 Action::CreateFunctionUrl { alias } => Some(format!(
                     "  + {alias:<12} url     function URL of alias {alias}, AWS_IAM auth"
+                )),
+                Action::RecordFunctionUrl { alias, url } => Some(format!(
+                    "  + {alias:<12} audit   function URL {url} (AWS_IAM) exists without its audit record; write it"
                 )),
                 Action::FunctionUrlUnchanged { alias, .. } => {
                     urls.push(alias.clone());

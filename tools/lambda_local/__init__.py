@@ -14,6 +14,7 @@ Modules, one job each:
     environment  one execution environment: its process, its Runtime API, init once, invocations one at a time
     invoke       one Invoke request: resolve the qualifier, pick or start an environment, answer as Lambda does
     fidelity     where moto answers otherwise than Lambda: an unchanged publish, the conflict error's name
+    policies     resource policies per qualifier (AddPermission, GetPolicy, RemovePermission), where moto merges them
     answers      the front's own answers, in Lambda's JSON error shape
     operations   which Lambda operation a request is, for which function and Region (data plane or control plane)
     control_plane the control-plane stand-in: its settings, and the order of its checks before and after moto

@@ -36,6 +36,8 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("PUT", rf"/2015-03-31/functions/{_FN}/aliases/(?P<alias>[^/]+)", "UpdateAlias"),
         ("DELETE", rf"/2015-03-31/functions/{_FN}/aliases/(?P<alias>[^/]+)", "DeleteAlias"),
         ("GET", rf"/2015-03-31/functions/{_FN}/policy", "GetPolicy"),
+        ("POST", rf"/2015-03-31/functions/{_FN}/policy", "AddPermission"),
+        ("DELETE", rf"/2015-03-31/functions/{_FN}/policy/[^/]+", "RemovePermission"),
         ("POST", rf"/2021-10-31/functions/{_FN}/url", "CreateFunctionUrlConfig"),
         ("GET", rf"/2021-10-31/functions/{_FN}/url", "GetFunctionUrlConfig"),
         ("PUT", rf"/2021-10-31/functions/{_FN}/url", "UpdateFunctionUrlConfig"),

@@ -12,7 +12,8 @@ client). Every request goes to moto as it came, byte for byte, headers included,
   - where moto is gentler than Lambda or answers otherwise (fidelity.py): `PublishVersion` of an unchanged `$LATEST`
     returns the version published from it before, as Lambda does, instead of a second one; moto's
     `ConflictException` is Lambda's `ResourceConflictException`; function URL configs are kept per qualifier and
-    listed, as Lambda does (moto keeps one per function and cannot list them);
+    listed, as Lambda does (moto keeps one per function and cannot list them); resource policies are kept per
+    qualifier (policies.py: moto files every alias's permissions under one policy);
   - `/ferry-lambda/...` is this executor's own: `GET /ferry-lambda/environments` lists the environments (init
     duration and CPU, busy, alive), `POST /ferry-lambda/mounts` {"access_point_arn", "local_root"} says which
     local folder stands in for an EFS access point, `GET /ferry-lambda/control-plane` shows the control plane's
@@ -32,7 +33,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from . import fidelity, operations
+from . import fidelity, operations, policies
 from .answers import Answer, json_answer
 from .answers import json_object as _json
 from .code_store import CodeStore
@@ -102,6 +103,7 @@ class Executor:
         self.control_plane = ControlPlane(settings or Settings(), self.upstream.get)
         self.invoker.gate = self.control_plane.admit_invoke
         self.function_urls = fidelity.FunctionUrls(self.upstream)
+        self.policies = policies.Policies(self.upstream)
 
     def record(self, method: str, path: str, body: bytes) -> None:
         """Keep the zips of code uploads, and a function's file systems, before moto sees the request."""
@@ -182,7 +184,8 @@ def handler_class(ex: Executor):
             if self.command == "POST" and (m := INVOKE.match(path)):
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 return self._answer(ex.invoker.invoke(m.group(1), query, headers, body))
-            if (answer := ex.function_urls.handle(self.command, path, query, body)) is not None:
+            if (answer := ex.function_urls.handle(self.command, path, query, body)
+                    or ex.policies.handle(self.command, path, query, body)) is not None:
                 status, doc = answer
                 headers = {"Content-Type": "application/json"}
                 if status >= 400:
@@ -198,6 +201,7 @@ def handler_class(ex: Executor):
                 ex.invoker.reset()  # before moto answers: once the caller sees the reset, no environment is left
                 ex.control_plane.reset()
                 ex.function_urls.reset()
+                ex.policies.reset()
             self._pass_on(body, req if req and req.control_plane else None, query)
 
         def _pass_on(self, body: bytes, req: operations.Request | None, query: dict[str, list[str]]) -> None:

@@ -478,7 +478,8 @@ async fn check_routes(
     out
 }
 
-/// Every alias Ferry serves has its function URL, with `AWS_IAM` auth (a model with `endpoint = "function_url"`).
+/// Every alias Ferry serves has its function URL, with `AWS_IAM` auth and its creation recorded (a model with
+/// `endpoint = "function_url"`). A URL Ferry recorded that is gone fails, as does one without its record.
 fn check_function_urls(
     model: &str,
     o: &ObservedFunction,
@@ -488,11 +489,23 @@ fn check_function_urls(
         .values()
         .filter(|a| is_version_alias(&a.name).is_some() || o.stage_records.contains_key(&a.name))
         .map(|a| {
+            let recorded = o.url_recorded.contains(&a.name);
             let (ok, detail) = match urls.get(&a.name) {
-                Some(u) if u.auth_type == AUTH_TYPE => (true, format!("function URL {} (AWS_IAM)", u.url)),
-                Some(u) => (
+                Some(u) if u.auth_type != AUTH_TYPE => (
                     false,
                     format!("function URL {} has auth {}, not AWS_IAM: anyone may call it", u.url, u.auth_type),
+                ),
+                Some(u) if !recorded => (
+                    false,
+                    format!(
+                        "function URL {} (AWS_IAM) serves the alias, but its creation has no audit record (`ferry deploy` writes it)",
+                        u.url
+                    ),
+                ),
+                Some(u) => (true, format!("function URL {} (AWS_IAM), audited", u.url)),
+                None if recorded => (
+                    false,
+                    "the function URL is recorded as created, but it is gone and no record says why: deleted outside `ferry retire`".into(),
                 ),
                 None => (
                     false,

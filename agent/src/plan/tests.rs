@@ -129,18 +129,31 @@ fn run(
     canary: Option<f64>,
     promote: bool,
 ) -> ModelPlan {
-    run_with(specs, stages, observed, canary, promote, None)
+    run_with(specs, stages, observed, canary, promote, Served::Alias)
 }
 
-/// As `run`, on a platform with this HTTP API.
+/// How the model of a plan is served: by its aliases alone, on the platform's HTTP API, or through function URLs.
+#[derive(Clone, Copy)]
+enum Served<'a> {
+    Alias,
+    Api(&'a crate::routes::ObservedApi),
+    Urls(&'a BTreeMap<String, ObservedUrl>),
+}
+
+/// As `run`, with the model served as `served` says.
 fn run_with(
     specs: &[FunctionSpec],
     stages: &[(&str, &str)],
     observed: &ObservedFunction,
     canary: Option<f64>,
     promote: bool,
-    http_api: Option<&crate::routes::ObservedApi>,
+    served: Served,
 ) -> ModelPlan {
+    let (http_api, function_urls) = match served {
+        Served::Alias => (None, None),
+        Served::Api(api) => (Some(api), None),
+        Served::Urls(urls) => (None, Some(urls)),
+    };
     let approvals = ModelApprovals {
         stages: stages
             .iter()
@@ -164,7 +177,7 @@ fn run_with(
         platform_runtime: None,
         saved: &saved,
         http_api,
-        function_urls: None,
+        function_urls,
         from_record: None,
     });
     assert_eq!(
@@ -836,7 +849,7 @@ fn with_api(
 ) -> Plan {
     let mut observed = observed.clone();
     observed.function_arn = Some(FUNCTION_ARN.into());
-    let plan = run_with(specs, stages, &observed, None, false, Some(api));
+    let plan = run_with(specs, stages, &observed, None, false, Served::Api(api));
     Plan::new(vec![plan], vec![]).limit_integrations(api)
 }
 
@@ -1004,42 +1017,37 @@ fn the_longest_model_key_and_stage_name_make_a_route() {
     );
 }
 
+/// The plan of a model served through function URLs, with `stages` approved, against these URL configs.
+fn with_urls(
+    specs: &[FunctionSpec],
+    stages: &[(&str, &str)],
+    observed: &ObservedFunction,
+    urls: &BTreeMap<String, ObservedUrl>,
+) -> ModelPlan {
+    run_with(specs, stages, observed, None, false, Served::Urls(urls))
+}
+
+/// A function URL config of `auth` at a URL named for `alias`.
+fn url_of(alias: &str, auth: &str) -> ObservedUrl {
+    ObservedUrl {
+        url: format!("https://{alias}.lambda-url.eu-west-1.on.aws/"),
+        auth_type: auth.into(),
+    }
+}
+
 #[test]
 fn a_model_served_through_function_urls_gets_one_per_alias_and_a_public_one_is_drift() {
-    use crate::function_url::ObservedUrl;
     let (s1, s2) = (spec("1", 1024), spec("2", 1024));
-    let o = deployed(&[&s1]);
-    let url = |auth: &str| ObservedUrl {
-        url: "https://abc.lambda-url.eu-west-1.on.aws/".into(),
-        auth_type: auth.into(),
-    };
-    let plan_with = |urls: &BTreeMap<String, ObservedUrl>| {
-        let approvals = ModelApprovals {
-            stages: BTreeMap::from([("production".to_string(), "2".to_string())]),
-            ..Default::default()
-        };
-        let saved = [&s1, &s2]
-            .iter()
-            .map(|s| (s.version.clone(), saved_on(Some(PYTHON))))
-            .collect();
-        let specs = [s1.clone(), s2.clone()];
-        plan_model(&PlanInput {
-            model: "risk",
-            specs: &specs,
-            approvals: &approvals,
-            observed: &o,
-            canary_weight: None,
-            provisioned_concurrency: &BTreeMap::new(),
-            promote: false,
-            platform_runtime: None,
-            saved: &saved,
-            http_api: None,
-            function_urls: Some(urls),
-            from_record: None,
-        })
-        .0
-    };
-    let plan = plan_with(&BTreeMap::from([("v1".to_string(), url("AWS_IAM"))]));
+    let mut o = deployed(&[&s1]);
+    o.url_recorded.insert("v1".into());
+    let specs = [s1, s2];
+    let production = [("production", "2")];
+    let plan = with_urls(
+        &specs,
+        &production,
+        &o,
+        &BTreeMap::from([("v1".to_string(), url_of("v1", "AWS_IAM"))]),
+    );
     assert_eq!(
         kinds(&plan)[3..],
         [
@@ -1054,12 +1062,90 @@ fn a_model_served_through_function_urls_gets_one_per_alias_and_a_public_one_is_d
         "{text}"
     );
     // Someone made v1's URL public: drift, never changed back by Ferry, and the model is blocked.
-    let public = plan_with(&BTreeMap::from([("v1".to_string(), url("NONE"))]));
+    let public = with_urls(
+        &specs,
+        &production,
+        &o,
+        &BTreeMap::from([("v1".to_string(), url_of("v1", "NONE"))]),
+    );
     assert!(public.blocked);
     assert!(
         kinds(&public).contains(&"drift v1".to_string()),
         "{:?}",
         kinds(&public)
+    );
+}
+
+#[test]
+fn a_function_url_whose_run_stopped_before_its_record_is_recorded_and_an_unrecorded_public_one_is_drift()
+ {
+    // Given v1, v2 and production (on v2) with their URLs, AWS_IAM all; only v2's creation is recorded: the runs
+    // that created v1's and production's stopped before their records.
+    let (s1, s2) = (spec("1", 1024), spec("2", 1024));
+    let mut o = deployed(&[&s1, &s2]);
+    alias(&mut o, "production", "2");
+    o.url_recorded.insert("v2".into());
+    let specs = [s1, s2];
+    let production = [("production", "2")];
+    let mut urls: BTreeMap<String, _> = ["v1", "v2", "production"]
+        .into_iter()
+        .map(|a| (a.to_string(), url_of(a, "AWS_IAM")))
+        .collect();
+
+    // The plan writes the missing records, from what the URLs show, and creates nothing.
+    let plan = with_urls(&specs, &production, &o, &urls);
+    assert_eq!(
+        plan.actions[3..],
+        [
+            Action::RecordFunctionUrl {
+                alias: "v1".into(),
+                url: "https://v1.lambda-url.eu-west-1.on.aws/".into()
+            },
+            Action::FunctionUrlUnchanged {
+                alias: "v2".into(),
+                url: "https://v2.lambda-url.eu-west-1.on.aws/".into()
+            },
+            Action::RecordFunctionUrl {
+                alias: "production".into(),
+                url: "https://production.lambda-url.eu-west-1.on.aws/".into()
+            },
+        ]
+    );
+    assert!(!plan.blocked);
+    let plan = Plan::new(vec![plan], vec![]);
+    assert!(plan.has_changes());
+    assert_eq!(
+        (
+            plan.summary.record_audit,
+            plan.summary.function_urls_create,
+            plan.summary.function_urls_unchanged
+        ),
+        (2, 0, 1)
+    );
+    let text = to_text(&plan);
+    assert!(
+        text.contains("  + v1           audit   function URL https://v1.lambda-url.eu-west-1.on.aws/ (AWS_IAM) exists without its audit record; write it\n"),
+        "{text}"
+    );
+
+    // Once recorded, nothing is left to do.
+    o.url_recorded
+        .extend(["v1".to_string(), "production".to_string()]);
+    let recorded = Plan::new(vec![with_urls(&specs, &production, &o, &urls)], vec![]);
+    assert!(!recorded.has_changes(), "{:?}", kinds(&recorded.models[0]));
+
+    // An unrecorded URL with any other auth is drift, never recorded as Ferry's.
+    o.url_recorded.remove("v1");
+    urls.insert("v1".into(), url_of("v1", "NONE"));
+    let public = with_urls(&specs, &production, &o, &urls);
+    assert!(public.blocked);
+    assert_eq!(
+        kinds(&public)[3..],
+        [
+            "drift v1",
+            "function_url_unchanged v2",
+            "function_url_unchanged production"
+        ]
     );
 }
 

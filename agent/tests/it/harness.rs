@@ -394,8 +394,10 @@ pub fn mutating_calls(env: &Env, f: impl FnOnce()) -> Vec<String> {
 
 /// Mutating calls the local Lambda answers itself, which moto's recorder never sees: operation → answers so far.
 fn answered_by_the_front(env: &Env) -> BTreeMap<String, u64> {
-    const MUTATING: [&str; 4] = [
+    const MUTATING: [&str; 6] = [
         "PutRuntimeManagementConfig",
+        "AddPermission",
+        "RemovePermission",
         "CreateFunctionUrlConfig",
         "UpdateFunctionUrlConfig",
         "DeleteFunctionUrlConfig",

@@ -17,6 +17,26 @@ impl Fixture {
         cmd.env("AWS_ENDPOINT_URL", &proxy.url);
         cmd
     }
+
+    /// `ferry deploy` with the put of the first audit record whose key contains `key_part` refused: the change that
+    /// record is of is made, the record is not written, and the deploy fails saying so.
+    pub(crate) async fn deploy_with_record_refused(&self, key_part: &str) {
+        let proxy = FaultProxy::start(
+            &self.env.stack.aws_url,
+            vec![Rule::new(
+                "PUT",
+                key_part,
+                Fault::Refuse(403, "AccessDenied"),
+                1,
+            )],
+        )
+        .await;
+        self.ferry_via(&proxy, &["deploy"])
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains("audit record"));
+        assert_eq!(proxy.faulted(), 1, "the record's put was refused");
+    }
 }
 
 async fn s3() -> aws_sdk_s3::Client {
@@ -124,20 +144,7 @@ async fn a_deploy_whose_lock_release_fails_reports_its_result_and_the_next_run_t
 async fn a_stage_move_whose_audit_record_failed_is_recorded_by_the_next_run() {
     let fx = Fixture::new("rel-stage", "");
     // The stage alias moves; the put of its record is refused.
-    let proxy = FaultProxy::start(
-        &fx.env.stack.aws_url,
-        vec![Rule::new(
-            "PUT",
-            "/stages/production/",
-            Fault::Refuse(403, "AccessDenied"),
-            1,
-        )],
-    )
-    .await;
-    fx.ferry_via(&proxy, &["deploy"])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("audit record"));
+    fx.deploy_with_record_refused("/stages/production/").await;
     assert!(aliases(RISK_FN).await.contains_key("production"));
     assert_eq!(count(&audit_keys().await, "/stages/production/"), 0);
 

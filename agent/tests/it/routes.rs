@@ -59,6 +59,14 @@ async fn routes(api: &str) -> BTreeMap<String, (String, String, String, String)>
         .collect()
 }
 
+/// `ferry verify` exits with `code` (0: every check passed, 1: one failed), and its report says `says`.
+fn verify_says(fx: &Fixture, code: i32, says: &str) {
+    fx.ferry(&["verify"])
+        .assert()
+        .code(code)
+        .stdout(predicate::str::contains(says));
+}
+
 /// A second deploy finds nothing to do and makes no mutating call.
 fn a_rerun_changes_nothing(fx: &Fixture) {
     let calls = mutating_calls(&fx.env, || {
@@ -142,6 +150,46 @@ async fn a_deploy_routes_every_alias_plan_shows_verify_checks_and_retire_removes
         "{:?}",
         policy.policy()
     );
+    // Each alias's permission is in that alias's own policy: production's holds only its own route's, though it is
+    // on v2's Lambda version, and that version has no policy (Lambda keeps one per qualifier; so does the stand-in).
+    let statements = |policy: &str| -> Vec<String> {
+        let doc: serde_json::Value = serde_json::from_str(policy).unwrap();
+        doc["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                s["Condition"]["ArnLike"]["AWS:SourceArn"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    let production = lambda
+        .get_policy()
+        .function_name(RISK_FN)
+        .qualifier("production")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        statements(production.policy().unwrap()),
+        [format!(
+            "arn:aws:execute-api:us-east-1:123456789012:{api}/*/POST/models/risk-score/production/invocations"
+        )]
+    );
+    let v2_version = crate::deploy::aliases(RISK_FN).await["v2"].0.clone();
+    assert!(
+        lambda
+            .get_policy()
+            .function_name(RISK_FN)
+            .qualifier(&v2_version)
+            .send()
+            .await
+            .is_err(),
+        "no permission on the version itself"
+    );
     // Each route's creation is audited, beside its alias's own record.
     let keys = audit_keys().await;
     for alias in ["v1", "v2", "production"] {
@@ -174,14 +222,15 @@ async fn a_deploy_routes_every_alias_plan_shows_verify_checks_and_retire_removes
         )));
 
     // Verify checks every route, integration and permission.
-    fx.ferry(&["verify"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains(format!(
+    verify_says(
+        &fx,
+        0,
+        &format!(
             "risk-score     v1     route {} invokes the alias through integration {}, invoke permission scoped to the route, audited",
             key("risk-score", "v1"),
             live[&key("risk-score", "v1")].1
-        )));
+        ),
+    );
 
     // Retire v1: its route and integration are gone, and that is recorded; the other routes stay.
     fx.retire("1", "superseded by v2", "QA-77")
@@ -225,15 +274,16 @@ async fn a_deploy_routes_every_alias_plan_shows_verify_checks_and_retire_removes
         .send()
         .await
         .unwrap();
-    fx.ferry(&["verify"])
-        .assert()
-        .code(1)
-        .stdout(predicate::str::contains(format!(
+    verify_says(
+        &fx,
+        1,
+        &format!(
             "FAIL risk-score     v2     route {} integrates AWS_PROXY {}, not {}; left alone",
             key("risk-score", "v2"),
             alias_arn(RISK_FN, "production"),
             alias_arn(RISK_FN, "v2")
-        )));
+        ),
+    );
     let calls = mutating_calls(&fx.env, || {
         fx.ferry(&["deploy", "--model", "risk-score"])
             .assert()
@@ -356,12 +406,7 @@ async fn a_model_served_through_function_urls_gets_one_per_alias_with_aws_iam_an
     );
     assert_eq!(count(&audit_keys().await, "risk-score/urls/"), 3);
     a_rerun_changes_nothing(&fx);
-    fx.ferry(&["verify"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains(
-            "risk-score     v2     function URL https://",
-        ));
+    verify_says(&fx, 0, "risk-score     v2     function URL https://");
 
     // Retire v1: its URL goes with it, recorded.
     fx.retire("1", "superseded by v2", "QA-79")
@@ -386,12 +431,7 @@ async fn a_model_served_through_function_urls_gets_one_per_alias_with_aws_iam_an
         .send()
         .await
         .unwrap();
-    fx.ferry(&["verify"])
-        .assert()
-        .code(1)
-        .stdout(predicate::str::contains(
-            "has auth NONE, not AWS_IAM: anyone may call it",
-        ));
+    verify_says(&fx, 1, "has auth NONE, not AWS_IAM: anyone may call it");
     fx.ferry(&["deploy", "--model", "risk-score"])
         .assert()
         .code(1)
@@ -399,4 +439,93 @@ async fn a_model_served_through_function_urls_gets_one_per_alias_with_aws_iam_an
             "  ! v2           drift   function URL",
         ));
     assert_eq!(function_urls(RISK_FN).await["v2"], "NONE");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_function_url_whose_record_was_not_written_is_recorded_by_the_next_run() {
+    // Given risk-score served through function URLs, and a deploy whose put of v2's URL record is refused (as a run
+    // stopped between the URL and its record would leave it): v2 has its URL, and no record says so.
+    let fx = Fixture::new("urls-record", "endpoint = \"function_url\"");
+    fx.deploy_with_record_refused("risk-score/urls/v2/").await;
+    let url = crate::deploy::lambda()
+        .await
+        .get_function_url_config()
+        .function_name(RISK_FN)
+        .qualifier("v2")
+        .send()
+        .await
+        .unwrap()
+        .function_url()
+        .to_string();
+    assert_eq!(count(&audit_keys().await, "risk-score/urls/v2/"), 0);
+
+    // verify fails the alias, saying what is missing; the plan shows the repair.
+    verify_says(
+        &fx,
+        1,
+        &format!(
+            "FAIL risk-score     v2     function URL {url} (AWS_IAM) serves the alias, but its creation has no audit record (`ferry deploy` writes it)"
+        ),
+    );
+    fx.ferry(&["plan", "--model", "risk-score"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "  + v2           audit   function URL {url} (AWS_IAM) exists without its audit record; write it"
+        )));
+
+    // When deployed again: the record is written from what the URL shows, saying it was written after the fact,
+    // and the URL is left as it is; the URL the failed run never reached (production's) is created.
+    fx.ferry(&["deploy"]).assert().success();
+    let keys = audit_keys().await;
+    let written: Vec<&String> = keys
+        .iter()
+        .filter(|k| k.contains("risk-score/urls/v2/"))
+        .collect();
+    assert_eq!(written.len(), 1, "{keys:#?}");
+    let record: serde_json::Value =
+        serde_json::from_slice(&crate::harness::object_bytes(written[0]).await).unwrap();
+    assert_eq!(record["event"], "function-url-create");
+    assert_eq!(record["function_url"], url.as_str());
+    assert_eq!(record["version"], "2");
+    assert_eq!(
+        record["lambda_version"],
+        crate::deploy::aliases(RISK_FN).await["v2"].0.as_str()
+    );
+    assert!(
+        record["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("recorded after the fact"),
+        "{record:#}"
+    );
+    let iam = ["production", "v1", "v2"]
+        .map(|a| (a.to_string(), "AWS_IAM".to_string()))
+        .into_iter()
+        .collect::<BTreeMap<_, _>>();
+    assert_eq!(function_urls(RISK_FN).await, iam);
+    assert_eq!(count(&keys, "risk-score/urls/"), 3, "one record per URL");
+
+    // Then verify passes, and a rerun plans nothing.
+    verify_says(
+        &fx,
+        0,
+        &format!("risk-score     v2     function URL {url} (AWS_IAM), audited"),
+    );
+    a_rerun_changes_nothing(&fx);
+
+    // A recorded URL deleted by hand fails verify, which says so.
+    crate::deploy::lambda()
+        .await
+        .delete_function_url_config()
+        .function_name(RISK_FN)
+        .qualifier("v1")
+        .send()
+        .await
+        .unwrap();
+    verify_says(
+        &fx,
+        1,
+        "FAIL risk-score     v1     the function URL is recorded as created, but it is gone and no record says why: deleted outside `ferry retire`",
+    );
 }
