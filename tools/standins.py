@@ -47,9 +47,9 @@ DEMO_MODELS = ("risk-score", "readmission")
 MOTO_READY_TIMEOUT_S = 30
 # The control plane as tests meet it: AWS's quotas and no added latency (the local Lambda's defaults), but an update
 # settles in 0.2 s, which keeps the deploy tests fast while every update is still InProgress for a while.
-TEST_CONTROL_PLANE = {"settle_s": 0.2}
+TEST_CONTROL_PLANE = {"settle_s": 0.2, "publish_pending_s": 0.2}
 CONTROL_PLANE_SETTINGS = ("settle_s", "latency_ms", "rate_control", "rate_get_function", "rate_get_policy", "burst_s",
-                          "idle_s", "restore_s")
+                          "idle_s", "restore_s", "publish_pending_s")
 MLFLOW_READY_TIMEOUT_S = 120
 
 

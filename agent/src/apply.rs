@@ -224,8 +224,15 @@ async fn apply_actions(
                     None => publish(ctx, spec, &mut latest_revision).await?,
                 };
                 let lv = published.lambda_version.clone();
+                let detail = wait_until_active(ctx, &spec.function_name, &lv).await?;
+                if let Some(config) = published.config.as_mut()
+                    && config.runtime_version_arn.is_none()
+                {
+                    // A listing (a reused version) names no runtime version; GetFunction does.
+                    config.runtime_version_arn = detail.runtime_version_arn;
+                }
                 // Pinned before the alias exists: a live version's runtime is never changed by Ferry.
-                let runtime = pin_runtime(ctx, spec, &mut published).await?;
+                let runtime = pin_runtime(ctx, spec, &published).await?;
                 smoke_invoke(ctx, spec, &lv).await?;
                 create_alias(ctx, spec, &lv).await?;
                 let rebuilt = from_record.as_ref().map(|r| {
@@ -893,15 +900,27 @@ async fn smoke_invoke(ctx: &ApplyContext, spec: &FunctionSpec, lv: &str) -> Resu
 async fn pin_runtime(
     ctx: &ApplyContext,
     spec: &FunctionSpec,
-    published: &mut Published,
+    published: &Published,
 ) -> Result<Option<RuntimeManagement>, StepError> {
     let f = spec.function_name.as_str();
     let lv = published.lambda_version.clone();
-    let Some(arn) = complete_runtime_version(ctx, f, published).await? else {
+    let config = published.config.as_ref();
+    let arn = config.and_then(|c| c.runtime_version_arn.clone());
+    let Some(arn) = arn else {
+        if config.is_some_and(|c| c.runtime.is_some()) {
+            // A managed runtime whose version Lambda does not name: refuse rather than go live unpinned.
+            return Err(step_err(
+                f,
+                "PutRuntimeManagementConfig",
+                format!(
+                    "Lambda names no runtime version for version {lv}, so its runtime cannot be pinned; no alias created (the next run tries again)"
+                ),
+            ));
+        }
         tracing::info!(
             function = f,
             version = lv,
-            "no runtime version in the version's configuration; runtime not pinned"
+            "no managed runtime (a container image?); nothing to pin"
         );
         return Ok(None);
     };
@@ -918,6 +937,54 @@ async fn pin_runtime(
         ));
     }
     Ok(Some(answered))
+}
+
+/// Waits until a published version is `Active`: Lambda may keep a new version `Pending` for a while (the SDKs'
+/// `PublishedVersionActive` waiter; Lambda developer guide, "Lambda function states": "Lambda does not invoke a
+/// function during pending state") and refuses to invoke it meanwhile. Polls GetFunction, which has its own quota
+/// (100/s) apart from the 15/s the other control-plane calls share, quickly at first. Answers what GetFunction said.
+async fn wait_until_active(
+    ctx: &ApplyContext,
+    function: &str,
+    lv: &str,
+) -> Result<crate::observe::VersionDetail, StepError> {
+    const STEP: &str = "wait until the version is Active";
+    let deadline = tokio::time::Instant::now() + ctx.options.update_timeout;
+    let mut delay = Duration::from_millis(100).min(ctx.options.poll_interval);
+    loop {
+        let detail = crate::observe::version_detail(&ctx.lambda, function, lv)
+            .await
+            .map_err(|e| step_err(function, "GetFunction", e))?;
+        match detail.state.as_deref() {
+            Some("Pending") => {}
+            Some("Failed") => {
+                return Err(step_err(
+                    function,
+                    STEP,
+                    format!(
+                        "Lambda version {lv} is Failed ({}); no alias created",
+                        detail
+                            .state_reason_code
+                            .as_deref()
+                            .unwrap_or("no reason given")
+                    ),
+                ));
+            }
+            _ => return Ok(detail),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(step_err(
+                function,
+                STEP,
+                format!(
+                    "Lambda version {lv} still Pending after {:?}",
+                    ctx.options.update_timeout
+                ),
+            ));
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(ctx.options.poll_interval);
+    }
 }
 
 /// The runtime version `published` runs, filled into its configuration when that came from a listing (listings

@@ -82,8 +82,9 @@ pub enum Command {
     ///
     /// Takes the deploy lock only when there is something to do, so a rerun after success makes no mutating
     /// call. Models are deployed concurrently (--jobs); the steps of one function run in order: update $LATEST,
-    /// wait until updated, publish (spec hash in the description), smoke-invoke the new version, create the
-    /// alias v<N>, write the audit record, move stage aliases. Drift in a model stops that model.
+    /// wait until updated, publish (spec hash in the description), wait until the version is Active, pin its runtime
+    /// version, smoke-invoke it, create the alias v<N>, write the audit record, move stage aliases. Drift in a model
+    /// stops that model.
     Deploy(DeployArgs),
     /// Copy approved versions' artifacts from S3 to EFS, verified and atomic
     Sync(SyncArgs),
@@ -225,6 +226,9 @@ pub struct SyncArgs {
 pub struct VerifyArgs {
     #[command(flatten)]
     pub filter: ModelFilter,
+    /// Only this alias's findings (`v3`, `production`); repeatable. The model storage is always checked
+    #[arg(long = "alias", value_name = "ALIAS")]
+    pub aliases: Vec<String>,
     /// Also re-hash the EFS folders of deployed versions (needs the EFS root)
     #[arg(long, value_name = "DIR")]
     pub efs_root: Option<PathBuf>,

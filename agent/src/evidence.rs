@@ -92,14 +92,11 @@ impl DeployEvidence {
         } else {
             runtime
         };
-        let r = &self.runtime_management;
-        match (
-            plain(&r["update_runtime_on"]),
-            plain(&r["runtime_version_arn"]),
+        match serde_json::from_value::<crate::runtime_management::RuntimeManagement>(
+            self.runtime_management.clone(),
         ) {
-            (mode, _) if mode.is_empty() => format!("{runtime}, update mode not recorded"),
-            (mode, arn) if arn.is_empty() => format!("{runtime}, {mode}"),
-            (mode, arn) => format!("{runtime}, {mode} (runtime version {arn})"),
+            Ok(mode) => format!("{runtime}, {mode}"),
+            Err(_) => format!("{runtime}, update mode not recorded"),
         }
     }
 }

@@ -87,27 +87,22 @@ pub async fn read(
     ))
 }
 
-/// A version's runtime as `verify` reads it: its update mode (read when a record says what it should be) and what
-/// `GetFunction` says of it (its runtime version, its state).
+/// A version's runtime as `verify` reads it: its update mode, and what `GetFunction` says of it (its runtime
+/// version, its state).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObservedRuntime {
-    pub management: Option<RuntimeManagement>,
+    pub management: RuntimeManagement,
     pub detail: VersionDetail,
 }
 
-/// The reads of a version's runtime; the update mode only when `with_management`.
+/// Both reads of a version's runtime.
 pub async fn observe(
     lambda: &aws_sdk_lambda::Client,
     function: &str,
     lambda_version: &str,
-    with_management: bool,
 ) -> Result<ObservedRuntime, String> {
-    let management = match with_management {
-        true => Some(read(lambda, function, lambda_version).await?),
-        false => None,
-    };
     Ok(ObservedRuntime {
-        management,
+        management: read(lambda, function, lambda_version).await?,
         detail: version_detail(lambda, function, lambda_version).await?,
     })
 }

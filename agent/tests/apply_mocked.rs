@@ -168,20 +168,24 @@ const RUNTIME_VERSION: &str =
 
 /// GetFunction of a version: the runtime version it runs (a publish answer or a listing may not name it).
 fn runtime_version_found() -> Rule {
-    mock!(aws_sdk_lambda::Client::get_function).then_output(|| {
-        GetFunctionOutput::builder()
-            .configuration(
-                FunctionConfiguration::builder()
-                    .version("7")
-                    .runtime_version_config(
-                        RuntimeVersionConfig::builder()
-                            .runtime_version_arn(RUNTIME_VERSION)
-                            .build(),
-                    )
-                    .build(),
-            )
-            .build()
-    })
+    mock!(aws_sdk_lambda::Client::get_function).then_output(|| version_detail(None))
+}
+
+/// GetFunction of version 7: its runtime version, and its state when given.
+fn version_detail(state: Option<aws_sdk_lambda::types::State>) -> GetFunctionOutput {
+    GetFunctionOutput::builder()
+        .configuration(
+            FunctionConfiguration::builder()
+                .version("7")
+                .set_state(state)
+                .runtime_version_config(
+                    RuntimeVersionConfig::builder()
+                        .runtime_version_arn(RUNTIME_VERSION)
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
 }
 
 /// PutRuntimeManagementConfig answering what it was asked.
@@ -529,6 +533,30 @@ async fn each_new_version_is_pinned_to_its_runtime_version_before_its_alias_exis
     assert_eq!(outcome.error, None);
     assert_eq!((runtime.num_calls(), pin.num_calls()), (1, 1));
     assert_eq!(alias.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_new_version_still_pending_is_waited_for_before_its_smoke_invoke() {
+    // Given a version Lambda keeps Pending for two reads after its publish,
+    let update = mock!(aws_sdk_lambda::Client::update_function_configuration)
+        .then_output(|| update_output(LastUpdateStatus::Successful));
+    let detail = mock!(aws_sdk_lambda::Client::get_function)
+        .sequence()
+        .output(|| version_detail(Some(aws_sdk_lambda::types::State::Pending)))
+        .times(2)
+        .output(|| version_detail(Some(aws_sdk_lambda::types::State::Active)))
+        .build();
+    let (get, publish, invoke, alias) = (
+        get_config_successful(),
+        publish_ok(),
+        invoke_ok(),
+        alias_ok(),
+    );
+    let outcome = deploy(&[&update, &get, &publish, &detail, &invoke, &alias]).await;
+    // then Ferry reads it until it is Active, and only then smoke-invokes it and creates the alias.
+    assert_eq!(outcome.error, None);
+    assert_eq!(detail.num_calls(), 3, "Pending, Pending, Active");
+    assert_eq!((invoke.num_calls(), alias.num_calls()), (1, 1));
 }
 
 #[tokio::test]

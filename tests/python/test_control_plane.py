@@ -93,7 +93,7 @@ def test_the_defaults_are_aws_quotas_and_tests_settle_fast():
     rates = control_plane.Settings().rates
     assert (rates.get_function, rates.get_policy, rates.other) == (100, 15, 15)
     assert control_plane.Settings().latency_ms == 0
-    assert standins.TEST_CONTROL_PLANE == {"settle_s": 0.2}
+    assert standins.TEST_CONTROL_PLANE == {"settle_s": 0.2, "publish_pending_s": 0.2}
 
 
 def test_flags_and_environment_set_the_control_plane(monkeypatch):
@@ -103,6 +103,7 @@ def test_flags_and_environment_set_the_control_plane(monkeypatch):
     settings = control_plane.settings_from(parser.parse_args(["--settle-s", "3", "--latency-ms", "20"]))
     assert (settings.rates.other, settings.rates.get_function, settings.settle_s, settings.latency_ms) == (5, 100, 3, 20)
     monkeypatch.setenv("FERRY_LAMBDA_SETTLE_S", "2")
+    monkeypatch.setenv("FERRY_LAMBDA_PUBLISH_PENDING_S", "0")
     assert standins.control_plane_flags(None) == [], "the environment wins over the tests' default"
     assert standins.control_plane_flags({"latency_ms": 20}) == ["--latency-ms=20"]
     with pytest.raises(ValueError, match="unknown control-plane settings"):
@@ -383,12 +384,35 @@ def test_runtime_management_refuses_what_lambda_refuses(aws):
 
 
 # ---- versions that go idle ----------------------------------------------------------------------------------------
+def state_of(lam, version: str) -> tuple[str, str | None]:
+    config = lam.get_function_configuration(FunctionName="f", Qualifier=version)
+    return config["State"], config.get("StateReasonCode")
+
+
+def until_active(lam, version: str) -> None:
+    deadline = time.monotonic() + 10
+    while state_of(lam, version)[0] != "Active":
+        assert time.monotonic() < deadline, f"version {version} not Active after 10 s"
+        time.sleep(0.05)
+
+
+def test_a_new_version_is_pending_for_a_while_and_an_invoke_meanwhile_conflicts(aws):
+    st, lam, _ = aws
+    post(st, "/ferry-lambda/control-plane", {"publish_pending_s": 1.5})
+    version = lam.publish_version(FunctionName="f")["Version"]
+    assert state_of(lam, version) == ("Pending", "Creating")
+    with pytest.raises(lam.exceptions.ResourceConflictException):
+        lam.invoke(FunctionName="f", Qualifier=version, Payload=b"{}")
+    until_active(lam, version)
+    assert lam.invoke(FunctionName="f", Qualifier=version, Payload=b"{}")["StatusCode"] == 200
+
+
 def test_an_idle_version_goes_inactive_its_next_invoke_fails_and_it_is_active_again_after_the_restore(aws):
     st, lam, _ = aws
+    post(st, "/ferry-lambda/control-plane", {"idle_s": 2, "restore_s": 1.5, "publish_pending_s": 0})
     version = lam.publish_version(FunctionName="f")["Version"]
-    post(st, "/ferry-lambda/control-plane", {"idle_s": 0.3, "restore_s": 0.3})
-    assert lam.get_function_configuration(FunctionName="f", Qualifier=version)["State"] == "Active"
-    time.sleep(0.35)
+    assert state_of(lam, version) == ("Active", None)
+    time.sleep(2.1)
     inactive = lam.get_function(FunctionName="f", Qualifier=version)["Configuration"]
     assert (inactive["State"], inactive["StateReasonCode"]) == ("Inactive", "Idle")
     listed = {v["Version"]: v for v in lam.list_versions_by_function(FunctionName="f")["Versions"]}
@@ -396,11 +420,10 @@ def test_an_idle_version_goes_inactive_its_next_invoke_fails_and_it_is_active_ag
     with pytest.raises(lam.exceptions.ResourceNotReadyException) as failed:
         lam.invoke(FunctionName="f", Qualifier=version, Payload=b"{}")
     assert failed.value.response["ResponseMetadata"]["HTTPStatusCode"] == 502
-    assert lam.get_function_configuration(FunctionName="f", Qualifier=version)["StateReasonCode"] == "Restoring"
+    assert state_of(lam, version) == ("Pending", "Restoring")
     with pytest.raises(lam.exceptions.ResourceConflictException):
         lam.invoke(FunctionName="f", Qualifier=version, Payload=b"{}")
-    time.sleep(0.35)
-    assert lam.get_function_configuration(FunctionName="f", Qualifier=version)["State"] == "Active"
+    until_active(lam, version)
     assert lam.invoke(FunctionName="f", Qualifier=version, Payload=b"{}")["StatusCode"] == 200
     assert lam.get_function_configuration(FunctionName="f")["State"] == "Active", "$LATEST never goes idle here"
 

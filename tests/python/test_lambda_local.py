@@ -74,6 +74,17 @@ def updated(name: str) -> None:
         time.sleep(0.05)
 
 
+def published(name: str, **kwargs) -> dict:
+    """PublishVersion, then wait until the version is Active (as the SDKs' PublishedVersionActive waiter does): the
+    local Lambda, as Lambda may, keeps a new version Pending for a while and refuses to invoke it meanwhile."""
+    version = lam().publish_version(FunctionName=name, **kwargs)
+    deadline = time.monotonic() + 30
+    while lam().get_function_configuration(FunctionName=name, Qualifier=version["Version"])["State"] != "Active":
+        assert time.monotonic() < deadline, f"{name}: version {version['Version']} not Active after 30 s"
+        time.sleep(0.05)
+    return version
+
+
 def function(name: str, code: str, runtime: str = TARGET["runtime"], timeout: int = 3, env: dict | None = None,
              handler: str = "app.handler") -> str:
     """A function of one module `app.py` (no layer), published; returns its version."""
@@ -153,7 +164,7 @@ def test_an_alias_runs_the_version_it_points_at(aws):
     v1 = function("aliased", "def handler(e, c):\n    return 'one'\n")
     lam().update_function_code(FunctionName="aliased", ZipFile=zip_of({"app.py": "def handler(e, c):\n    return 'two'\n"}))
     updated("aliased")
-    v2 = lam().publish_version(FunctionName="aliased")["Version"]
+    v2 = published("aliased")["Version"]
     lam().create_alias(FunctionName="aliased", Name="v1", FunctionVersion=v1)
     lam().create_alias(FunctionName="aliased", Name="live", FunctionVersion=v2)
     assert invoke("aliased", qualifier="v1")[1] == "one"
@@ -288,7 +299,7 @@ def runtime_function(aws):
     def publish(env: dict[str, str]) -> str:
         lam().update_function_configuration(FunctionName=name, Environment={"Variables": env})
         updated(name)
-        return lam().publish_version(FunctionName=name)["Version"]
+        return published(name)["Version"]
 
     return name, mount, folder, publish
 

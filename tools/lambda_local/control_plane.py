@@ -49,6 +49,7 @@ class Settings:
     latency_ms: float = 0.0
     idle_s: float = 0.0         # a version goes Inactive this long after its last invoke (AWS: weeks); 0 = never
     restore_s: float = 1.0      # an Inactive version invoked is Pending this long (AWS documents no figure)
+    publish_pending_s: float = 0.0  # a new version is Pending this long after PublishVersion (AWS: no figure)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -56,7 +57,7 @@ class Settings:
     def updated(self, doc: dict) -> Settings:
         """These settings with the fields `doc` names replaced (unknown fields are an error)."""
         rates = dict(doc.get("rates") or {})
-        scalars = {"settle_s", "latency_ms", "idle_s", "restore_s"}
+        scalars = {"settle_s", "latency_ms", "idle_s", "restore_s", "publish_pending_s"}
         unknown = set(doc) - {"rates", *scalars} | set(rates) - set(Rates.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown control-plane settings: {sorted(unknown)}")
@@ -74,6 +75,8 @@ FLAGS = [  # flag, environment variable, where in Settings, help
     ("--latency-ms", "FERRY_LAMBDA_LATENCY_MS", "latency_ms", "round-trip latency of every AWS request (0)"),
     ("--idle-s", "FERRY_LAMBDA_IDLE_S", "idle_s", "seconds without an invoke before a version is Inactive (0: never)"),
     ("--restore-s", "FERRY_LAMBDA_RESTORE_S", "restore_s", "seconds an Inactive version invoked stays Pending (1)"),
+    ("--publish-pending-s", "FERRY_LAMBDA_PUBLISH_PENDING_S", "publish_pending_s",
+     "seconds a new version stays Pending after PublishVersion (0)"),
 ]
 
 
@@ -106,7 +109,7 @@ class ControlPlane:
         self.settings = settings
         self.throttle = Throttle(settings.rates)
         self.settling = Settling(settings.settle_s, self._settled)
-        self.idle.configure(settings.idle_s, settings.restore_s)
+        self.idle.configure(settings.idle_s, settings.restore_s, settings.publish_pending_s)
 
     def _settled(self, key) -> None:
         self.revisions.renew_latest(key)

@@ -15,6 +15,34 @@ use crate::observe::{observe, version_detail};
 
 const POLL: Duration = Duration::from_secs(1);
 
+/// The one invoke that starts an Inactive version's restore: Lambda refuses it before any code runs
+/// (`ResourceNotReadyException`). Sent once: the SDK would retry the 502, and a retry landing after the restore would
+/// run the model on an empty request. `Some(error)` for any other answer than that refusal (or a success, when the
+/// version turned Active meanwhile).
+async fn wake(lambda: &aws_sdk_lambda::Client, function: &str, lv: &str) -> Option<String> {
+    use aws_sdk_lambda::error::ProvideErrorMetadata;
+    let answer = lambda
+        .invoke()
+        .function_name(function)
+        .qualifier(lv)
+        .payload(Blob::new("{}"))
+        .customize()
+        .config_override(
+            aws_sdk_lambda::config::Builder::default()
+                .retry_config(aws_config::retry::RetryConfig::disabled()),
+        )
+        .send()
+        .await;
+    match answer {
+        Ok(_) => None,
+        Err(e) if e.code() == Some("ResourceNotReadyException") => None,
+        Err(e) => Some(format!(
+            "the waking invoke failed: {}",
+            crate::aws::describe_sdk_error(&e)
+        )),
+    }
+}
+
 async fn read(
     lambda: &aws_sdk_lambda::Client,
     function: &str,
@@ -33,6 +61,9 @@ struct Reactivated {
     /// The state found, and the state at the end.
     was: String,
     now: String,
+    /// Why it is not Active: the waking invoke's error, or Lambda's state reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
     seconds: f64,
 }
 
@@ -54,35 +85,21 @@ pub async fn run(g: &GlobalArgs, args: &ReactivateArgs) -> Result<u8> {
         for lv in o.referenced_versions() {
             checked += 1;
             let found = read(&clients.lambda, function, &lv).await?;
-            if !found.inactive() {
+            // Active: nothing to do. Pending: a restore is under way, waited for. Failed: said at once.
+            let state = found.state.clone().unwrap_or_default();
+            if !matches!(state.as_str(), "Inactive" | "Pending" | "Failed") {
                 continue;
             }
             let started = Instant::now();
-            // Refused before any code runs: it is what starts the restore. Sent once: the SDK would retry the 502,
-            // and a retry landing after the restore would run the model on an empty request.
-            let answer = clients
-                .lambda
-                .invoke()
-                .function_name(function)
-                .qualifier(&lv)
-                .payload(Blob::new("{}"))
-                .customize()
-                .config_override(
-                    aws_sdk_lambda::config::Builder::default()
-                        .retry_config(aws_config::retry::RetryConfig::disabled()),
-                )
-                .send()
-                .await;
-            if let Err(e) = &answer {
-                tracing::info!(
-                    function,
-                    version = lv,
-                    "the waking invoke was refused, as expected: {}",
-                    crate::aws::describe_sdk_error(e)
-                );
+            let mut error = None;
+            if state == "Inactive" {
+                error = wake(&clients.lambda, function, &lv).await;
             }
             let mut now = read(&clients.lambda, function, &lv).await?;
-            while now.state.as_deref() != Some("Active") && started.elapsed() < timeout {
+            while error.is_none()
+                && !matches!(now.state.as_deref(), Some("Active") | Some("Failed"))
+                && started.elapsed() < timeout
+            {
                 tokio::time::sleep(POLL).await;
                 now = read(&clients.lambda, function, &lv).await?;
             }
@@ -92,6 +109,7 @@ pub async fn run(g: &GlobalArgs, args: &ReactivateArgs) -> Result<u8> {
                 lambda_version: lv,
                 was: found.state.unwrap_or_default(),
                 now: now.state.unwrap_or_else(|| "unknown".into()),
+                reason: error.or(now.state_reason_code),
                 seconds: started.elapsed().as_secs_f64(),
             });
         }
@@ -101,8 +119,12 @@ pub async fn run(g: &GlobalArgs, args: &ReactivateArgs) -> Result<u8> {
         OutputFormat::Json => print_json(&woken)?,
         OutputFormat::Text => {
             for w in &woken {
+                let reason = match (&w.reason, w.now.as_str()) {
+                    (Some(r), now) if now != "Active" => format!(" ({r})"),
+                    _ => String::new(),
+                };
                 println!(
-                    "{} {:<14} Lambda version {:<4} {} -> {} in {:.1} s",
+                    "{} {:<14} Lambda version {:<4} {} -> {} in {:.1} s{reason}",
                     if w.now == "Active" { "ok  " } else { "FAIL" },
                     w.model,
                     w.lambda_version,
@@ -112,7 +134,7 @@ pub async fn run(g: &GlobalArgs, args: &ReactivateArgs) -> Result<u8> {
                 );
             }
             println!(
-                "{checked} aliased version(s) checked, {} were Inactive, {} still not Active.",
+                "{checked} aliased version(s) checked, {} were not Active, {} still are not.",
                 woken.len(),
                 woken.iter().filter(|w| w.now != "Active").count()
             );

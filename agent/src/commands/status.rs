@@ -42,13 +42,13 @@ pub async fn run(g: &GlobalArgs, filter: &ModelFilter) -> Result<u8> {
             .await
             .with_context(|| format!("status of {}", m.key))?;
         let mut states = BTreeMap::new();
-        for a in o.aliases.values() {
-            if !states.contains_key(&a.function_version) {
-                let detail = version_detail(&clients.lambda, function, &a.function_version)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("status of {}: {function}: {e}", m.key))?;
-                states.insert(a.function_version.clone(), detail.state);
-            }
+        for lv in o.referenced_versions() {
+            // A state that cannot be read (a role without lambda:GetFunction) is shown, not fatal.
+            let state = match version_detail(&clients.lambda, function, &lv).await {
+                Ok(detail) => detail.state,
+                Err(e) => Some(format!("state unknown ({e})")),
+            };
+            states.insert(lv, state);
         }
         out.push(model_status(&m.key, &o, &states));
     }

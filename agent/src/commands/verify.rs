@@ -24,7 +24,7 @@ use crate::manifest::{ArtifactManifest, MANIFEST_FILE, file_differences, scan_di
 use crate::observe::{ObservedFunction, ObservedVersion, observe};
 use crate::plan::is_version_alias;
 use crate::routes::{FunctionArn, ObservedApi, RouteKey, RouteState};
-use crate::runtime_management::{self, ObservedRuntime};
+use crate::runtime_management::{self, ObservedRuntime, RuntimeManagement};
 use crate::spec::configuration_differences;
 
 #[derive(Serialize)]
@@ -89,13 +89,9 @@ pub async fn run(g: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
                 .read_deploy_record(&recorded.key)
                 .await
                 .with_context(|| format!("verify of {} {alias}", m.key))?;
-            let found = runtime_management::observe(
-                &clients.lambda,
-                function,
-                &recorded.lambda_version,
-                body.runtime_management.is_some(),
-            )
-            .await;
+            let found =
+                runtime_management::observe(&clients.lambda, function, &recorded.lambda_version)
+                    .await;
             runtimes.insert(alias.clone(), found);
             records.insert(alias.clone(), body);
         }
@@ -118,6 +114,21 @@ pub async fn run(g: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
             }
             (Endpoint::HttpApi, None) => {}
         }
+    }
+    if !args.aliases.is_empty() {
+        let unknown: Vec<&str> = args
+            .aliases
+            .iter()
+            .filter(|a| !findings.iter().any(|f| &f.alias == *a))
+            .map(String::as_str)
+            .collect();
+        if !unknown.is_empty() {
+            anyhow::bail!(
+                "--alias {}: no such alias in the models checked (`ferry status` lists them); nothing was recorded",
+                unknown.join(", ")
+            );
+        }
+        findings.retain(|f| args.aliases.contains(&f.alias));
     }
     let ok = findings.iter().all(|f| f.ok) && storage.iter().all(|f| f.ok);
     match g.output {
@@ -165,6 +176,7 @@ pub async fn run(g: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
                 function,
                 ok: mine.iter().all(|f| f.ok) && storage.iter().all(|f| f.ok),
                 checked,
+                only_aliases: &args.aliases,
                 findings: mine,
                 storage: &storage,
                 deployer: verifier,
@@ -192,6 +204,9 @@ struct VerificationRecord<'a> {
     /// Every check of the model's aliases and of the storage passed.
     ok: bool,
     checked: Checked,
+    /// With `--alias`: the only aliases checked.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    only_aliases: &'a [String],
     findings: Vec<&'a Finding>,
     storage: &'a [crate::efs::StorageFinding],
     deployer: &'a Deployer,
@@ -592,45 +607,52 @@ fn check_runtime(
     lv: &str,
     record: &RecordedDeployBody,
     found: Option<&Result<ObservedRuntime, String>>,
-) -> Result<&'static str, String> {
-    let Some(recorded) = &record.runtime_management else {
-        return Ok(", runtime update mode not recorded");
+) -> Result<String, String> {
+    let found = match found {
+        Some(Ok(found)) => found,
+        Some(Err(e)) => {
+            return Err(format!(
+                "Lambda version {lv}: its runtime could not be read: {e}"
+            ));
+        }
+        None => return Err(format!("Lambda version {lv}: its runtime was not read")),
     };
+    if found.detail.state.as_deref() == Some("Failed") {
+        return Err(format!(
+            "Lambda version {lv} is Failed ({}): Lambda cannot invoke it",
+            found
+                .detail
+                .state_reason_code
+                .as_deref()
+                .unwrap_or("no reason given")
+        ));
+    }
     let recorded_version = record
         .configuration
         .as_ref()
         .and_then(|c| c.runtime_version_arn.as_ref());
-    match found {
-        Some(Ok(found))
-            if recorded_version.is_some()
-                && found.detail.runtime_version_arn.as_ref() != recorded_version =>
-        {
-            Err(format!(
-                "Lambda version {lv} runs runtime version {}, its deploy record says {}",
-                found
-                    .detail
-                    .runtime_version_arn
-                    .as_deref()
-                    .unwrap_or("none named"),
-                recorded_version.map_or("", String::as_str)
-            ))
-        }
-        Some(Ok(ObservedRuntime {
-            management: Some(management),
-            ..
-        })) => match runtime_management::difference(recorded, management) {
-            None => Ok(", runtime pinned as recorded"),
+    // Compared where both name one: Lambda may leave the field out (a version not Active, say).
+    if let (Some(recorded), Some(runs)) = (recorded_version, &found.detail.runtime_version_arn)
+        && recorded != runs
+    {
+        return Err(format!(
+            "Lambda version {lv} runs runtime version {runs}, its deploy record says {recorded}"
+        ));
+    }
+    let mode = &found.management;
+    let manual = |m: &RuntimeManagement| m.update_runtime_on == "Manual";
+    match &record.runtime_management {
+        None if manual(mode) => Ok(format!(", runtime {mode}, no pin recorded")),
+        None => Ok(format!(
+            ", runtime update mode {mode}: not frozen (deployed before Ferry pinned runtimes; Lambda may move it)"
+        )),
+        Some(recorded) => match runtime_management::difference(recorded, mode) {
             Some(why) => Err(format!("Lambda version {lv}: {why}")),
+            None if manual(recorded) => Ok(", runtime pinned as recorded".into()),
+            None => Ok(format!(
+                ", runtime update mode {recorded} as recorded: not frozen"
+            )),
         },
-        Some(Ok(_)) => Err(format!(
-            "Lambda version {lv}: its runtime update mode was not read"
-        )),
-        Some(Err(e)) => Err(format!(
-            "Lambda version {lv}: its runtime update mode could not be read: {e}"
-        )),
-        None => Err(format!(
-            "Lambda version {lv}: its runtime update mode was not read"
-        )),
     }
 }
 
@@ -694,7 +716,6 @@ fn check_folder(dir: &Path) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime_management::RuntimeManagement;
 
     const ARN: &str = "arn:aws:lambda:eu-west-1::runtime:aaaa";
     const NEWER: &str = "arn:aws:lambda:eu-west-1::runtime:bbbb";
@@ -713,7 +734,7 @@ mod tests {
 
     fn observed(mode: RuntimeManagement, runs: &str) -> Result<ObservedRuntime, String> {
         Ok(ObservedRuntime {
-            management: Some(mode),
+            management: mode,
             detail: crate::observe::VersionDetail {
                 runtime_version_arn: Some(runs.into()),
                 ..Default::default()
@@ -726,16 +747,35 @@ mod tests {
         let found = observed(RuntimeManagement::pinned(ARN), ARN);
         assert_eq!(
             check_runtime("7", &record(true), Some(&found)),
-            Ok(", runtime pinned as recorded")
+            Ok(", runtime pinned as recorded".to_string())
         );
     }
 
     #[test]
-    fn a_record_written_before_pinning_is_said_and_not_failed() {
-        assert_eq!(
-            check_runtime("7", &record(false), None),
-            Ok(", runtime update mode not recorded")
+    fn a_record_written_before_pinning_says_whether_the_runtime_is_frozen_and_does_not_fail() {
+        let auto = RuntimeManagement {
+            update_runtime_on: "Auto".into(),
+            runtime_version_arn: None,
+        };
+        let said = check_runtime("7", &record(false), Some(&observed(auto, ARN))).unwrap();
+        assert!(
+            said.contains("runtime update mode Auto: not frozen"),
+            "{said}"
         );
+        let pinned = observed(RuntimeManagement::pinned(ARN), ARN);
+        let said = check_runtime("7", &record(false), Some(&pinned)).unwrap();
+        assert!(said.contains("no pin recorded"), "{said}");
+    }
+
+    #[test]
+    fn a_failed_version_fails_and_a_runtime_version_lambda_does_not_show_is_not_a_difference() {
+        let mut failed = observed(RuntimeManagement::pinned(ARN), ARN).unwrap();
+        failed.detail.state = Some("Failed".into());
+        let why = check_runtime("7", &record(true), Some(&Ok(failed))).unwrap_err();
+        assert!(why.starts_with("Lambda version 7 is Failed"), "{why}");
+        let mut unshown = observed(RuntimeManagement::pinned(ARN), ARN).unwrap();
+        unshown.detail.runtime_version_arn = None;
+        assert!(check_runtime("7", &record(true), Some(&Ok(unshown))).is_ok());
     }
 
     #[test]

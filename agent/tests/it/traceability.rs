@@ -317,6 +317,10 @@ async fn verify_names_each_kind_of_drift_exactly() {
             ),
         },
         Drift {
+            name: "alias deleted by hand",
+            expected: "the alias is gone and no retirement record says why: deleted outside `ferry retire`".into(),
+        },
+        Drift {
             name: "runtime update mode set to Auto by hand",
             expected: format!(
                 "Lambda version {v1}: its runtime update mode is Auto, its deploy record says Manual (runtime version {runtime_version})"
@@ -392,6 +396,14 @@ async fn verify_names_each_kind_of_drift_exactly() {
             "approval edited in the registry" => {
                 set_tag("ferry.ticket", "CHG-9999");
             }
+            "alias deleted by hand" => {
+                lam.delete_alias()
+                    .function_name(RISK_FN)
+                    .name("v1")
+                    .send()
+                    .await
+                    .unwrap();
+            }
             "runtime update mode set to Auto by hand" => set_runtime("Auto", None).await,
             "runtime version changed by hand" => {
                 // Lambda releases a new runtime version: every version in Auto mode moves to it, Ferry's do not.
@@ -450,6 +462,18 @@ async fn verify_names_each_kind_of_drift_exactly() {
             drift.name,
             drift.expected
         );
+        if drift.name == "file changed" {
+            // --alias narrows the check to the aliases named; one that does not exist is an error.
+            fx.ferry(&["verify", "--alias", "v2"]).assert().success();
+            fx.ferry(&["verify", "--alias", "v1", "--alias", "production"])
+                .assert()
+                .code(1)
+                .stdout(predicate::str::contains(drift.expected.as_str()));
+            fx.ferry(&["verify", "--alias", "v9"])
+                .assert()
+                .failure()
+                .stderr(predicate::str::contains("--alias v9: no such alias"));
+        }
         // Undo it.
         match drift.name {
             "version alias repointed"

@@ -80,7 +80,6 @@ data "aws_iam_policy_document" "deploy" {
     sid = "ObserveModelFunctions"
     actions = [
       "lambda:GetFunctionConfiguration",
-      "lambda:GetFunction",
       "lambda:ListVersionsByFunction",
       "lambda:ListAliases",
       "lambda:GetAlias",
@@ -100,11 +99,16 @@ data "aws_iam_policy_document" "deploy" {
     resources = concat(local.functions, local.qualified_functions)
   }
 
-  # Each published version is pinned to the runtime version it was published on before its alias exists, and
-  # verify reads the pin back; both calls name a version, so only qualified ARNs match.
+  # Each published version is waited for until Active and pinned to the runtime version it was published on
+  # before its alias exists; verify, status and reactivate read its state, runtime version and pin back. Every one
+  # of these calls names a version, so only qualified ARNs match (GetFunction's code URL included: read-only).
   statement {
-    sid       = "PinModelVersionRuntimes"
-    actions   = ["lambda:PutRuntimeManagementConfig", "lambda:GetRuntimeManagementConfig"]
+    sid = "ModelVersionStatesAndRuntimes"
+    actions = [
+      "lambda:GetFunction",
+      "lambda:PutRuntimeManagementConfig",
+      "lambda:GetRuntimeManagementConfig",
+    ]
     resources = local.qualified_functions
   }
 
