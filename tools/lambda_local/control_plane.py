@@ -7,7 +7,8 @@ front answers as Lambda does. Per Lambda request, in this order:
   4. RevisionId preconditions (revisions.py): a mismatch is a 412;
   5. list parameters (pages.py): MaxItems out of range is a 400;
 then moto answers, and its answer is rewritten: RevisionIds, `LastUpdateStatus`, the runtime version, a version's
-`State` (idle.py: versions go Inactive after `idle_s` without an invoke), one page of a listing. The runtime-management calls, which moto lacks, are answered here (runtimes.py).
+`State` (idle.py: new versions Pending for `publish_pending_s`, idle ones Inactive after `idle_s`), one page of a
+listing. The runtime-management calls, which moto lacks, are answered here (runtimes.py).
 
 Settings come from `python -m lambda_local`'s flags (or FERRY_LAMBDA_* in its environment), AWS's quotas by default;
 `POST /ferry-lambda/control-plane` changes them while it runs, and `POST /moto-api/reset` brings back the ones it

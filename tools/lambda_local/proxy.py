@@ -259,7 +259,7 @@ def handler_class(ex: Executor):
             if path == "/ferry-lambda/runtime-release" and self.command == "POST":
                 runtime = _json(body).get("runtime")
                 if not isinstance(runtime, str) or not runtime:
-                    return self._send(400, b'{"message": "need the runtime, e.g. {\\"runtime\\": \\"python3.12\\"}"}',
+                    return self._send(400, b'{"message": "need the runtime identifier: {\\"runtime\\": ...}"}',
                                       {"Content-Type": "application/json"})
                 return self._answer(json_answer(200, {"runtime": runtime,
                                                       "release": ex.control_plane.runtimes.release(runtime)}))

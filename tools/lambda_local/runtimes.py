@@ -2,7 +2,7 @@
 
 Lambda (developer guide, "Lambda runtime updates" and "Runtime management controls"; API reference,
 GetRuntimeManagementConfig, PutRuntimeManagementConfig, RuntimeVersionConfig):
-  - a managed runtime (`python3.12`) is published as runtime versions, each with an ARN
+  - a managed runtime (`python3.x`) is published as runtime versions, each with an ARN
     `arn:aws:lambda:<region>::runtime:<id>` that differs between regions; a function version's configuration shows
     the one it runs as `RuntimeVersionConfig.RuntimeVersionArn`;
   - each version (`$LATEST` or a published number) has its own runtime management configuration, `UpdateRuntimeOn`:
@@ -15,9 +15,9 @@ Not documented, and chosen here: a newly published version starts with `$LATEST`
 sets the mode of every version it publishes, so it is correct either way); an ARN with another runtime's or region's
 runtime version is `InvalidParameterValueException`.
 
-`POST /ferry-lambda/runtime-release {"runtime": "python3.12"}` releases a new runtime version, as Lambda does every few
-weeks: every version in Auto mode moves to it at once (Lambda's two-phase rollout takes days), FunctionUpdate ones at
-their next update, Manual ones never.
+`POST /ferry-lambda/runtime-release {"runtime": "<runtime identifier>"}` releases a new runtime version, as Lambda
+does every few weeks: every version in Auto mode moves to it at once (Lambda's two-phase rollout takes days),
+FunctionUpdate ones at their next update, Manual ones never.
 """
 from __future__ import annotations
 
