@@ -22,7 +22,7 @@ CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
 .PHONY: help venv lock-python build test test-rust test-reliability test-python lint-rust local-up local-down demo demo-down \
-        bench-sync bench-deploy bench-runtime bench-history clean
+        bench-sync bench-deploy bench-deploy-moto bench-runtime bench-history clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{ printf "  %-22s %s\n", $$1, $$2 }'

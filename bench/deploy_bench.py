@@ -106,27 +106,34 @@ def setup(workdir: Path, models: int, versions: int) -> tuple[Path, Path, Path, 
         # is moto's echo of the request.
         local_platform.create(platform_for(f"bench-{contender}", models, workdir), os.environ["AWS_ENDPOINT_URL"],
                               local_lambda=False)
-    lines = []
-    for i in range(models):
-        model = f"m{i:02d}"
-        lines.append(f"[models.{model}]\n")
-        for v in range(1, versions + 1):
-            prefix = f"bench/{model}/{v}/artifacts"
-            s3.put_object(Bucket=standins.BUCKET, Key=f"{prefix}/MLmodel", Body=f"model {model} v{v}\n".encode())
-            s3.put_object(Bucket=standins.BUCKET, Key=f"{prefix}/python_model.pkl", Body=os.urandom(2048))
-            lines.append(f'[[models.{model}.versions]]\nversion = "{v}"\napproved_by = "qa@example.org"\n'
-                         f'approved_at = "2026-11-01T10:00:00Z"\nticket = "QA-{v}"\n'
-                         f'artifact_uri = "s3://{standins.BUCKET}/{prefix}"\n')
-    (workdir / "releases.toml").write_text("\n".join(lines))
-    catalog = workdir / "ferry.toml"
-    catalog.write_text('[registry]\nsource = "manifest"\npath = "releases.toml"\n'
-                       + "".join(f"[models.m{i:02d}]\n" for i in range(models)))
+    catalog = write_release(workdir, s3, "bench", models, versions)
     platforms = []
     for contender in ("ferry", "ferrycount", "ferrylat"):
         platform = workdir / f"platform-{contender}.json"
         platform.write_text(json.dumps(platform_for(f"bench-{contender}", models, workdir)))
         platforms.append(platform)
     return catalog, *platforms
+
+
+def write_release(folder: Path, s3, prefix: str, models: int, versions: int) -> Path:
+    """Tiny artifacts under `prefix/` in S3 for models m00.. x versions 1..; a release manifest approving them all and
+    a catalog naming the models, in `folder`. Returns the catalog's path."""
+    lines = []
+    for i in range(models):
+        model = f"m{i:02d}"
+        lines.append(f"[models.{model}]\n")
+        for v in range(1, versions + 1):
+            key = f"{prefix}/{model}/{v}/artifacts"
+            s3.put_object(Bucket=standins.BUCKET, Key=f"{key}/MLmodel", Body=f"model {model} v{v}\n".encode())
+            s3.put_object(Bucket=standins.BUCKET, Key=f"{key}/python_model.pkl", Body=os.urandom(2048))
+            lines.append(f'[[models.{model}.versions]]\nversion = "{v}"\napproved_by = "qa@example.org"\n'
+                         f'approved_at = "2026-11-01T10:00:00Z"\nticket = "QA-{v}"\n'
+                         f'artifact_uri = "s3://{standins.BUCKET}/{key}"\n')
+    (folder / "releases.toml").write_text("\n".join(lines))
+    catalog = folder / "ferry.toml"
+    catalog.write_text('[registry]\nsource = "manifest"\npath = "releases.toml"\n'
+                       + "".join(f"[models.m{i:02d}]\n" for i in range(models)))
+    return catalog
 
 
 def run_ferry(ferry: Path, catalog: Path, platform: Path) -> float:

@@ -10,13 +10,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use aws_sdk_lambda::error::ProvideErrorMetadata;
-use aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput;
 use aws_sdk_lambda::operation::update_function_configuration::{
     UpdateFunctionConfigurationError, UpdateFunctionConfigurationOutput,
 };
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{
-    AliasRoutingConfiguration, Environment, EphemeralStorage, LastUpdateStatus, LogType,
+    AliasRoutingConfiguration, Environment, EphemeralStorage, FunctionConfiguration,
+    LastUpdateStatus, LogType,
 };
 use serde::Serialize;
 
@@ -766,25 +766,41 @@ fn failed_reason(reason: Option<&str>) -> String {
     )
 }
 
+/// `$LATEST`'s configuration, read with GetFunction: the same configuration GetFunctionConfiguration answers, but
+/// GetFunction has a quota of its own (100 per second) where GetFunctionConfiguration shares the 15 per second of
+/// updates, publishes and aliases (Lambda developer guide, "Lambda quotas"): polling an update costs those nothing.
 async fn latest_configuration(
     ctx: &ApplyContext,
     function: &str,
-) -> Result<GetFunctionConfigurationOutput, StepError> {
+) -> Result<FunctionConfiguration, StepError> {
     ctx.lambda
-        .get_function_configuration()
+        .get_function()
         .function_name(function)
         .send()
         .await
-        .map_err(|e| step_err(function, "GetFunctionConfiguration", describe_sdk_error(&e)))
+        .map_err(|e| step_err(function, "GetFunction", describe_sdk_error(&e)))?
+        .configuration
+        .ok_or_else(|| {
+            step_err(
+                function,
+                "GetFunction",
+                "Lambda answered no configuration".into(),
+            )
+        })
 }
 
-/// Polls until `LastUpdateStatus` is `Successful`; `Failed` is an error with Lambda's reason.
+/// Polls until `LastUpdateStatus` is `Successful`; `Failed` is an error with Lambda's reason. Polls quickly at first
+/// (an update often settles within a second) and then every `poll_interval`, as the SDK's `FunctionUpdatedV2` waiter
+/// does.
 pub async fn wait_until_updated(
     ctx: &ApplyContext,
     function: &str,
 ) -> Result<(Option<String>, Option<String>), StepError> {
     let deadline = tokio::time::Instant::now() + ctx.options.update_timeout;
+    let mut delay = first_poll(ctx);
     loop {
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(ctx.options.poll_interval);
         let cfg = latest_configuration(ctx, function).await?;
         match cfg.last_update_status() {
             Some(LastUpdateStatus::InProgress) => {}
@@ -809,8 +825,12 @@ pub async fn wait_until_updated(
                 format!("still InProgress after {:?}", ctx.options.update_timeout),
             ));
         }
-        tokio::time::sleep(ctx.options.poll_interval).await;
     }
+}
+
+/// The first wait of a poll: short, since what is polled is often done within a fraction of a second.
+fn first_poll(ctx: &ApplyContext) -> Duration {
+    Duration::from_millis(100).min(ctx.options.poll_interval)
 }
 
 /// The error lines of a smoke invoke's log tail (base64, as Lambda returns it with `LogType::Tail`), as
@@ -950,7 +970,7 @@ async fn wait_until_active(
 ) -> Result<crate::observe::VersionDetail, StepError> {
     const STEP: &str = "wait until the version is Active";
     let deadline = tokio::time::Instant::now() + ctx.options.update_timeout;
-    let mut delay = Duration::from_millis(100).min(ctx.options.poll_interval);
+    let mut delay = first_poll(ctx);
     loop {
         let detail = crate::observe::version_detail(&ctx.lambda, function, lv)
             .await

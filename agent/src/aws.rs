@@ -3,6 +3,8 @@
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region};
 
+use crate::api_budget::ApiBudget;
+
 /// Attempts per call, first one included; the SDK backs off exponentially with jitter between them.
 pub const MAX_ATTEMPTS: u32 = 6;
 
@@ -48,11 +50,38 @@ pub fn s3_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(s3_config)
 }
 
+/// A Lambda client whose control-plane requests all go through `budget`, whoever sends them.
+pub fn lambda_client(config: &aws_config::SdkConfig, budget: &ApiBudget) -> aws_sdk_lambda::Client {
+    let http = config.http_client().unwrap_or_else(https_client);
+    let lambda_config = aws_sdk_lambda::config::Builder::from(config)
+        .http_client(budget.http_client(http))
+        .build();
+    aws_sdk_lambda::Client::from_conf(lambda_config)
+}
+
+/// The SDK's own default HTTPS client (aws-smithy-runtime's `default_https_client`, which is not public): rustls with
+/// aws-lc, the connector settings and sleep of the client it serves, the proxy from the environment.
+fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::proxy::ProxyConfig;
+    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+    use aws_smithy_http_client::{Builder, ConnectorBuilder};
+    Builder::new().build_with_connector_fn(|settings, components| {
+        let mut connector =
+            ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
+}
+
 impl Clients {
-    pub async fn from_env(region: Option<&str>) -> Clients {
+    pub async fn from_env(region: Option<&str>, budget: &ApiBudget) -> Clients {
         let config = sdk_config(region).await;
         Clients {
-            lambda: aws_sdk_lambda::Client::new(&config),
+            lambda: lambda_client(&config, budget),
             s3: s3_client(&config),
             sts: aws_sdk_sts::Client::new(&config),
             efs: aws_sdk_efs::Client::new(&config),

@@ -54,6 +54,33 @@ pub struct GlobalArgs {
     /// Log line format on stderr
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Lambda control-plane requests per second this run may send, all its concurrent work together
+    ///
+    /// Lambda allows an account 15 per second in each Region, shared with every other user of it, and does not
+    /// raise that; the default leaves a third for them. GetFunction and GetPolicy have quotas of their own (100 and
+    /// 15 per second): this run takes the same share of each. Invocations are not counted.
+    #[arg(long, global = true, env = "FERRY_API_RATE", value_name = "PER_SECOND",
+        default_value_t = crate::api_budget::DEFAULT_API_RATE, value_parser = api_rate)]
+    pub api_rate: f64,
+}
+
+impl GlobalArgs {
+    /// The run's budget of Lambda control-plane requests, one for all its clients.
+    pub fn api_budget(&self) -> crate::api_budget::ApiBudget {
+        crate::api_budget::ApiBudget::new(self.api_rate)
+    }
+}
+
+/// A rate above 0 and at most Lambda's shared quota (more would only be refused by Lambda).
+fn api_rate(text: &str) -> Result<f64, String> {
+    let quota = crate::api_budget::SHARED_QUOTA;
+    match text.parse::<f64>() {
+        Ok(rate) if rate > 0.0 && rate <= quota => Ok(rate),
+        Ok(_) => Err(format!(
+            "must be above 0 and at most {quota} (Lambda's per-account quota)"
+        )),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

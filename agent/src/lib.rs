@@ -4,6 +4,7 @@
 //! [`python_env`], [`manifest`]. The edges talk to the outside world behind small traits: [`approval`] (MLflow's
 //! REST API or a release manifest), [`aws`] (Lambda, S3), [`sync`] (S3 → EFS), [`audit`], [`lock`]. [`apply`]
 //! walks a plan through the edges; [`commands`] wires the CLI to all of it.
+pub mod api_budget;
 pub mod apply;
 pub mod approval;
 pub mod audit;

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use aws_sdk_lambda::operation::create_alias::CreateAliasOutput;
 use aws_sdk_lambda::operation::get_function::GetFunctionOutput;
-use aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput;
 use aws_sdk_lambda::operation::invoke::InvokeOutput;
 use aws_sdk_lambda::operation::list_aliases::{ListAliasesError, ListAliasesOutput};
 use aws_sdk_lambda::operation::list_versions_by_function::ListVersionsByFunctionOutput;
@@ -96,12 +95,17 @@ fn create_plan(spec: &FunctionSpec) -> ModelPlan {
     }
 }
 
-fn config(status: LastUpdateStatus, revision: &str) -> GetFunctionConfigurationOutput {
-    GetFunctionConfigurationOutput::builder()
-        .last_update_status(status)
-        .last_update_status_reason("EFS mount target not reachable")
-        .revision_id(revision)
-        .code_sha256("code-sha")
+/// GetFunction of `$LATEST` (what Ferry polls an update with): its update status and revision.
+fn config(status: LastUpdateStatus, revision: &str) -> GetFunctionOutput {
+    GetFunctionOutput::builder()
+        .configuration(
+            FunctionConfiguration::builder()
+                .last_update_status(status)
+                .last_update_status_reason("EFS mount target not reachable")
+                .revision_id(revision)
+                .code_sha256("code-sha")
+                .build(),
+        )
         .build()
 }
 
@@ -168,7 +172,9 @@ const RUNTIME_VERSION: &str =
 
 /// GetFunction of a version: the runtime version it runs (a publish answer or a listing may not name it).
 fn runtime_version_found() -> Rule {
-    mock!(aws_sdk_lambda::Client::get_function).then_output(|| version_detail(None))
+    mock!(aws_sdk_lambda::Client::get_function)
+        .match_requests(|r| r.qualifier().is_some())
+        .then_output(|| version_detail(None))
 }
 
 /// GetFunction of version 7: its runtime version, and its state when given.
@@ -224,7 +230,8 @@ fn alias_ok() -> Rule {
 }
 
 fn get_config_successful() -> Rule {
-    mock!(aws_sdk_lambda::Client::get_function_configuration)
+    mock!(aws_sdk_lambda::Client::get_function)
+        .match_requests(|r| r.qualifier().is_none())
         .then_output(|| config(LastUpdateStatus::Successful, "r1"))
 }
 
@@ -273,7 +280,8 @@ async fn an_update_in_progress_conflict_is_waited_out_then_the_version_is_publis
 async fn publishing_waits_for_an_update_in_progress_and_uses_its_revision() {
     let update = mock!(aws_sdk_lambda::Client::update_function_configuration)
         .then_output(|| update_output(LastUpdateStatus::InProgress));
-    let get = mock!(aws_sdk_lambda::Client::get_function_configuration)
+    let get = mock!(aws_sdk_lambda::Client::get_function)
+        .match_requests(|r| r.qualifier().is_none())
         .sequence()
         .output(|| config(LastUpdateStatus::InProgress, "r2"))
         .times(2)
@@ -305,7 +313,8 @@ async fn publishing_waits_for_an_update_in_progress_and_uses_its_revision() {
 async fn a_failed_update_stops_the_model_with_lambdas_reason() {
     let update = mock!(aws_sdk_lambda::Client::update_function_configuration)
         .then_output(|| update_output(LastUpdateStatus::InProgress));
-    let get = mock!(aws_sdk_lambda::Client::get_function_configuration)
+    let get = mock!(aws_sdk_lambda::Client::get_function)
+        .match_requests(|r| r.qualifier().is_none())
         .then_output(|| config(LastUpdateStatus::Failed, "r2"));
     let (publish, invoke, alias) = (publish_ok(), invoke_ok(), alias_ok());
     let outcome = deploy(&[&update, &get, &publish, &invoke, &alias]).await;
@@ -340,7 +349,7 @@ async fn the_update_is_conditional_on_the_listed_revision_without_reading_it_aga
     assert_eq!(
         get.num_calls(),
         0,
-        "the listed revision needs no GetFunctionConfiguration"
+        "the listed revision needs no read of $LATEST"
     );
     assert_eq!(alias.num_calls(), 1);
 }
@@ -541,6 +550,7 @@ async fn a_new_version_still_pending_is_waited_for_before_its_smoke_invoke() {
     let update = mock!(aws_sdk_lambda::Client::update_function_configuration)
         .then_output(|| update_output(LastUpdateStatus::Successful));
     let detail = mock!(aws_sdk_lambda::Client::get_function)
+        .match_requests(|r| r.qualifier().is_some())
         .sequence()
         .output(|| version_detail(Some(aws_sdk_lambda::types::State::Pending)))
         .times(2)

@@ -93,7 +93,7 @@ def test_scan_refuses_a_call_through_a_client_it_cannot_name(tmp_path: Path):
 def test_deploy_role_may_encrypt_function_environments_with_the_stacks_key_through_lambda_only():
     # Lambda's developer guide (configuration-envvars-encryption): a caller that sets environment variables
     # encrypted with a customer managed key needs kms:Encrypt and kms:CreateGrant on it, and kms:Decrypt to read
-    # them back (GetFunctionConfiguration); kms:ViaService keeps the key usable through Lambda only.
+    # them back (GetFunction); kms:ViaService keeps the key usable through Lambda only.
     policy = tfparse.all_blocks(tfparse.MODULES_DIR / "deploy-role", "data", nested=True)["aws_iam_policy_document.deploy"]
     statements = {tfparse.plain(s).get("sid"): tfparse.plain(s) for s in tfparse.policy_statements(policy)}
     st = statements.get("FunctionEnvironmentEncryption")

@@ -129,6 +129,27 @@ def test_quotas_are_per_operation_buckets_getfunction_100_getpolicy_15_the_rest_
     assert t.stats()["throttled"] == {"GetFunction": 1, "ListAliases": 2, "GetPolicy": 1}
 
 
+def test_callers_of_one_account_share_its_quota_and_are_tallied_apart_with_their_busiest_second():
+    now = [0.0]
+    t = throttle.Throttle(throttle.Rates(), clock=lambda: now[0])
+    for _ in range(10):                      # ferry: 10 at once
+        assert t.admit("us-east-1", "PublishVersion", "ferry-key") == 0
+    for _ in range(5):                       # another user: 5 at once, the rest of the account's second
+        assert t.admit("us-east-1", "ListAliases", "other-key") == 0
+    assert t.admit("us-east-1", "ListAliases", "other-key") > 0, "15 per second for the account, not per caller"
+    callers = t.stats()["callers"]
+    assert callers["ferry-key"] == {"quotas": {throttle.OTHER: {"admitted": 10, "throttled": 0, "busiest_second": 10}},
+                                    "operations": {"PublishVersion": 10}}
+    assert callers["other-key"] == {"quotas": {throttle.OTHER: {"admitted": 5, "throttled": 1, "busiest_second": 5}},
+                                    "operations": {"ListAliases": 5}}
+
+
+def test_the_busiest_second_is_the_most_requests_in_any_one_second_window():
+    assert throttle.busiest_second([]) == 0
+    assert throttle.busiest_second([0.0, 0.5, 0.99, 1.0, 1.5]) == 3
+    assert throttle.busiest_second([0.0, 1.0, 2.0]) == 1
+    assert throttle.busiest_second([0.0, 0.1, 0.2, 5.0]) == 3
+
 def test_over_the_quota_lambda_answers_429_too_many_requests_and_invokes_are_not_counted(aws):
     st, lam, _ = aws
     refused = []

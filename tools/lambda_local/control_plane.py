@@ -149,7 +149,7 @@ class ControlPlane:
     # ---- before moto ------------------------------------------------------------------------------------------
     def before(self, req: Request, body: bytes, query: dict[str, list[str]]) -> Answer | None:
         """Lambda's answer where it refuses the request; None to pass it on to moto."""
-        if req.control_plane and (wait := self.throttle.admit(req.region, req.name)):
+        if req.control_plane and (wait := self.throttle.admit(req.region, req.name, req.caller)):
             return error_answer(429, "TooManyRequestsException", "Rate exceeded",
                                 {"Reason": "CallerRateLimitExceeded"}, {"Retry-After": retry_after(wait)})
         key = (req.region, req.function or "")

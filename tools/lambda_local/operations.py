@@ -47,28 +47,30 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("PUT", rf"/2021-07-20/functions/{_FN}/runtime-management-config", "PutRuntimeManagementConfig"),
     ]
 ]
-_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request")
+_SCOPE = re.compile(r"Credential=(?P<key>[^/]+)/\d{8}/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request")
 
 
 @dataclass(frozen=True)
 class Request:
     """One Lambda request: `name` is the operation (`Unknown` for a Lambda path not listed here, which still counts
-    as a control-plane request), `function` the bare function name, `qualifier` the version or alias it names."""
+    as a control-plane request), `function` the bare function name, `qualifier` the version or alias it names,
+    `caller` the access key that signed it (one account's users told apart)."""
     name: str
     region: str
     function: str | None = None
     qualifier: str | None = None
     alias: str | None = None
+    caller: str = ""
 
     @property
     def control_plane(self) -> bool:
         return self.name not in DATA_PLANE
 
 
-def credential_scope(authorization: str | None) -> tuple[str, str] | None:
-    """(region, service) of a SigV4 Authorization header; None for an unsigned request."""
+def credential_scope(authorization: str | None) -> tuple[str, str, str] | None:
+    """(region, service, access key id) of a SigV4 Authorization header; None for an unsigned request."""
     m = _SCOPE.search(authorization or "")
-    return (m.group("region"), m.group("service")) if m else None
+    return (m.group("region"), m.group("service"), m.group("key")) if m else None
 
 
 def split_function(raw: str) -> tuple[str, str | None]:
@@ -89,14 +91,14 @@ def classify(method: str, path: str, query: dict[str, list[str]], authorization:
     scope = credential_scope(authorization)
     if scope is None or scope[1] != "lambda":
         return None
-    region = scope[0]
+    region, _, caller = scope
     for route_method, pattern, name in _ROUTES:
         if method == route_method and (m := pattern.match(path)):
             groups = m.groupdict()
             if "fn" not in groups:
-                return Request(name, region)
+                return Request(name, region, caller=caller)
             function, qualifier = split_function(groups["fn"])
             qualifier = (query.get("Qualifier") or [qualifier])[0]
             alias = urllib.parse.unquote(groups["alias"]) if groups.get("alias") else None
-            return Request(name, region, function, qualifier, alias)
-    return Request("Unknown", region)
+            return Request(name, region, function, qualifier, alias, caller)
+    return Request("Unknown", region, caller=caller)

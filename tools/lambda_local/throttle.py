@@ -12,6 +12,8 @@ Invocations are the data plane and are not counted here. Over a quota Lambda ans
 AWS does not document a burst; a bucket here holds one second's worth of tokens (`burst_s`), so that a client
 sending at the quota's rate is never refused and one sending faster is refused as soon as that second is spent.
 Every access key maps to moto's one account, so the buckets are per Region. A refused request takes no token.
+What each caller (access key) sent is tallied apart, with its busiest second: a test can tell one user's share of the
+account's budget from another's.
 """
 from __future__ import annotations
 
@@ -64,8 +66,9 @@ class Throttle:
         self._lock = threading.Lock()
         self.counts: dict[str, int] = {}      # operation -> requests admitted
         self.throttled: dict[str, int] = {}   # operation -> requests refused with 429
+        self._callers: dict[str, Caller] = {}
 
-    def admit(self, region: str, operation: str) -> float:
+    def admit(self, region: str, operation: str, caller: str = "") -> float:
         """0 when the request may go on; else the seconds the caller should wait (the request is refused)."""
         bucket = bucket_of(operation)
         rate = self.rates.of(bucket)
@@ -79,6 +82,7 @@ class Throttle:
                 wait = self._buckets[key].take()
             tally = self.throttled if wait else self.counts
             tally[operation] = tally.get(operation, 0) + 1
+            self._callers.setdefault(caller, Caller()).tally(operation, bucket, self.clock(), refused=bool(wait))
         return wait
 
     def reset(self) -> None:
@@ -87,10 +91,46 @@ class Throttle:
             self._buckets.clear()
             self.counts.clear()
             self.throttled.clear()
+            self._callers.clear()
 
     def stats(self) -> dict:
+        """Per operation, requests admitted and throttled; per caller and quota, the same and its busiest second."""
         with self._lock:
-            return {"admitted": dict(self.counts), "throttled": dict(self.throttled)}
+            return {"admitted": dict(self.counts), "throttled": dict(self.throttled),
+                    "callers": {c: t.describe() for c, t in self._callers.items()}}
+
+
+class Caller:
+    """One access key's requests: per quota when each admitted one came and how many were refused; per operation
+    how many were admitted."""
+
+    def __init__(self):
+        self.admitted: dict[str, list[float]] = {}
+        self.refused: dict[str, int] = {}
+        self.operations: dict[str, int] = {}
+
+    def tally(self, operation: str, bucket: str, now: float, refused: bool) -> None:
+        if refused:
+            self.refused[bucket] = self.refused.get(bucket, 0) + 1
+        else:
+            self.admitted.setdefault(bucket, []).append(now)
+            self.operations[operation] = self.operations.get(operation, 0) + 1
+
+    def describe(self) -> dict:
+        buckets = sorted(set(self.admitted) | set(self.refused))
+        quotas = {b: {"admitted": len(self.admitted.get(b, [])), "throttled": self.refused.get(b, 0),
+                      "busiest_second": busiest_second(self.admitted.get(b, []))} for b in buckets}
+        return {"quotas": quotas, "operations": dict(sorted(self.operations.items()))}
+
+
+def busiest_second(times: list[float]) -> int:
+    """The most of `times` (ascending) within any one second."""
+    most, first = 0, 0
+    for last, t in enumerate(times):
+        while t - times[first] >= 1.0:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
 
 
 def retry_after(wait_s: float) -> str:

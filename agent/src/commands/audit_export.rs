@@ -22,7 +22,7 @@ pub async fn run(g: &GlobalArgs, args: &ExportArgs) -> Result<u8> {
     {
         bail!("--since is after --until: the window holds no time");
     }
-    let (_, audit) = super::connect(&platform).await;
+    let (_, audit) = super::connect(g, &platform).await;
     let all: Vec<KeyedEvent> = audit.keyed_events().await?;
     for m in &args.filter.models {
         if !all.iter().any(|e| e.model.as_ref() == Some(m)) {

@@ -40,7 +40,7 @@ struct SyncRow {
 
 pub async fn run(g: &GlobalArgs, args: &DeployArgs) -> Result<u8> {
     let inputs = Inputs::load(g)?;
-    let (clients, audit) = super::connect(&inputs.platform).await;
+    let (clients, audit) = super::connect(g, &inputs.platform).await;
     let desired = DesiredState::load(&inputs, g, &args.filter, &args.record, &audit).await?;
     // Whether a run held the lock before or after this look: then the look may have caught that run's change half
     // made (an alias whose audit record it was about to write), which is not drift.

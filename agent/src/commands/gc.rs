@@ -21,7 +21,7 @@ struct Unreferenced {
 pub async fn run(g: &GlobalArgs, args: &GcArgs) -> Result<u8> {
     let inputs = Inputs::load(g)?;
     let models = inputs.catalog.select(&args.filter.models)?;
-    let (clients, audit) = super::connect(&inputs.platform).await;
+    let (clients, audit) = super::connect(g, &inputs.platform).await;
     let mut held = None;
     let mut deployer = Deployer::default();
     if args.apply {

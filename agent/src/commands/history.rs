@@ -30,7 +30,7 @@ pub async fn run(g: &GlobalArgs, args: &HistoryArgs) -> Result<u8> {
         until: time_flag("until", args.until.as_deref())?.map(key_time),
     };
     let at = time_flag("at", args.at.as_deref())?.map(key_time);
-    let (_, audit) = super::connect(&platform).await;
+    let (_, audit) = super::connect(g, &platform).await;
     let events: Vec<KeyedEvent> = audit.keyed_events().await?;
     match at {
         None => {

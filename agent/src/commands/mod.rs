@@ -71,9 +71,9 @@ impl Inputs {
     }
 }
 
-/// The AWS clients of the platform's region, and its audit log.
-pub async fn connect(platform: &Platform) -> (Clients, AuditLog) {
-    let clients = Clients::from_env(Some(&platform.region)).await;
+/// The AWS clients of the platform's region (Lambda's within the `--api-rate` budget), and its audit log.
+pub async fn connect(g: &GlobalArgs, platform: &Platform) -> (Clients, AuditLog) {
+    let clients = Clients::from_env(Some(&platform.region), &g.api_budget()).await;
     let audit = AuditLog::new(clients.s3.clone(), platform);
     (clients, audit)
 }

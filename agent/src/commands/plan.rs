@@ -288,7 +288,7 @@ pub fn print_refusals(plan: &Plan) {
 
 pub async fn run(g: &GlobalArgs, args: &PlanArgs) -> Result<u8> {
     let inputs = Inputs::load(g)?;
-    let (clients, audit) = super::connect(&inputs.platform).await;
+    let (clients, audit) = super::connect(g, &inputs.platform).await;
     let desired = DesiredState::load(&inputs, g, &args.filter, &args.record, &audit).await?;
     let (_, plan) = observe_and_plan(&clients, &audit, &desired, &inputs, args.promote).await?;
     match g.output {

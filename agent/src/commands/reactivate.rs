@@ -70,7 +70,7 @@ struct Reactivated {
 pub async fn run(g: &GlobalArgs, args: &ReactivateArgs) -> Result<u8> {
     let inputs = Inputs::load(g)?;
     let models = inputs.catalog.select(&args.filter.models)?;
-    let (clients, audit) = super::connect(&inputs.platform).await;
+    let (clients, audit) = super::connect(g, &inputs.platform).await;
     let timeout = Duration::from_secs(args.timeout);
     let mut woken = Vec::new();
     let mut checked = 0;

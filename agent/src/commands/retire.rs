@@ -25,7 +25,7 @@ pub async fn run(g: &GlobalArgs, args: &RetireArgs) -> Result<u8> {
         .function_name(&model.function)
         .map_err(anyhow::Error::msg)?
         .to_string();
-    let (clients, audit) = super::connect(&inputs.platform).await;
+    let (clients, audit) = super::connect(g, &inputs.platform).await;
     let alias = crate::plan::version_alias(&args.version);
 
     let (deployer, held) = super::begin_change(

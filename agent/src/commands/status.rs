@@ -31,7 +31,7 @@ struct AliasStatus {
 pub async fn run(g: &GlobalArgs, filter: &ModelFilter) -> Result<u8> {
     let inputs = Inputs::load(g)?;
     let models = inputs.catalog.select(&filter.models)?;
-    let (clients, audit) = super::connect(&inputs.platform).await;
+    let (clients, audit) = super::connect(g, &inputs.platform).await;
     let mut out = Vec::new();
     for m in models {
         let function = inputs

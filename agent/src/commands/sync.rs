@@ -72,7 +72,7 @@ pub async fn run(g: &GlobalArgs, args: &SyncArgs) -> Result<u8> {
         }
         None => match platform.as_ref().and_then(|p| p.sync_function.clone()) {
             Some(name) => {
-                let lambda = aws_sdk_lambda::Client::new(&config);
+                let lambda = crate::aws::lambda_client(&config, &g.api_budget());
                 (
                     Target::Function {
                         lambda,

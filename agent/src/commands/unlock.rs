@@ -10,7 +10,7 @@ pub async fn run(g: &GlobalArgs, args: &UnlockArgs) -> Result<u8> {
         bail!("unlock needs a non-empty --reason: it goes into the audit record");
     }
     let platform = crate::platform::Platform::load(g.platform.as_deref())?;
-    let (clients, audit) = super::connect(&platform).await;
+    let (clients, audit) = super::connect(g, &platform).await;
     let lock = DeployLock::new(clients.s3.clone(), &platform);
     let deployer = Deployer::identify(&clients.sts, RunId::new()).await?;
     let removed = lock.force_remove().await?;

@@ -41,7 +41,7 @@ struct Finding {
 pub async fn run(g: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
     let inputs = Inputs::load(g)?;
     let models = inputs.catalog.select(&args.filter.models)?;
-    let (clients, audit) = super::connect(&inputs.platform).await;
+    let (clients, audit) = super::connect(g, &inputs.platform).await;
     // Who runs the check, asked first: a record of it must say who, and without one nothing is checked.
     let verifier = match args.record {
         true => Some(Deployer::identify(&clients.sts, RunId::new()).await?),

@@ -2,6 +2,7 @@
 //! AWS's account quotas (all control-plane requests but GetFunction and GetPolicy together 15 per second), updates
 //! that settle, RevisionIds that change on every update, settle and publish. The stand-in counts its answers per
 //! operation and HTTP status (`GET /ferry-lambda/control-plane`), which is what these tests assert on.
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -13,12 +14,24 @@ use crate::deploy::{Fixture, READM_FN, RISK_FN, aliases};
 use crate::faults::{Fault, FaultProxy, Rule};
 use crate::harness::http_request;
 
-/// The stand-in's answers so far (since the test's moto reset): operation → HTTP status → count.
-fn answers(fx: &Fixture) -> serde_json::Value {
+/// What the stand-in's control plane says of itself (`GET /ferry-lambda/control-plane`): its settings, requests
+/// admitted and throttled per operation and per caller, answers per operation and HTTP status.
+fn control_plane(fx: &Fixture) -> serde_json::Value {
     let url = format!("{}/ferry-lambda/control-plane", fx.env.stack.aws_url);
     let (status, body) = http_request("GET", &url, "").expect("control-plane stats");
     assert_eq!(status, 200, "{body}");
-    serde_json::from_str::<serde_json::Value>(&body).expect("JSON")["answers"].clone()
+    serde_json::from_str::<serde_json::Value>(&body).expect("JSON")
+}
+
+/// Requests the stand-in admitted from the tests' access key so far, per operation (the test's own setup included).
+fn operations(fx: &Fixture) -> BTreeMap<String, u64> {
+    serde_json::from_value(control_plane(fx)["callers"]["ferry-local"]["operations"].clone())
+        .unwrap_or_default()
+}
+
+/// The stand-in's answers so far (since the test's moto reset): operation → HTTP status → count.
+fn answers(fx: &Fixture) -> serde_json::Value {
+    control_plane(fx)["answers"].clone()
 }
 
 fn count(answers: &serde_json::Value, operation: &str, status: &str) -> u64 {
@@ -48,6 +61,7 @@ fn list_functions(host: &str) -> std::io::Result<u16> {
 async fn two_new_versions_of_one_function_meet_no_stale_revision() {
     // Given a function with two approved versions to deploy (each publish renews $LATEST's revision, as on AWS),
     let fx = Fixture::new("cp-revisions", "");
+    let before = operations(&fx);
 
     // when deployed,
     fx.ferry(&["deploy"]).assert().success();
@@ -67,6 +81,29 @@ async fn two_new_versions_of_one_function_meet_no_stale_revision() {
         3,
         "one update per new version: {seen}"
     );
+    // and each new version cost 4 requests of the 15 a second the account shares (update, publish, pin, alias);
+    // besides them only a listing of aliases and of versions per function and the stage move. The update and the
+    // version's state were polled with GetFunction, which has a quota of its own.
+    let after = operations(&fx);
+    let by_ferry: BTreeMap<&str, u64> = after
+        .iter()
+        .map(|(op, n)| (op.as_str(), n - before.get(op).copied().unwrap_or(0)))
+        .filter(|(op, n)| *n > 0 && !matches!(*op, "GetFunction" | "Invoke"))
+        .collect();
+    // (Each function is listed twice: to plan, and again under the lock, since another run may have deployed while
+    // this one waited for it.)
+    assert_eq!(
+        by_ferry,
+        BTreeMap::from([
+            ("UpdateFunctionConfiguration", 3),
+            ("PublishVersion", 3),
+            ("PutRuntimeManagementConfig", 3),
+            ("CreateAlias", 3 + 1),
+            ("ListAliases", 2 * 2),
+            ("ListVersionsByFunction", 2 * 2),
+        ]),
+        "Ferry's requests of the shared quota"
+    );
     assert_eq!(
         aliases(RISK_FN).await.keys().collect::<Vec<_>>(),
         ["production", "v1", "v2"]
@@ -76,35 +113,12 @@ async fn two_new_versions_of_one_function_meet_no_stale_revision() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deploy_shares_the_account_budget_with_other_traffic_and_reports_no_throttling() {
     let fx = Fixture::new("cp-shared", "");
-    // Given another client of the account spending 14 of its 15 control-plane requests a second,
-    let host = fx
-        .env
-        .stack
-        .aws_url
-        .trim_start_matches("http://")
-        .to_string();
-    let stop = Arc::new(AtomicBool::new(false));
-    let refused = Arc::new(AtomicUsize::new(0));
-    let neighbour = {
-        let (stop, refused, host) = (stop.clone(), refused.clone(), host.clone());
-        std::thread::spawn(move || {
-            let started = Instant::now();
-            let mut sent = 0u32;
-            while !stop.load(Ordering::Relaxed) {
-                if list_functions(&host).unwrap_or(0) == 429 {
-                    refused.fetch_add(1, Ordering::Relaxed);
-                }
-                sent += 1;
-                let due = started + Duration::from_secs_f64(f64::from(sent) / 14.0);
-                std::thread::sleep(due.saturating_duration_since(Instant::now()));
-            }
-        })
-    };
+    // Given another client of the account spending all of its 15 control-plane requests a second,
+    let neighbour = Neighbour::start(&fx, 15.0);
 
     // when Ferry deploys three new versions meanwhile,
     let out = fx.ferry(&["deploy"]).assert().success();
-    stop.store(true, Ordering::Relaxed);
-    neighbour.join().expect("neighbour thread");
+    let refused = neighbour.stop();
 
     // then the deploy completed, and no throttling reached its user;
     out.stdout(predicate::str::contains("TooManyRequests").not())
@@ -124,10 +138,85 @@ async fn a_deploy_shares_the_account_budget_with_other_traffic_and_reports_no_th
         throttled > 0,
         "nothing was throttled, so the test did not meet the limit: {seen}"
     );
-    eprintln!(
-        "control plane answers: {seen}; the other client was refused {} times",
-        refused.load(Ordering::Relaxed)
+    eprintln!("control plane answers: {seen}; the other client was refused {refused} times");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deploy_keeps_within_its_api_rate_and_leaves_the_rest_of_the_account_quota_to_others() {
+    let fx = Fixture::new("cp-budget", "");
+    // Given another client of the account sending 10 control-plane requests a second,
+    let neighbour = Neighbour::start(&fx, 10.0);
+
+    // when Ferry deploys with a budget of 3 a second (the three new versions need more than that),
+    fx.ferry(&["--api-rate", "3", "deploy"]).assert().success();
+    let refused = neighbour.stop();
+
+    // then Ferry never sent more than 3 in any second (4 within one second's two edges) and was never refused,
+    let callers = control_plane(&fx)["callers"].clone();
+    let ferry = &callers["ferry-local"]["quotas"]["control plane"];
+    assert!(
+        ferry["admitted"].as_u64().unwrap_or(0) > 4,
+        "too few requests to meet the budget: {callers}"
     );
+    assert!(
+        ferry["busiest_second"].as_u64().unwrap_or(99) <= 4,
+        "over its budget: {callers}"
+    );
+    assert_eq!(ferry["throttled"].as_u64(), Some(0), "{callers}");
+    // and the other client, within the 12 a second Ferry left it, was never refused either.
+    assert_eq!(refused, 0, "the other client was refused: {callers}");
+    assert_eq!(
+        aliases(RISK_FN).await.keys().collect::<Vec<_>>(),
+        ["production", "v1", "v2"]
+    );
+}
+
+/// Another client of the test's account (access key `neighbour`) sending ListFunctions at a steady rate until
+/// stopped.
+struct Neighbour {
+    stop: Arc<AtomicBool>,
+    refused: Arc<AtomicUsize>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Neighbour {
+    fn start(fx: &Fixture, per_second: f64) -> Neighbour {
+        let host = fx
+            .env
+            .stack
+            .aws_url
+            .trim_start_matches("http://")
+            .to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let refused = Arc::new(AtomicUsize::new(0));
+        let thread = {
+            let (stop, refused) = (stop.clone(), refused.clone());
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let mut sent = 0u32;
+                while !stop.load(Ordering::Relaxed) {
+                    if list_functions(&host).unwrap_or(0) == 429 {
+                        refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                    sent += 1;
+                    let due = started + Duration::from_secs_f64(f64::from(sent) / per_second);
+                    std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                }
+            })
+        };
+        Neighbour {
+            stop,
+            refused,
+            thread,
+        }
+    }
+
+    /// Stops it; how many of its requests were refused (429).
+    fn stop(self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("neighbour thread");
+        self.refused.load(Ordering::Relaxed)
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -79,7 +79,7 @@ data "aws_iam_policy_document" "deploy" {
   statement {
     sid = "ObserveModelFunctions"
     actions = [
-      "lambda:GetFunctionConfiguration",
+      "lambda:GetFunction",
       "lambda:ListVersionsByFunction",
       "lambda:ListAliases",
       "lambda:GetAlias",
@@ -99,13 +99,11 @@ data "aws_iam_policy_document" "deploy" {
     resources = concat(local.functions, local.qualified_functions)
   }
 
-  # Each published version is waited for until Active and pinned to the runtime version it was published on
-  # before its alias exists; verify, status and reactivate read its state, runtime version and pin back. Every one
-  # of these calls names a version, so only qualified ARNs match (GetFunction's code URL included: read-only).
+  # Each published version is pinned to the runtime version it was published on before its alias exists; verify
+  # reads the pin back. Every one of these calls names a version, so only qualified ARNs match.
   statement {
-    sid = "ModelVersionStatesAndRuntimes"
+    sid = "ModelVersionRuntimes"
     actions = [
-      "lambda:GetFunction",
       "lambda:PutRuntimeManagementConfig",
       "lambda:GetRuntimeManagementConfig",
     ]
@@ -203,7 +201,7 @@ data "aws_iam_policy_document" "deploy" {
   }
 
   # Every deploy updates a model function's environment, which is encrypted with the stack's key: Lambda encrypts
-  # the new variables with the caller's kms:Encrypt and kms:CreateGrant, and GetFunctionConfiguration returns them
+  # the new variables with the caller's kms:Encrypt and kms:CreateGrant, and GetFunction returns them
   # decrypted with the caller's kms:Decrypt (Lambda developer guide, "Securing Lambda environment variables").
   dynamic "statement" {
     for_each = var.function_kms_key_arn != null ? [var.function_kms_key_arn] : []

@@ -1,0 +1,303 @@
+//! Ferry's share of Lambda's control-plane request quotas, kept on the client side so that a deploy never starves
+//! the other users of the account (Terraform, consoles, other pipelines) and is not throttled itself.
+//!
+//! Lambda limits control-plane requests per account and Region, and the limits cannot be raised (Lambda developer
+//! guide, "Lambda quotas", API requests): `GetFunction` 100 per second, `GetPolicy` 15 per second, every other
+//! control-plane request together 15 per second. Invocations are the data plane and not counted. Ferry's budget,
+//! `--api-rate` requests per second (default [`DEFAULT_API_RATE`]), is its share of the shared 15; `GetFunction`
+//! and `GetPolicy` get the same share of their own quotas. Every attempt of every concurrent call of the process
+//! goes through one [`ApiBudget`], retries included: AWS counts each one. What slips through (other traffic
+//! filling the account's quota) is answered 429 and retried by the SDK's adaptive retry policy (`aws::retry_config`).
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::runtime_components::{
+    RuntimeComponents, RuntimeComponentsBuilder,
+};
+use aws_smithy_types::config_bag::ConfigBag;
+use tokio::time::Instant;
+
+/// Lambda's quota shared by every control-plane request but `GetFunction` and `GetPolicy`, per second.
+pub const SHARED_QUOTA: f64 = 15.0;
+/// `GetFunction`'s own quota, per second.
+pub const GET_FUNCTION_QUOTA: f64 = 100.0;
+/// `GetPolicy`'s own quota, per second.
+pub const GET_POLICY_QUOTA: f64 = 15.0;
+/// Two thirds of the shared quota: a third is left for everyone else in the account.
+pub const DEFAULT_API_RATE: f64 = 10.0;
+
+/// Which of Lambda's quotas a request counts against; `None` is the data plane (invocations), not limited here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quota {
+    GetFunction,
+    GetPolicy,
+    Shared,
+}
+
+/// The quota of a Lambda request, from its method and path (the REST shapes of Lambda's API reference).
+pub fn quota_of(method: &str, path: &str) -> Option<Quota> {
+    let segments: Vec<&str> = path
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .trim_matches('/')
+        .split('/')
+        .collect();
+    match (method, segments.as_slice()) {
+        // Invoke (`/2015-03-31/functions/{name}/invocations`) and InvokeAsync (`/2014-11-13/.../invoke-async/`);
+        // InvokeWithResponseStream is `/2021-11-15/functions/{name}/response-streaming-invocations`.
+        (_, [_, "functions", _, last])
+            if matches!(
+                *last,
+                "invocations" | "invoke-async" | "response-streaming-invocations"
+            ) =>
+        {
+            None
+        }
+        ("GET", ["2015-03-31", "functions", _]) => Some(Quota::GetFunction),
+        ("GET", ["2015-03-31", "functions", _, "policy"]) => Some(Quota::GetPolicy),
+        _ => Some(Quota::Shared),
+    }
+}
+
+/// Requests go out at most one per `interval`, in the order they asked: the next free slot is reserved under a lock
+/// and waited for outside it. No burst: in any second at most `rate` + 1 requests leave.
+#[derive(Debug)]
+struct Pacer {
+    interval: Duration,
+    next_free: Mutex<Option<Instant>>,
+}
+
+impl Pacer {
+    fn new(per_second: f64) -> Pacer {
+        Pacer {
+            interval: Duration::from_secs_f64(1.0 / per_second),
+            next_free: Mutex::new(None),
+        }
+    }
+
+    /// The instant this request may leave, its slot reserved.
+    fn reserve(&self, now: Instant) -> Instant {
+        let mut next_free = self.next_free.lock().unwrap_or_else(|p| p.into_inner());
+        let at = next_free.map_or(now, |n| n.max(now));
+        *next_free = Some(at + self.interval);
+        at
+    }
+}
+
+/// The process's budget of Lambda control-plane requests; cloned handles share it.
+#[derive(Debug, Clone)]
+pub struct ApiBudget {
+    rate: f64,
+    shared: Arc<Pacer>,
+    get_function: Arc<Pacer>,
+    get_policy: Arc<Pacer>,
+}
+
+impl ApiBudget {
+    /// `rate` requests per second of the shared quota, and the same share of the two others.
+    pub fn new(rate: f64) -> ApiBudget {
+        let share = rate / SHARED_QUOTA;
+        ApiBudget {
+            rate,
+            shared: Arc::new(Pacer::new(rate)),
+            get_function: Arc::new(Pacer::new(GET_FUNCTION_QUOTA * share)),
+            get_policy: Arc::new(Pacer::new(GET_POLICY_QUOTA * share)),
+        }
+    }
+
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    fn pacer(&self, quota: Quota) -> &Pacer {
+        match quota {
+            Quota::GetFunction => &self.get_function,
+            Quota::GetPolicy => &self.get_policy,
+            Quota::Shared => &self.shared,
+        }
+    }
+
+    /// Waits for this request's turn (at once for the data plane).
+    pub async fn wait_turn(&self, method: &str, path: &str) {
+        let Some(quota) = quota_of(method, path) else {
+            return;
+        };
+        let at = self.pacer(quota).reserve(Instant::now());
+        tokio::time::sleep_until(at).await;
+    }
+
+    /// An HTTP client for the Lambda client: `inner`'s connections, each request after its turn.
+    pub fn http_client(&self, inner: SharedHttpClient) -> SharedHttpClient {
+        SharedHttpClient::new(BudgetedClient {
+            inner,
+            budget: self.clone(),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct BudgetedClient {
+    inner: SharedHttpClient,
+    budget: ApiBudget,
+}
+
+impl HttpClient for BudgetedClient {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(BudgetedConnector {
+            inner: self.inner.http_connector(settings, components),
+            budget: self.budget.clone(),
+        })
+    }
+
+    fn validate_base_client_config(
+        &self,
+        components: &RuntimeComponentsBuilder,
+        cfg: &ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.inner.validate_base_client_config(components, cfg)
+    }
+
+    fn validate_final_config(
+        &self,
+        components: &RuntimeComponents,
+        cfg: &ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.inner.validate_final_config(components, cfg)
+    }
+}
+
+#[derive(Debug)]
+struct BudgetedConnector {
+    inner: SharedHttpConnector,
+    budget: ApiBudget,
+}
+
+impl HttpConnector for BudgetedConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let inner = self.inner.clone();
+        let budget = self.budget.clone();
+        HttpConnectorFuture::new(async move {
+            let path = request
+                .uri()
+                .split_once("://")
+                .map_or(request.uri(), |(_, rest)| {
+                    rest.find('/').map_or("/", |i| &rest[i..])
+                })
+                .to_string();
+            budget.wait_turn(request.method(), &path).await;
+            inner.call(request).await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_request_counts_against_lambdas_quota_for_it() {
+        let f = "/2015-03-31/functions/ferry-demo-churn";
+        assert_eq!(quota_of("GET", f), Some(Quota::GetFunction));
+        assert_eq!(
+            quota_of("GET", &format!("{f}?Qualifier=7")),
+            Some(Quota::GetFunction)
+        );
+        assert_eq!(
+            quota_of("GET", &format!("{f}/policy")),
+            Some(Quota::GetPolicy)
+        );
+        for (method, path) in [
+            ("GET", format!("{f}/configuration")),
+            ("PUT", format!("{f}/configuration")),
+            ("POST", format!("{f}/versions")),
+            ("GET", format!("{f}/versions?MaxItems=50")),
+            ("POST", format!("{f}/aliases")),
+            ("PUT", format!("{f}/aliases/v1")),
+            (
+                "PUT",
+                "/2021-07-20/functions/ferry-demo-churn/runtime-management-config".into(),
+            ),
+            ("GET", "/2021-10-31/functions/ferry-demo-churn/url".into()),
+            ("DELETE", f.to_string()),
+        ] {
+            assert_eq!(
+                quota_of(method, &path),
+                Some(Quota::Shared),
+                "{method} {path}"
+            );
+        }
+        assert_eq!(quota_of("POST", &format!("{f}/invocations")), None);
+        assert_eq!(
+            quota_of(
+                "POST",
+                "/2014-11-13/functions/ferry-demo-churn/invoke-async"
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn requests_leave_one_interval_apart_in_the_order_they_asked() {
+        let pacer = Pacer::new(10.0);
+        let t0 = Instant::now();
+        let slots: Vec<Instant> = (0..5).map(|_| pacer.reserve(t0)).collect();
+        let gaps: Vec<Duration> = slots.windows(2).map(|w| w[1] - w[0]).collect();
+        assert_eq!(slots[0], t0, "the first goes at once");
+        assert!(
+            gaps.iter().all(|g| *g == Duration::from_millis(100)),
+            "{gaps:?}"
+        );
+        // After a pause the budget does not bank up: the next one goes at once, the one after 100 ms later.
+        let later = t0 + Duration::from_secs(10);
+        assert_eq!(pacer.reserve(later), later);
+        assert_eq!(pacer.reserve(later), later + Duration::from_millis(100));
+    }
+
+    #[test]
+    fn the_share_of_the_shared_quota_is_the_share_of_the_others() {
+        let budget = ApiBudget::new(DEFAULT_API_RATE);
+        assert_eq!(budget.shared.interval, Duration::from_millis(100));
+        let get_function = budget.get_function.interval.as_secs_f64();
+        assert!((1.0 / get_function - 100.0 * 10.0 / 15.0).abs() < 1e-6);
+        assert_eq!(budget.get_policy.interval, Duration::from_millis(100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_callers_share_one_budget() {
+        let budget = ApiBudget::new(5.0);
+        let t0 = Instant::now();
+        let tasks: Vec<_> = (0..10)
+            .map(|_| {
+                let b = budget.clone();
+                tokio::spawn(async move {
+                    b.wait_turn("POST", "/2015-03-31/functions/f/versions")
+                        .await;
+                    Instant::now()
+                })
+            })
+            .collect();
+        let mut left = Vec::new();
+        for t in tasks {
+            left.push(t.await.unwrap() - t0);
+        }
+        left.sort();
+        assert_eq!(left.last().copied(), Some(Duration::from_millis(1800)));
+        // Invocations are not held back by a spent budget.
+        let before = Instant::now();
+        budget
+            .wait_turn("POST", "/2015-03-31/functions/f/invocations")
+            .await;
+        assert_eq!(Instant::now(), before);
+    }
+}
