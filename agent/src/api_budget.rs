@@ -94,7 +94,6 @@ impl Pacer {
 /// The process's budget of Lambda control-plane requests; cloned handles share it.
 #[derive(Debug, Clone)]
 pub struct ApiBudget {
-    rate: f64,
     shared: Arc<Pacer>,
     get_function: Arc<Pacer>,
     get_policy: Arc<Pacer>,
@@ -105,15 +104,10 @@ impl ApiBudget {
     pub fn new(rate: f64) -> ApiBudget {
         let share = rate / SHARED_QUOTA;
         ApiBudget {
-            rate,
             shared: Arc::new(Pacer::new(rate)),
             get_function: Arc::new(Pacer::new(GET_FUNCTION_QUOTA * share)),
             get_policy: Arc::new(Pacer::new(GET_POLICY_QUOTA * share)),
         }
-    }
-
-    pub fn rate(&self) -> f64 {
-        self.rate
     }
 
     fn pacer(&self, quota: Quota) -> &Pacer {

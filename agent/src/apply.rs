@@ -797,10 +797,9 @@ pub async fn wait_until_updated(
     function: &str,
 ) -> Result<(Option<String>, Option<String>), StepError> {
     let deadline = tokio::time::Instant::now() + ctx.options.update_timeout;
-    let mut delay = first_poll(ctx);
+    let mut delays = PollDelays::new(ctx);
     loop {
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(ctx.options.poll_interval);
+        tokio::time::sleep(delays.next()).await;
         let cfg = latest_configuration(ctx, function).await?;
         match cfg.last_update_status() {
             Some(LastUpdateStatus::InProgress) => {}
@@ -828,9 +827,27 @@ pub async fn wait_until_updated(
     }
 }
 
-/// The first wait of a poll: short, since what is polled is often done within a fraction of a second.
-fn first_poll(ctx: &ApplyContext) -> Duration {
-    Duration::from_millis(100).min(ctx.options.poll_interval)
+/// The waits between the polls of something often done within a fraction of a second: 100 ms, doubling up to
+/// `poll_interval`.
+struct PollDelays {
+    next: Duration,
+    max: Duration,
+}
+
+impl PollDelays {
+    fn new(ctx: &ApplyContext) -> PollDelays {
+        let max = ctx.options.poll_interval;
+        PollDelays {
+            next: Duration::from_millis(100).min(max),
+            max,
+        }
+    }
+
+    fn next(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (delay * 2).min(self.max);
+        delay
+    }
 }
 
 /// The error lines of a smoke invoke's log tail (base64, as Lambda returns it with `LogType::Tail`), as
@@ -970,7 +987,7 @@ async fn wait_until_active(
 ) -> Result<crate::observe::VersionDetail, StepError> {
     const STEP: &str = "wait until the version is Active";
     let deadline = tokio::time::Instant::now() + ctx.options.update_timeout;
-    let mut delay = first_poll(ctx);
+    let mut delays = PollDelays::new(ctx);
     loop {
         let detail = crate::observe::version_detail(&ctx.lambda, function, lv)
             .await
@@ -1002,8 +1019,7 @@ async fn wait_until_active(
                 ),
             ));
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(ctx.options.poll_interval);
+        tokio::time::sleep(delays.next()).await;
     }
 }
 
