@@ -16,6 +16,8 @@ pub enum Fault {
     Drop,
     /// Pass the request on, answer with the headers and half the body, then close the connection.
     Truncate,
+    /// Hold the request this many milliseconds, then pass it on.
+    Delay(u64),
     /// Answer with this HTTP status and AWS error code (not retried by the SDK when it is a 4xx).
     Refuse(u16, &'static str),
 }
@@ -55,6 +57,8 @@ struct State {
     random: Option<(RandomFaults, u64)>,
     /// Every request seen: "METHOD path", and the fault it got.
     seen: Vec<(String, Option<Fault>)>,
+    /// When each of `seen` arrived.
+    arrived: Vec<std::time::Instant>,
 }
 
 pub struct FaultProxy {
@@ -83,6 +87,7 @@ impl FaultProxy {
                 (r, s)
             }),
             seen: vec![],
+            arrived: vec![],
         }));
         let shared = state.clone();
         let task = tokio::spawn(async move {
@@ -99,6 +104,13 @@ impl FaultProxy {
     /// The requests seen so far, as "METHOD path", with the fault each got.
     pub fn seen(&self) -> Vec<(String, Option<Fault>)> {
         self.state.lock().unwrap().seen.clone()
+    }
+
+    /// The requests seen so far, as "METHOD path", with when each arrived.
+    pub fn seen_at(&self) -> Vec<(String, std::time::Instant)> {
+        let s = self.state.lock().unwrap();
+        let paths = s.seen.iter().map(|(p, _)| p.clone());
+        paths.zip(s.arrived.iter().copied()).collect()
     }
 
     /// How many requests got a fault.
@@ -144,6 +156,7 @@ fn choose(state: &Mutex<State>, method: &str, path: &str, body: &[u8]) -> Option
         }
     }
     s.seen.push((format!("{method} {path}"), fault));
+    s.arrived.push(std::time::Instant::now());
     fault
 }
 
@@ -217,6 +230,49 @@ fn with_connection_close(head: &[u8]) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// The service a request is for, from its SigV4 credential scope (`Credential=KEY/DATE/REGION/SERVICE/aws4_request`).
+fn service_of(head: &[u8]) -> String {
+    let text = String::from_utf8_lossy(head).to_ascii_lowercase();
+    text.lines()
+        .find_map(|l| l.strip_prefix("authorization:"))
+        .and_then(|auth| auth.split("credential=").nth(1))
+        .and_then(|scope| scope.split('/').nth(3))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// An error answer in the service's own protocol, as AWS sends it: the SDK reads the code (and so decides whether to
+/// retry) from it, and an answer in another service's shape has no code it can read.
+fn refusal(service: String, status: u16, code: &str) -> Vec<u8> {
+    const MESSAGE: &str = "injected by the test's fault proxy";
+    let (content_type, body) = match service.as_str() {
+        // restJson1 (Lambda's 429: `{"Reason":"CallerRateLimitExceeded","Type":"User","message":"Rate exceeded"}`).
+        "lambda" | "apigateway" => (
+            "application/json",
+            format!(r#"{{"Type":"User","message":"{MESSAGE}"}}"#),
+        ),
+        // awsQuery.
+        "sts" => (
+            "text/xml",
+            format!(
+                r#"<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>{code}</Code><Message>{MESSAGE}</Message></Error><RequestId>fault</RequestId></ErrorResponse>"#
+            ),
+        ),
+        // S3's REST-XML.
+        _ => (
+            "application/xml",
+            format!(
+                r#"<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code><Message>{MESSAGE}</Message><RequestId>fault</RequestId></Error>"#
+            ),
+        ),
+    };
+    format!(
+        "HTTP/1.1 {status} Injected\r\nContent-Type: {content_type}\r\nx-amzn-ErrorType: {code}\r\nx-amzn-RequestId: fault\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
 async fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Result<()> {
     let mut buf = Vec::new();
     while let Some((head, body)) = read_request(&mut client, &mut buf).await {
@@ -233,15 +289,13 @@ async fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> s
         let fault = choose(state, &method, &path, &body);
         match fault {
             Some(Fault::Drop) => return Ok(()),
+            Some(Fault::Delay(ms)) => {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await
+            }
             Some(Fault::Refuse(status, code)) => {
-                let body = format!(
-                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>injected by the test's fault proxy</Message><RequestId>fault</RequestId></Error>"
-                );
-                let answer = format!(
-                    "HTTP/1.1 {status} Injected\r\nContent-Type: application/xml\r\nx-amzn-ErrorType: {code}\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                );
-                client.write_all(answer.as_bytes()).await?;
+                client
+                    .write_all(&refusal(service_of(&head), status, code))
+                    .await?;
                 continue;
             }
             _ => {}
