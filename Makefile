@@ -64,8 +64,8 @@ lint-rust:
 test-rust: $(VENV_STAMP) $(RUNTIME_DIST)
 	FERRY_TEST_PYTHON=$(abspath $(PY)) $(CARGO) test --locked --workspace
 
-# The reliability tests with random-fault seeds (not in `make test`: see the test's ignore reason) and more kill points
-# than `make test` runs (2).
+# The reliability tests at more random-fault seeds (`make test` runs seed 1) and more kill points than `make test`
+# runs (2).
 FAULT_SEEDS ?= 1-20
 KILL_POINTS ?= 50
 test-reliability: $(VENV_STAMP) $(RUNTIME_DIST) ## the reliability tests at FAULT_SEEDS seeds and KILL_POINTS kill points

@@ -25,7 +25,7 @@ use crate::aws::describe_sdk_error;
 use crate::function_url::create_url;
 use crate::http_api::{HttpApi, RouteTarget};
 use crate::lock::Fence;
-use crate::observe::ObservedFunction;
+use crate::observe::{ObservedFunction, VersionState};
 use crate::plan::{Action, ModelPlan, StageReplay, is_version_alias};
 use crate::routes::FunctionArn;
 use crate::runtime_management::{self, RuntimeManagement};
@@ -992,9 +992,9 @@ async fn wait_until_active(
         let detail = crate::observe::version_detail(&ctx.lambda, function, lv)
             .await
             .map_err(|e| step_err(function, "GetFunction", e))?;
-        match detail.state.as_deref() {
-            Some("Pending") => {}
-            Some("Failed") => {
+        match detail.state {
+            Some(VersionState::Pending) => {}
+            Some(VersionState::Failed) => {
                 return Err(step_err(
                     function,
                     STEP,

@@ -14,6 +14,13 @@ pub fn retry_config() -> RetryConfig {
     RetryConfig::adaptive().with_max_attempts(MAX_ATTEMPTS)
 }
 
+/// S3's: the standard mode, without the adaptive client-side rate limiter. S3 scales a prefix up under load and answers
+/// `503 SlowDown` meanwhile; the adaptive limiter would then hold the whole client (the artifact copies and the lock's
+/// renewals) to a fraction of a request per second for the rest of the run, where a backed-off retry suffices.
+pub fn s3_retry_config() -> RetryConfig {
+    RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS)
+}
+
 #[derive(Clone, Debug)]
 pub struct Clients {
     pub lambda: aws_sdk_lambda::Client,
@@ -46,6 +53,7 @@ fn custom_s3_endpoint() -> bool {
 pub fn s3_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     let s3_config = aws_sdk_s3::config::Builder::from(config)
         .force_path_style(custom_s3_endpoint())
+        .retry_config(s3_retry_config())
         .build();
     aws_sdk_s3::Client::from_conf(s3_config)
 }

@@ -59,16 +59,67 @@ macro_rules! version_config {
 pub struct VersionDetail {
     /// The runtime version the version runs; `None` without a managed runtime.
     pub runtime_version_arn: Option<String>,
-    /// `Active`, `Inactive` (idle: Lambda reclaimed its network interfaces), `Pending`, `Failed`.
-    pub state: Option<String>,
+    /// `None` where Lambda does not say.
+    pub state: Option<VersionState>,
     pub state_reason_code: Option<String>,
 }
 
-impl VersionDetail {
+/// A published version's state (Lambda developer guide, "Lambda function states"): the one place its names are
+/// compared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VersionState {
+    Active,
+    /// Being created or restored: Lambda does not invoke it meanwhile.
+    Pending,
     /// Idle long enough for Lambda to reclaim its VPC network interfaces: its next invoke fails
-    /// (`ResourceNotReadyException`) and starts a restore (Lambda developer guide, "Lambda function states").
+    /// (`ResourceNotReadyException`) and starts a restore.
+    Inactive,
+    /// Lambda cannot invoke it; `state_reason_code` says why.
+    Failed,
+    /// A state this build does not know, as Lambda named it.
+    Other(String),
+}
+
+impl VersionState {
+    pub fn of(name: &str) -> VersionState {
+        match name {
+            "Active" => VersionState::Active,
+            "Pending" => VersionState::Pending,
+            "Inactive" => VersionState::Inactive,
+            "Failed" => VersionState::Failed,
+            other => VersionState::Other(other.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            VersionState::Active => "Active",
+            VersionState::Pending => "Pending",
+            VersionState::Inactive => "Inactive",
+            VersionState::Failed => "Failed",
+            VersionState::Other(name) => name,
+        }
+    }
+}
+
+impl std::fmt::Display for VersionState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for VersionState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// What `status` and `verify` say of an Inactive version.
+pub const INACTIVE_NOTE: &str = "Inactive (idle: its next invoke fails while Lambda restores it; `ferry reactivate` wakes it now)";
+
+impl VersionDetail {
     pub fn inactive(&self) -> bool {
-        self.state.as_deref() == Some("Inactive")
+        self.state == Some(VersionState::Inactive)
     }
 }
 
@@ -91,7 +142,9 @@ pub async fn version_detail(
             .and_then(|c| c.runtime_version_config())
             .and_then(|r| r.runtime_version_arn())
             .map(str::to_string),
-        state: c.and_then(|c| c.state()).map(|s| s.as_str().to_string()),
+        state: c
+            .and_then(|c| c.state())
+            .map(|s| VersionState::of(s.as_str())),
         state_reason_code: c
             .and_then(|c| c.state_reason_code())
             .map(|s| s.as_str().to_string()),

@@ -1,6 +1,6 @@
 //! `ferry gc`: published versions that no alias references take code storage (75 GB per region). Lists them,
 //! and with `--apply` deletes them under the deploy lock, audited. An aliased version is never touched.
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 use serde::Serialize;
 
 use super::{Inputs, print_json};
@@ -8,7 +8,6 @@ use crate::audit::{AuditRecord, Deployer, rfc3339};
 use crate::aws::describe_sdk_error;
 use crate::cli::{GcArgs, GlobalArgs, OutputFormat};
 use crate::lock::Fence;
-use crate::observe::observe;
 
 #[derive(Serialize)]
 struct Unreferenced {
@@ -43,14 +42,8 @@ pub async fn run(g: &GlobalArgs, args: &GcArgs) -> Result<u8> {
     let work = async {
         let mut rows = Vec::new();
         for m in models {
-            let function = inputs
-                .platform
-                .function_name(&m.function)
-                .map_err(anyhow::Error::msg)?
-                .to_string();
-            let o = observe(&clients.lambda, &audit, &m.key, &function)
-                .await
-                .with_context(|| format!("gc of {}", m.key))?;
+            let (function, o) = inputs.observe_model(&clients, &audit, m, "gc").await?;
+            let function = function.to_string();
             let referenced = o.referenced_versions();
             let unreferenced: Vec<String> = o
                 .versions

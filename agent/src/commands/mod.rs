@@ -1,5 +1,5 @@
 //! One module per command: each loads what it needs, calls the library, and prints for people or for scripts.
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::approval::{self, ModelApprovals};
 use crate::audit::{AuditLog, AuditRecord, Deployer, rfc3339};
@@ -7,6 +7,7 @@ use crate::aws::Clients;
 use crate::catalog::{Catalog, Model};
 use crate::cli::{Cli, Command, GlobalArgs, ModelFilter};
 use crate::lock::{Acquired, DeployLock, HeldLock, LockOptions, RunId};
+use crate::observe::{ObservedFunction, observe};
 use crate::platform::Platform;
 
 mod audit_export;
@@ -68,6 +69,25 @@ impl Inputs {
         let source = approval::Source::from_catalog(&self.catalog)?;
         let approvals = approval::read_all(&source, &models).await?;
         Ok(models.into_iter().zip(approvals).collect())
+    }
+
+    /// Catalog model `model`'s Lambda function as the platform names it, and what Lambda and the audit log show of
+    /// it; `command` (`"status"`, `"gc"`, ...) opens the error.
+    pub async fn observe_model(
+        &self,
+        clients: &Clients,
+        audit: &AuditLog,
+        model: &Model,
+        command: &str,
+    ) -> Result<(&str, ObservedFunction)> {
+        let function = self
+            .platform
+            .function_name(&model.function)
+            .map_err(anyhow::Error::msg)?;
+        let observed = observe(&clients.lambda, audit, &model.key, function)
+            .await
+            .with_context(|| format!("{command} of {}", model.key))?;
+        Ok((function, observed))
     }
 }
 

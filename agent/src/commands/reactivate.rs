@@ -5,13 +5,13 @@
 //! the refused invoke runs no code, and nothing else is changed (no configuration, alias or record; no lock).
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use aws_sdk_lambda::primitives::Blob;
 use serde::Serialize;
 
 use super::{Inputs, print_json};
 use crate::cli::{GlobalArgs, OutputFormat, ReactivateArgs};
-use crate::observe::{observe, version_detail};
+use crate::observe::{VersionState, version_detail};
 
 const POLL: Duration = Duration::from_secs(1);
 
@@ -59,8 +59,8 @@ struct Reactivated {
     function: String,
     lambda_version: String,
     /// The state found, and the state at the end.
-    was: String,
-    now: String,
+    was: VersionState,
+    now: VersionState,
     /// Why it is not Active: the waking invoke's error, or Lambda's state reason.
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
@@ -75,29 +75,32 @@ pub async fn run(g: &GlobalArgs, args: &ReactivateArgs) -> Result<u8> {
     let mut woken = Vec::new();
     let mut checked = 0;
     for m in models {
-        let function = inputs
-            .platform
-            .function_name(&m.function)
-            .map_err(anyhow::Error::msg)?;
-        let o = observe(&clients.lambda, &audit, &m.key, function)
-            .await
-            .with_context(|| format!("reactivate of {}", m.key))?;
+        let (function, o) = inputs
+            .observe_model(&clients, &audit, m, "reactivate")
+            .await?;
         for lv in o.referenced_versions() {
             checked += 1;
             let found = read(&clients.lambda, function, &lv).await?;
             // Active: nothing to do. Pending: a restore is under way, waited for. Failed: said at once.
-            let state = found.state.clone().unwrap_or_default();
-            if !matches!(state.as_str(), "Inactive" | "Pending" | "Failed") {
+            let Some(was) = found.state.clone().filter(|s| {
+                matches!(
+                    s,
+                    VersionState::Inactive | VersionState::Pending | VersionState::Failed
+                )
+            }) else {
                 continue;
-            }
+            };
             let started = Instant::now();
             let mut error = None;
-            if state == "Inactive" {
+            if was == VersionState::Inactive {
                 error = wake(&clients.lambda, function, &lv).await;
             }
             let mut now = read(&clients.lambda, function, &lv).await?;
             while error.is_none()
-                && !matches!(now.state.as_deref(), Some("Active") | Some("Failed"))
+                && !matches!(
+                    now.state,
+                    Some(VersionState::Active) | Some(VersionState::Failed)
+                )
                 && started.elapsed() < timeout
             {
                 tokio::time::sleep(POLL).await;
@@ -107,25 +110,31 @@ pub async fn run(g: &GlobalArgs, args: &ReactivateArgs) -> Result<u8> {
                 model: m.key.clone(),
                 function: function.to_string(),
                 lambda_version: lv,
-                was: found.state.unwrap_or_default(),
-                now: now.state.unwrap_or_else(|| "unknown".into()),
+                was,
+                now: now
+                    .state
+                    .unwrap_or_else(|| VersionState::Other("unknown".into())),
                 reason: error.or(now.state_reason_code),
                 seconds: started.elapsed().as_secs_f64(),
             });
         }
     }
-    let all_active = woken.iter().all(|w| w.now == "Active");
+    let all_active = woken.iter().all(|w| w.now == VersionState::Active);
     match g.output {
         OutputFormat::Json => print_json(&woken)?,
         OutputFormat::Text => {
             for w in &woken {
-                let reason = match (&w.reason, w.now.as_str()) {
-                    (Some(r), now) if now != "Active" => format!(" ({r})"),
+                let reason = match (&w.reason, &w.now) {
+                    (Some(r), now) if *now != VersionState::Active => format!(" ({r})"),
                     _ => String::new(),
                 };
                 println!(
                     "{} {:<14} Lambda version {:<4} {} -> {} in {:.1} s{reason}",
-                    if w.now == "Active" { "ok  " } else { "FAIL" },
+                    if w.now == VersionState::Active {
+                        "ok  "
+                    } else {
+                        "FAIL"
+                    },
                     w.model,
                     w.lambda_version,
                     w.was,
@@ -136,7 +145,10 @@ pub async fn run(g: &GlobalArgs, args: &ReactivateArgs) -> Result<u8> {
             println!(
                 "{checked} aliased version(s) checked, {} were not Active, {} still are not.",
                 woken.len(),
-                woken.iter().filter(|w| w.now != "Active").count()
+                woken
+                    .iter()
+                    .filter(|w| w.now != VersionState::Active)
+                    .count()
             );
         }
     }

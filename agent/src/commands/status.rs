@@ -1,11 +1,11 @@
 //! `ferry status`: what is live per model function: version aliases, the Lambda version and spec behind each,
 //! stage aliases with their traffic split, and each aliased version's state (an idle one is `Inactive`).
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Serialize;
 
 use super::{Inputs, print_json};
 use crate::cli::{GlobalArgs, ModelFilter, OutputFormat};
-use crate::observe::{ObservedFunction, observe, version_detail};
+use crate::observe::{INACTIVE_NOTE, ObservedFunction, VersionState, version_detail};
 use std::collections::BTreeMap;
 
 #[derive(Serialize)]
@@ -25,7 +25,7 @@ struct AliasStatus {
     additional_weights: std::collections::BTreeMap<String, f64>,
     audited: bool,
     /// The Lambda version's state (`Active`, `Inactive`, ...), from GetFunction: listings leave it out.
-    state: Option<String>,
+    state: Option<VersionState>,
 }
 
 pub async fn run(g: &GlobalArgs, filter: &ModelFilter) -> Result<u8> {
@@ -34,19 +34,13 @@ pub async fn run(g: &GlobalArgs, filter: &ModelFilter) -> Result<u8> {
     let (clients, audit) = super::connect(g, &inputs.platform).await;
     let mut out = Vec::new();
     for m in models {
-        let function = inputs
-            .platform
-            .function_name(&m.function)
-            .map_err(anyhow::Error::msg)?;
-        let o = observe(&clients.lambda, &audit, &m.key, function)
-            .await
-            .with_context(|| format!("status of {}", m.key))?;
+        let (function, o) = inputs.observe_model(&clients, &audit, m, "status").await?;
         let mut states = BTreeMap::new();
         for lv in o.referenced_versions() {
             // A state that cannot be read (a role without lambda:GetFunction) is shown, not fatal.
             let state = match version_detail(&clients.lambda, function, &lv).await {
                 Ok(detail) => detail.state,
-                Err(e) => Some(format!("state unknown ({e})")),
+                Err(e) => Some(VersionState::Other(format!("state unknown ({e})"))),
             };
             states.insert(lv, state);
         }
@@ -62,7 +56,7 @@ pub async fn run(g: &GlobalArgs, filter: &ModelFilter) -> Result<u8> {
 fn model_status(
     model: &str,
     o: &ObservedFunction,
-    states: &BTreeMap<String, Option<String>>,
+    states: &BTreeMap<String, Option<VersionState>>,
 ) -> ModelStatus {
     let referenced = o.referenced_versions();
     let aliases = o
@@ -125,12 +119,11 @@ fn to_text(models: &[ModelStatus]) -> String {
             } else {
                 ""
             };
-            let state = match a.state.as_deref() {
-                Some("Inactive") => {
-                    "  Inactive (idle: the next invoke fails while Lambda restores it; `ferry reactivate`)"
-                        .to_string()
+            let state = match &a.state {
+                Some(VersionState::Inactive) => {
+                    format!("  {INACTIVE_NOTE}")
                 }
-                Some("Active") | None => String::new(),
+                Some(VersionState::Active) | None => String::new(),
                 Some(other) => format!("  {other}"),
             };
             out.push_str(&format!(

@@ -21,7 +21,7 @@ use crate::function_url::{AUTH_TYPE, ObservedUrl, observe_urls};
 use crate::http_api::{HttpApi, RouteTarget, observe_api};
 use crate::lock::RunId;
 use crate::manifest::{ArtifactManifest, MANIFEST_FILE, file_differences, scan_dir};
-use crate::observe::{ObservedFunction, ObservedVersion, observe};
+use crate::observe::{INACTIVE_NOTE, ObservedFunction, ObservedVersion, VersionState};
 use crate::plan::is_version_alias;
 use crate::routes::{FunctionArn, ObservedApi, RouteKey, RouteState};
 use crate::runtime_management::{self, ObservedRuntime, RuntimeManagement};
@@ -74,14 +74,8 @@ pub async fn run(g: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
     let mut findings = Vec::new();
     let mut functions = Vec::new();
     for m in models {
-        let function = inputs
-            .platform
-            .function_name(&m.function)
-            .map_err(anyhow::Error::msg)?;
+        let (function, o) = inputs.observe_model(&clients, &audit, m, "verify").await?;
         functions.push((m.key.clone(), function.to_string()));
-        let o = observe(&clients.lambda, &audit, &m.key, function)
-            .await
-            .with_context(|| format!("verify of {}", m.key))?;
         let mut records = BTreeMap::new();
         let mut runtimes = BTreeMap::new();
         for (alias, recorded) in &o.recorded {
@@ -335,10 +329,8 @@ fn check_model(model: &str, o: &ObservedFunction, evidence: &Evidence) -> Vec<Fi
             None => String::new(),
         };
         let idle = match evidence.runtimes.get(&a.name) {
-            Some(Ok(found)) if found.detail.inactive() => {
-                "; Inactive (idle: its next invoke fails while Lambda restores it; `ferry reactivate` does that now)"
-            }
-            _ => "",
+            Some(Ok(found)) if found.detail.inactive() => format!("; {INACTIVE_NOTE}"),
+            _ => String::new(),
         };
         out.push(finding(
             true,
@@ -617,7 +609,7 @@ fn check_runtime(
         }
         None => return Err(format!("Lambda version {lv}: its runtime was not read")),
     };
-    if found.detail.state.as_deref() == Some("Failed") {
+    if found.detail.state == Some(VersionState::Failed) {
         return Err(format!(
             "Lambda version {lv} is Failed ({}): Lambda cannot invoke it",
             found
@@ -770,7 +762,7 @@ mod tests {
     #[test]
     fn a_failed_version_fails_and_a_runtime_version_lambda_does_not_show_is_not_a_difference() {
         let mut failed = observed(RuntimeManagement::pinned(ARN), ARN).unwrap();
-        failed.detail.state = Some("Failed".into());
+        failed.detail.state = Some(VersionState::Failed);
         let why = check_runtime("7", &record(true), Some(&Ok(failed))).unwrap_err();
         assert!(why.starts_with("Lambda version 7 is Failed"), "{why}");
         let mut unshown = observed(RuntimeManagement::pinned(ARN), ARN).unwrap();

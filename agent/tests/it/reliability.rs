@@ -294,8 +294,8 @@ async fn without_an_aws_identity_nothing_is_changed() {
     assert!(calls.is_empty(), "not even the lock: {calls:#?}");
 }
 
-/// Seeds of the random-fault runs: one in `make test` (each takes about two minutes here), `make test-reliability`
-/// runs 20 (`FERRY_FAULT_SEEDS=1-20`).
+/// Seeds of the random-fault runs: one in `make test` (each takes about a minute and a half here, most of it the
+/// fixture's models), `make test-reliability` runs 20 (`FERRY_FAULT_SEEDS=1-20`).
 fn fault_seeds() -> Vec<u64> {
     let spec = std::env::var("FERRY_FAULT_SEEDS").unwrap_or_else(|_| "1".into());
     match spec.split_once('-') {
@@ -304,8 +304,12 @@ fn fault_seeds() -> Vec<u64> {
     }
 }
 
+/// A fifth of every request (S3, Lambda, STS) faulted at random (answers lost, connections dropped, 500, 503, 429),
+/// with a 3 s lock lease: reruns converge, nobody touches the lock. It found two defects: the fault proxy's own
+/// throttling answers were unreadable to the SDK (never retried), and the S3 client's adaptive retry held the
+/// artifact copies and the lock's renewals to a crawl after a few `SlowDown`s (seed 3: a 124 s first run that lost
+/// its lease; 28 s and done at once with S3 on the standard retry mode).
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "not converging within 8 runs in every run (seed 1: failed once and passed once on the same code, 2026-12-01; the request order varies run to run); the lost-PublishVersion-answer defect once blamed is fixed (control_plane.rs), the remaining cause is not yet known: the assertion now prints what each failed run said; run by make test-reliability"]
 async fn deploys_with_a_fifth_of_all_requests_faulted_converge_with_no_manual_step() {
     use crate::faults::RandomFaults;
     let kinds = vec![
@@ -333,6 +337,7 @@ async fn deploys_with_a_fifth_of_all_requests_faulted_converge_with_no_manual_st
         let mut errors = Vec::new();
         loop {
             runs += 1;
+            let started = std::time::Instant::now();
             let out = fx
                 .ferry_via(
                     &proxy,
@@ -340,10 +345,16 @@ async fn deploys_with_a_fifth_of_all_requests_faulted_converge_with_no_manual_st
                 )
                 .output()
                 .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            eprintln!(
+                "seed {seed} run {runs}: {:.1} s, {}\n{stderr}",
+                started.elapsed().as_secs_f64(),
+                out.status
+            );
             if out.status.success() {
                 break;
             }
-            errors.push(String::from_utf8_lossy(&out.stderr).into_owned());
+            errors.push(stderr);
             assert!(
                 runs < 8,
                 "seed {seed}: no convergence in {runs} runs; what each said:\n{}",
