@@ -212,8 +212,9 @@ pub struct RecordArgs {
 pub struct DeployArgs {
     #[command(flatten)]
     pub filter: ModelFilter,
-    /// How many functions to work on at once
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    /// How many functions to work on at once. The request rate is bounded by --api-rate, not by this: enough
+    /// functions at once keep that budget busy while each waits for its updates to settle
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
     #[command(flatten)]
     pub lock: LockArgs,
