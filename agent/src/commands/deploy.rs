@@ -1,6 +1,5 @@
-//! `ferry deploy`: plan, and when there is something to do: lock, then per function as a pipeline: sync its new
-//! versions' artifacts (verified), then apply (functions concurrently, each as soon as its own artifacts are
-//! verified; steps of one function in order), release the lock. A rerun after success makes no
+//! `ferry deploy`: plan, and when there is something to do: lock, sync artifacts (verified), apply per function
+//! (functions concurrently, steps of one function in order), release the lock. A rerun after success makes no
 //! mutating call: with nothing to do, not even the lock is taken.
 use std::collections::BTreeMap;
 
@@ -144,12 +143,7 @@ async fn deploy_locked(
     if let Some(refused) = plan.refused() {
         return Err(anyhow!("{refused}"));
     }
-    let requests = sync_requests(&plan);
-    let via = if requests.is_empty() {
-        None
-    } else {
-        Some(sync_destination(g, args, inputs, clients)?)
-    };
+    let (verified, sync_rows) = sync_new_versions(g, args, inputs, clients, &plan, &fence).await?;
     let ctx = ApplyContext {
         lambda: clients.lambda.clone(),
         audit: audit.clone(),
@@ -159,17 +153,18 @@ async fn deploy_locked(
         fence,
         http_api: crate::http_api::HttpApi::of_platform(clients, &inputs.platform),
     };
-    // A pipeline: a model's Lambda steps start as soon as its own versions are verified on EFS, while the others'
-    // still sync, so the control-plane budget is not left idle behind the slowest copy.
-    let (ready, synced) = futures::channel::mpsc::unbounded::<(usize, ModelSync)>();
-    let sync = sync_new_versions(clients, &plan, requests, via.as_ref(), &ctx.fence, ready);
-    let apply = synced
-        .map(|(index, model_sync)| {
-            let (ctx, model_plan, obs) = (&ctx, &plan.models[index], &observed[index]);
+    let results: Vec<ModelOutcome> = futures::stream::iter(plan.models.iter().zip(&observed))
+        .map(|(model_plan, obs)| {
+            let ctx = &ctx;
+            let verified = verified.get(&model_plan.model).cloned().unwrap_or_default();
+            let failed_sync = sync_rows
+                .iter()
+                .find(|s| s.model == model_plan.model && s.error.is_some())
+                .cloned();
             async move {
                 // A version whose artifacts are not verified on EFS is never published.
-                let outcome = match model_sync.failed {
-                    Some(version) => ModelOutcome {
+                if let Some(s) = failed_sync {
+                    return ModelOutcome {
                         model: model_plan.model.clone(),
                         function: model_plan.function.clone(),
                         created: vec![],
@@ -177,23 +172,21 @@ async fn deploy_locked(
                         stage_moves: vec![],
                         routes_created: vec![],
                         function_urls_created: BTreeMap::new(),
-                        error: Some(format!("sync of v{version} failed; nothing was published")),
-                    },
-                    None => {
-                        if g.output == OutputFormat::Text {
-                            eprintln!("deploying {} ...", model_plan.model);
-                        }
-                        apply_model(ctx, model_plan, obs, &model_sync.verified).await
-                    }
-                };
-                (index, outcome)
+                        error: Some(format!(
+                            "sync of v{} failed; nothing was published",
+                            s.version
+                        )),
+                    };
+                }
+                if g.output == OutputFormat::Text {
+                    eprintln!("deploying {} ...", model_plan.model);
+                }
+                apply_model(ctx, model_plan, obs, &verified).await
             }
         })
-        .buffer_unordered(args.jobs as usize)
-        .collect::<Vec<_>>();
-    let (sync_rows, mut results) = futures::join!(sync, apply);
-    results.sort_by_key(|(index, _)| *index);
-    let results = results.into_iter().map(|(_, outcome)| outcome).collect();
+        .buffered(args.jobs as usize)
+        .collect()
+        .await;
     Ok((plan, results, sync_rows))
 }
 
@@ -202,18 +195,17 @@ enum SyncVia {
     Function(String),
 }
 
-/// What became of one model's new versions on EFS, once the last of them is done.
-#[derive(Default)]
-struct ModelSync {
-    remaining: usize,
-    verified: VerifiedArtifacts,
-    /// The first version that could not be synced and verified.
-    failed: Option<String>,
-}
-
-/// One request per version about to be created, in plan order (so the first models are ready first).
-fn sync_requests(plan: &Plan) -> Vec<SyncRequest> {
-    plan.models
+/// Copies and verifies the artifacts of every version about to be created. Per model: version → digest.
+async fn sync_new_versions(
+    g: &GlobalArgs,
+    args: &DeployArgs,
+    inputs: &Inputs,
+    clients: &Clients,
+    plan: &Plan,
+    fence: &Fence,
+) -> Result<(BTreeMap<String, VerifiedArtifacts>, Vec<SyncRow>)> {
+    let requests: Vec<SyncRequest> = plan
+        .models
         .iter()
         .filter(|m| !m.blocked)
         .flat_map(|m| m.actions.iter())
@@ -227,118 +219,79 @@ fn sync_requests(plan: &Plan) -> Vec<SyncRequest> {
             }),
             _ => None,
         })
-        .collect()
-}
-
-/// Where the file system is mounted here, copy directly; otherwise the in-VPC sync function does it.
-fn sync_destination(
-    g: &GlobalArgs,
-    args: &DeployArgs,
-    inputs: &Inputs,
-    clients: &Clients,
-) -> Result<SyncVia> {
+        .collect();
+    let mut verified: BTreeMap<String, VerifiedArtifacts> = BTreeMap::new();
+    let mut rows = Vec::new();
+    if requests.is_empty() {
+        return Ok((verified, rows));
+    }
     let efs_root = args
         .efs_root
         .clone()
         .or_else(|| inputs.platform.efs.local_root.clone());
-    match (efs_root, inputs.platform.sync_function.clone()) {
+    // Where the file system is mounted here, copy directly; otherwise the in-VPC sync function does it.
+    let via = match (efs_root, inputs.platform.sync_function.clone()) {
         (Some(root), _) => {
             let options = SyncOptions {
                 progress: g.output == OutputFormat::Text && !g.quiet,
                 ..SyncOptions::default()
             };
-            Ok(SyncVia::Mounted(Syncer::new(
-                clients.s3.clone(),
-                root,
-                options,
-            )))
+            SyncVia::Mounted(Syncer::new(clients.s3.clone(), root, options))
         }
-        (None, Some(function)) => Ok(SyncVia::Function(function)),
-        (None, None) => Err(anyhow!(
-            "nowhere to sync artifacts to: pass --efs-root DIR (a host that mounts the file system), or give the platform a sync_function"
-        )),
-    }
-}
-
-/// Copies and verifies the artifacts of every version about to be created, and sends each model (its index in the
-/// plan) to `ready` once its last version is done; a model with nothing to sync is ready at once. Returns a row per
-/// version.
-async fn sync_new_versions(
-    clients: &Clients,
-    plan: &Plan,
-    requests: Vec<SyncRequest>,
-    via: Option<&SyncVia>,
-    fence: &Fence,
-    ready: futures::channel::mpsc::UnboundedSender<(usize, ModelSync)>,
-) -> Vec<SyncRow> {
-    let mut models: BTreeMap<String, ModelSync> = BTreeMap::new();
-    for req in &requests {
-        models.entry(req.model.clone()).or_default().remaining += 1;
-    }
-    let index_of = |model: &str| plan.models.iter().position(|m| m.model == model);
-    for (index, m) in plan.models.iter().enumerate() {
-        if !models.contains_key(&m.model) {
-            // The receiver lives as long as this call's caller: a send cannot fail.
-            let _ = ready.unbounded_send((index, ModelSync::default()));
+        (None, Some(function)) => SyncVia::Function(function),
+        (None, None) => {
+            return Err(anyhow!(
+                "nowhere to sync artifacts to: pass --efs-root DIR (a host that mounts the file system), or give the platform a sync_function"
+            ));
         }
-    }
-    let mut outcomes = futures::stream::iter(requests)
-        .map(|req| async move {
-            // Writing to EFS is a change: only under the lock.
-            let outcome = match (fence.check(), via) {
-                (Err(e), _) => Err(e.to_string()),
-                (Ok(()), Some(SyncVia::Mounted(syncer))) => {
-                    syncer.sync(&req).await.map_err(|e| e.to_string())
-                }
-                (Ok(()), Some(SyncVia::Function(f))) => {
-                    invoke_sync_function(&clients.lambda, f, &req)
-                        .await
-                        .map_err(|e| e.to_string())
-                }
-                (Ok(()), None) => Err("nowhere to sync artifacts to".to_string()),
-            };
-            (req, outcome)
+    };
+    let outcomes: Vec<_> = futures::stream::iter(requests)
+        .map(|req| {
+            let via = &via;
+            async move {
+                // Writing to EFS is a change: only under the lock.
+                let outcome = match fence.check() {
+                    Err(e) => Err(e.to_string()),
+                    Ok(()) => match via {
+                        SyncVia::Mounted(syncer) => syncer.sync(&req).await,
+                        SyncVia::Function(f) => {
+                            invoke_sync_function(&clients.lambda, f, &req).await
+                        }
+                    }
+                    .map_err(|e| e.to_string()),
+                };
+                (req, outcome)
+            }
         })
-        .buffer_unordered(SYNC_VERSIONS_IN_FLIGHT);
-    let mut rows = Vec::new();
-    while let Some((req, outcome)) = outcomes.next().await {
-        let model = models
-            .get_mut(&req.model)
-            .expect("every request's model is counted");
+        .buffer_unordered(SYNC_VERSIONS_IN_FLIGHT)
+        .collect()
+        .await;
+    for (req, outcome) in outcomes {
         match outcome {
             Ok(o) => {
-                model.verified.insert(req.version.clone(), o.digest.clone());
+                verified
+                    .entry(req.model.clone())
+                    .or_default()
+                    .insert(req.version.clone(), o.digest.clone());
                 rows.push(SyncRow {
-                    model: req.model.clone(),
-                    version: req.version.clone(),
+                    model: req.model,
+                    version: req.version,
                     digest: Some(o.digest),
                     skipped: o.skipped,
                     error: None,
                 });
             }
-            Err(e) => {
-                // The first in the rows' order, whatever finished first.
-                if model.failed.as_ref().is_none_or(|f| req.version < *f) {
-                    model.failed = Some(req.version.clone());
-                }
-                rows.push(SyncRow {
-                    model: req.model.clone(),
-                    version: req.version.clone(),
-                    digest: None,
-                    skipped: false,
-                    error: Some(e),
-                });
-            }
-        }
-        model.remaining -= 1;
-        if model.remaining == 0
-            && let Some(index) = index_of(&req.model)
-        {
-            let _ = ready.unbounded_send((index, std::mem::take(model)));
+            Err(e) => rows.push(SyncRow {
+                model: req.model,
+                version: req.version,
+                digest: None,
+                skipped: false,
+                error: Some(e),
+            }),
         }
     }
     rows.sort_by(|a, b| (&a.model, &a.version).cmp(&(&b.model, &b.version)));
-    rows
+    Ok((verified, rows))
 }
 
 fn summary_table(results: &[ModelOutcome], sync: &[SyncRow]) -> String {
