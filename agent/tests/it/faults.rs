@@ -55,8 +55,6 @@ struct State {
     random: Option<(RandomFaults, u64)>,
     /// Every request seen: "METHOD path", and the fault it got.
     seen: Vec<(String, Option<Fault>)>,
-    /// When each of `seen` arrived.
-    arrived: Vec<std::time::Instant>,
 }
 
 pub struct FaultProxy {
@@ -85,7 +83,6 @@ impl FaultProxy {
                 (r, s)
             }),
             seen: vec![],
-            arrived: vec![],
         }));
         let shared = state.clone();
         let task = tokio::spawn(async move {
@@ -147,7 +144,6 @@ fn choose(state: &Mutex<State>, method: &str, path: &str, body: &[u8]) -> Option
         }
     }
     s.seen.push((format!("{method} {path}"), fault));
-    s.arrived.push(std::time::Instant::now());
     fault
 }
 
@@ -234,9 +230,9 @@ fn service_of(head: &[u8]) -> String {
 
 /// An error answer in the service's own protocol, as AWS sends it: the SDK reads the code (and so decides whether to
 /// retry) from it, and an answer in another service's shape has no code it can read.
-fn refusal(service: String, status: u16, code: &str) -> Vec<u8> {
+fn refusal(service: &str, status: u16, code: &str) -> Vec<u8> {
     const MESSAGE: &str = "injected by the test's fault proxy";
-    let (content_type, body) = match service.as_str() {
+    let (content_type, body) = match service {
         // restJson1 (Lambda's 429: `{"Reason":"CallerRateLimitExceeded","Type":"User","message":"Rate exceeded"}`).
         "lambda" | "apigateway" => (
             "application/json",
@@ -282,7 +278,7 @@ async fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> s
             Some(Fault::Drop) => return Ok(()),
             Some(Fault::Refuse(status, code)) => {
                 client
-                    .write_all(&refusal(service_of(&head), status, code))
+                    .write_all(&refusal(&service_of(&head), status, code))
                     .await?;
                 continue;
             }
