@@ -1,10 +1,12 @@
-//! `ferry deploy`: plan, and when there is something to do: lock, sync artifacts (verified), apply per function
-//! (functions concurrently, steps of one function in order), release the lock. A rerun after success makes no
+//! `ferry deploy`: plan, and when there is something to do: lock, then per function as a pipeline: sync its new
+//! versions' artifacts (verified), then apply (functions concurrently, each as soon as its own artifacts are
+//! verified; steps of one function in order), release the lock. A rerun after success makes no
 //! mutating call: with nothing to do, not even the lock is taken.
 use std::collections::BTreeMap;
 
 use anyhow::{Result, anyhow};
 use futures::StreamExt;
+use futures::channel::oneshot;
 use serde::Serialize;
 
 use super::plan::{DesiredState, observe_and_plan, print_refusals};
@@ -143,7 +145,12 @@ async fn deploy_locked(
     if let Some(refused) = plan.refused() {
         return Err(anyhow!("{refused}"));
     }
-    let (verified, sync_rows) = sync_new_versions(g, args, inputs, clients, &plan, &fence).await?;
+    let requests = sync_requests(&plan);
+    let via = if requests.is_empty() {
+        None
+    } else {
+        Some(sync_destination(g, args, inputs, clients)?)
+    };
     let ctx = ApplyContext {
         lambda: clients.lambda.clone(),
         audit: audit.clone(),
@@ -153,40 +160,52 @@ async fn deploy_locked(
         fence,
         http_api: crate::http_api::HttpApi::of_platform(clients, &inputs.platform),
     };
-    let results: Vec<ModelOutcome> = futures::stream::iter(plan.models.iter().zip(&observed))
-        .map(|(model_plan, obs)| {
+    // A pipeline: a model's Lambda steps start as soon as its own versions are verified on EFS, while the others'
+    // still sync, so the control-plane budget is not left idle behind the slowest copy. Models start their steps in
+    // plan order (`buffered`), whichever sync ends first: at `--jobs 1` the steps run exactly in plan order.
+    let (ready, synced): (Vec<_>, Vec<_>) = plan
+        .models
+        .iter()
+        .map(|_| oneshot::channel::<ModelSync>())
+        .unzip();
+    let sync = sync_new_versions(clients, &plan, requests, via.as_ref(), &ctx.fence, ready);
+    let apply = futures::stream::iter(plan.models.iter().zip(&observed).zip(synced))
+        .map(|((model_plan, obs), synced)| {
             let ctx = &ctx;
-            let verified = verified.get(&model_plan.model).cloned().unwrap_or_default();
-            let failed_sync = sync_rows
-                .iter()
-                .find(|s| s.model == model_plan.model && s.error.is_some())
-                .cloned();
             async move {
                 // A version whose artifacts are not verified on EFS is never published.
-                if let Some(s) = failed_sync {
-                    return ModelOutcome {
-                        model: model_plan.model.clone(),
-                        function: model_plan.function.clone(),
-                        created: vec![],
-                        audits_repaired: vec![],
-                        stage_moves: vec![],
-                        routes_created: vec![],
-                        function_urls_created: BTreeMap::new(),
-                        error: Some(format!(
-                            "sync of v{} failed; nothing was published",
-                            s.version
-                        )),
-                    };
+                let failed = match synced.await {
+                    Ok(model_sync) if model_sync.failed.is_none() => {
+                        if g.output == OutputFormat::Text {
+                            eprintln!("deploying {} ...", model_plan.model);
+                        }
+                        return apply_model(ctx, model_plan, obs, &model_sync.verified).await;
+                    }
+                    Ok(model_sync) => format!(
+                        "sync of v{} failed; nothing was published",
+                        model_sync.failed.unwrap_or_default()
+                    ),
+                    // The sender is dropped unsent only if the sync ended early, which it does not.
+                    Err(oneshot::Canceled) => {
+                        "the sync ended before this model's versions; nothing was published"
+                            .to_string()
+                    }
+                };
+                ModelOutcome {
+                    model: model_plan.model.clone(),
+                    function: model_plan.function.clone(),
+                    created: vec![],
+                    audits_repaired: vec![],
+                    stage_moves: vec![],
+                    routes_created: vec![],
+                    function_urls_created: BTreeMap::new(),
+                    error: Some(failed),
                 }
-                if g.output == OutputFormat::Text {
-                    eprintln!("deploying {} ...", model_plan.model);
-                }
-                apply_model(ctx, model_plan, obs, &verified).await
             }
         })
         .buffered(args.jobs as usize)
-        .collect()
-        .await;
+        .collect::<Vec<_>>();
+    let (sync_rows, results) = futures::join!(sync, apply);
     Ok((plan, results, sync_rows))
 }
 
@@ -195,17 +214,18 @@ enum SyncVia {
     Function(String),
 }
 
-/// Copies and verifies the artifacts of every version about to be created. Per model: version → digest.
-async fn sync_new_versions(
-    g: &GlobalArgs,
-    args: &DeployArgs,
-    inputs: &Inputs,
-    clients: &Clients,
-    plan: &Plan,
-    fence: &Fence,
-) -> Result<(BTreeMap<String, VerifiedArtifacts>, Vec<SyncRow>)> {
-    let requests: Vec<SyncRequest> = plan
-        .models
+/// What became of one model's new versions on EFS, once the last of them is done.
+#[derive(Default)]
+struct ModelSync {
+    remaining: usize,
+    verified: VerifiedArtifacts,
+    /// The first version that could not be synced and verified.
+    failed: Option<String>,
+}
+
+/// One request per version about to be created, in plan order (so the first models are ready first).
+fn sync_requests(plan: &Plan) -> Vec<SyncRequest> {
+    plan.models
         .iter()
         .filter(|m| !m.blocked)
         .flat_map(|m| m.actions.iter())
@@ -219,79 +239,128 @@ async fn sync_new_versions(
             }),
             _ => None,
         })
-        .collect();
-    let mut verified: BTreeMap<String, VerifiedArtifacts> = BTreeMap::new();
-    let mut rows = Vec::new();
-    if requests.is_empty() {
-        return Ok((verified, rows));
-    }
+        .collect()
+}
+
+/// Where the file system is mounted here, copy directly; otherwise the in-VPC sync function does it.
+fn sync_destination(
+    g: &GlobalArgs,
+    args: &DeployArgs,
+    inputs: &Inputs,
+    clients: &Clients,
+) -> Result<SyncVia> {
     let efs_root = args
         .efs_root
         .clone()
         .or_else(|| inputs.platform.efs.local_root.clone());
-    // Where the file system is mounted here, copy directly; otherwise the in-VPC sync function does it.
-    let via = match (efs_root, inputs.platform.sync_function.clone()) {
+    match (efs_root, inputs.platform.sync_function.clone()) {
         (Some(root), _) => {
             let options = SyncOptions {
                 progress: g.output == OutputFormat::Text && !g.quiet,
                 ..SyncOptions::default()
             };
-            SyncVia::Mounted(Syncer::new(clients.s3.clone(), root, options))
+            Ok(SyncVia::Mounted(Syncer::new(
+                clients.s3.clone(),
+                root,
+                options,
+            )))
         }
-        (None, Some(function)) => SyncVia::Function(function),
-        (None, None) => {
-            return Err(anyhow!(
-                "nowhere to sync artifacts to: pass --efs-root DIR (a host that mounts the file system), or give the platform a sync_function"
-            ));
+        (None, Some(function)) => Ok(SyncVia::Function(function)),
+        (None, None) => Err(anyhow!(
+            "nowhere to sync artifacts to: pass --efs-root DIR (a host that mounts the file system), or give the platform a sync_function"
+        )),
+    }
+}
+
+/// Copies and verifies the artifacts of every version about to be created, and tells each model (`ready`, one sender
+/// per model in plan order) once its last version is done; a model with nothing to sync is ready at once. Returns a
+/// row per version.
+async fn sync_new_versions(
+    clients: &Clients,
+    plan: &Plan,
+    requests: Vec<SyncRequest>,
+    via: Option<&SyncVia>,
+    fence: &Fence,
+    ready: Vec<oneshot::Sender<ModelSync>>,
+) -> Vec<SyncRow> {
+    let mut ready: Vec<Option<_>> = ready.into_iter().map(Some).collect();
+    let mut tell = |index: usize, model_sync: ModelSync| {
+        if let Some(sender) = ready.get_mut(index).and_then(Option::take) {
+            // The receiver lives as long as this call's caller: a send cannot fail.
+            let _ = sender.send(model_sync);
         }
     };
-    let outcomes: Vec<_> = futures::stream::iter(requests)
-        .map(|req| {
-            let via = &via;
-            async move {
-                // Writing to EFS is a change: only under the lock.
-                let outcome = match fence.check() {
-                    Err(e) => Err(e.to_string()),
-                    Ok(()) => match via {
-                        SyncVia::Mounted(syncer) => syncer.sync(&req).await,
-                        SyncVia::Function(f) => {
-                            invoke_sync_function(&clients.lambda, f, &req).await
-                        }
-                    }
-                    .map_err(|e| e.to_string()),
-                };
-                (req, outcome)
-            }
+    // Per model with something to sync: its index in the plan, and what became of its versions so far.
+    let mut models: BTreeMap<String, (usize, ModelSync)> = BTreeMap::new();
+    for req in &requests {
+        if let Some(index) = plan.models.iter().position(|m| m.model == req.model) {
+            models
+                .entry(req.model.clone())
+                .or_insert((index, ModelSync::default()))
+                .1
+                .remaining += 1;
+        }
+    }
+    for (index, m) in plan.models.iter().enumerate() {
+        if !models.contains_key(&m.model) {
+            tell(index, ModelSync::default());
+        }
+    }
+    let mut outcomes = futures::stream::iter(requests)
+        .map(|req| async move {
+            // Writing to EFS is a change: only under the lock.
+            let outcome = match (fence.check(), via) {
+                (Err(e), _) => Err(e.to_string()),
+                (Ok(()), Some(SyncVia::Mounted(syncer))) => {
+                    syncer.sync(&req).await.map_err(|e| e.to_string())
+                }
+                (Ok(()), Some(SyncVia::Function(f))) => {
+                    invoke_sync_function(&clients.lambda, f, &req)
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                (Ok(()), None) => Err("nowhere to sync artifacts to".to_string()),
+            };
+            (req, outcome)
         })
-        .buffer_unordered(SYNC_VERSIONS_IN_FLIGHT)
-        .collect()
-        .await;
-    for (req, outcome) in outcomes {
+        .buffer_unordered(SYNC_VERSIONS_IN_FLIGHT);
+    let mut rows = Vec::new();
+    while let Some((req, outcome)) = outcomes.next().await {
+        let (index, model) = models
+            .get_mut(&req.model)
+            .expect("every request's model is counted");
         match outcome {
             Ok(o) => {
-                verified
-                    .entry(req.model.clone())
-                    .or_default()
-                    .insert(req.version.clone(), o.digest.clone());
+                model.verified.insert(req.version.clone(), o.digest.clone());
                 rows.push(SyncRow {
-                    model: req.model,
-                    version: req.version,
+                    model: req.model.clone(),
+                    version: req.version.clone(),
                     digest: Some(o.digest),
                     skipped: o.skipped,
                     error: None,
                 });
             }
-            Err(e) => rows.push(SyncRow {
-                model: req.model,
-                version: req.version,
-                digest: None,
-                skipped: false,
-                error: Some(e),
-            }),
+            Err(e) => {
+                // The first in the rows' order, whatever finished first.
+                if model.failed.as_ref().is_none_or(|f| req.version < *f) {
+                    model.failed = Some(req.version.clone());
+                }
+                rows.push(SyncRow {
+                    model: req.model.clone(),
+                    version: req.version.clone(),
+                    digest: None,
+                    skipped: false,
+                    error: Some(e),
+                });
+            }
+        }
+        model.remaining -= 1;
+        if model.remaining == 0 {
+            tell(*index, std::mem::take(model));
         }
     }
     rows.sort_by(|a, b| (&a.model, &a.version).cmp(&(&b.model, &b.version)));
-    Ok((verified, rows))
+    rows
 }
 
 fn summary_table(results: &[ModelOutcome], sync: &[SyncRow]) -> String {

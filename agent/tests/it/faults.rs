@@ -16,6 +16,8 @@ pub enum Fault {
     Drop,
     /// Pass the request on, answer with the headers and half the body, then close the connection.
     Truncate,
+    /// Hold the request this many milliseconds, then pass it on.
+    Delay(u64),
     /// Answer with this HTTP status and AWS error code (not retried by the SDK when it is a 4xx).
     Refuse(u16, &'static str),
 }
@@ -55,6 +57,8 @@ struct State {
     random: Option<(RandomFaults, u64)>,
     /// Every request seen: "METHOD path", and the fault it got.
     seen: Vec<(String, Option<Fault>)>,
+    /// When each of `seen` arrived.
+    arrived: Vec<std::time::Instant>,
 }
 
 pub struct FaultProxy {
@@ -83,6 +87,7 @@ impl FaultProxy {
                 (r, s)
             }),
             seen: vec![],
+            arrived: vec![],
         }));
         let shared = state.clone();
         let task = tokio::spawn(async move {
@@ -99,6 +104,13 @@ impl FaultProxy {
     /// The requests seen so far, as "METHOD path", with the fault each got.
     pub fn seen(&self) -> Vec<(String, Option<Fault>)> {
         self.state.lock().unwrap().seen.clone()
+    }
+
+    /// The requests seen so far, as "METHOD path", with when each arrived.
+    pub fn seen_at(&self) -> Vec<(String, std::time::Instant)> {
+        let s = self.state.lock().unwrap();
+        let paths = s.seen.iter().map(|(p, _)| p.clone());
+        paths.zip(s.arrived.iter().copied()).collect()
     }
 
     /// How many requests got a fault.
@@ -144,6 +156,7 @@ fn choose(state: &Mutex<State>, method: &str, path: &str, body: &[u8]) -> Option
         }
     }
     s.seen.push((format!("{method} {path}"), fault));
+    s.arrived.push(std::time::Instant::now());
     fault
 }
 
@@ -276,6 +289,9 @@ async fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> s
         let fault = choose(state, &method, &path, &body);
         match fault {
             Some(Fault::Drop) => return Ok(()),
+            Some(Fault::Delay(ms)) => {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await
+            }
             Some(Fault::Refuse(status, code)) => {
                 client
                     .write_all(&refusal(&service_of(&head), status, code))

@@ -3,7 +3,7 @@
 //! the next run finishes by itself, with every change to a live alias audited.
 use predicates::prelude::*;
 
-use crate::deploy::{Fixture, RISK_FN, aliases, audit_keys, count};
+use crate::deploy::{Fixture, READM_FN, RISK_FN, aliases, audit_keys, count};
 use crate::faults::{Fault, FaultProxy, Rule};
 use crate::harness::mutating_calls;
 use crate::harness::{BUCKET, SlowRelay};
@@ -380,6 +380,60 @@ async fn deploys_with_a_fifth_of_all_requests_faulted_converge_with_no_manual_st
         table.push((seed, runs, requests, faulted));
     }
     eprintln!("fault runs (seed, runs until success, requests, faulted): {table:?}");
+}
+
+/// The deploy is a pipeline: a model whose artifacts are verified goes on to its Lambda steps while another model's
+/// artifacts are still being copied.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_model_is_deployed_while_another_models_artifacts_still_sync() {
+    const HELD_MS: u64 = 5000;
+    let fx = Fixture::new("rel-pipeline", "");
+    let render = fx.ferry(&["render", "--output", "json"]).assert().success();
+    let doc: serde_json::Value = serde_json::from_slice(&render.get_output().stdout).unwrap();
+    let risk_sources: Vec<String> = doc["specs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["function_name"] == RISK_FN)
+        .map(|s| {
+            let source = s["artifact"]["source"].as_str().unwrap();
+            source.trim_start_matches("s3:/").to_string()
+        })
+        .collect();
+    assert_eq!(risk_sources.len(), 2, "{doc:#}");
+    // Every download of risk-score's artifacts is held; readmission's pass at once.
+    let rules = risk_sources
+        .iter()
+        .map(|path| Rule::new("GET", path, Fault::Delay(HELD_MS), 1000))
+        .collect();
+    let proxy = FaultProxy::start(&fx.env.stack.aws_url, rules).await;
+    fx.ferry_via(&proxy, &["deploy"]).assert().success();
+    let seen = proxy.seen_at();
+    let last_risk_download = seen
+        .iter()
+        .filter(|(r, _)| {
+            r.starts_with("GET ") && risk_sources.iter().any(|p| r.contains(p.as_str()))
+        })
+        .map(|(_, at)| *at)
+        .max()
+        .expect("risk-score's artifacts were downloaded");
+    let readmission_update = seen
+        .iter()
+        .find(|(r, _)| {
+            r.starts_with("PUT ") && r.contains(&format!("/functions/{READM_FN}/configuration"))
+        })
+        .map(|(_, at)| *at)
+        .expect("readmission's function was updated");
+    // Risk-score's sync ends no sooner than its last download's answer, HELD_MS after it arrived.
+    let risk_synced = last_risk_download + std::time::Duration::from_millis(HELD_MS);
+    assert!(
+        readmission_update < risk_synced,
+        "readmission's update waited {:?} past risk-score's sync",
+        readmission_update.duration_since(risk_synced)
+    );
+    fx.ferry(&["verify"]).assert().success();
+    assert!(aliases(RISK_FN).await.contains_key("v2"));
+    assert!(aliases(READM_FN).await.contains_key("v1"));
 }
 
 /// Throttling as each service answers it (Lambda: JSON with `x-amzn-ErrorType`; STS: the query protocol's
