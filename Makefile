@@ -64,13 +64,15 @@ lint-rust:
 test-rust: $(VENV_STAMP) $(RUNTIME_DIST)
 	FERRY_TEST_PYTHON=$(abspath $(PY)) $(CARGO) test --locked --workspace
 
-# The reliability tests at more random-fault seeds (`make test` runs seed 1) and more kill points than `make test`
-# runs (2).
+# The reliability tests at more random-fault seeds and kill points than `make test` runs (4 and 8, 2 at a time),
+# RUNS_AT_ONCE of them at a time, each on a stack of its own. `--workspace`: the features `make test` builds with, so
+# nothing recompiles after it.
 FAULT_SEEDS ?= 1-20
 KILL_POINTS ?= 50
+RUNS_AT_ONCE ?= 4
 test-reliability: $(VENV_STAMP) $(RUNTIME_DIST) ## the reliability tests at FAULT_SEEDS seeds and KILL_POINTS kill points
 	FERRY_TEST_PYTHON=$(abspath $(PY)) FERRY_FAULT_SEEDS=$(FAULT_SEEDS) FERRY_KILL_POINTS=$(KILL_POINTS) \
-	  $(CARGO) test --locked -p ferry --test it -- --include-ignored reliability::
+	  FERRY_TEST_RUNS_AT_ONCE=$(RUNS_AT_ONCE) $(CARGO) test --locked --workspace --test it -- --include-ignored reliability::
 
 # The demo test drives target/debug/ferry as `cargo test --workspace` builds it (test-rust): `--no-run` compiles
 # nothing after test-rust, where a plain `cargo build` would recompile the AWS SDK with other features (~5 min).

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from datetime import datetime, timezone
@@ -29,18 +30,46 @@ sys.path.insert(0, str(MODELS_FILE.parent))
 import demo_models  # noqa: E402
 
 
+# MLflow infers a model's requirements by loading it in a new interpreter: about 4 s of every version logged, and most
+# of a test fixture's time. A demo model imports the same packages in every version, so what MLflow inferred for the
+# first version it logs is passed on to the rest (`pip_requirements`: the same requirements.txt, written the same way).
+# With FERRY_FIXTURE_REQUIREMENTS=DIR the first inference is kept there for later processes too: the integration
+# tests give one folder per run of their binary, so each run still infers on its own Python and MLflow.
+REQUIREMENTS_DIR_VAR = "FERRY_FIXTURE_REQUIREMENTS"
+
+
+def _known_requirements(model: str) -> Path | None:
+    folder = os.environ.get(REQUIREMENTS_DIR_VAR)
+    return Path(folder) / f"{model}-py{sys.version_info.major}.{sys.version_info.minor}.txt" if folder else None
+
+
+def _keep_requirements(model: str, model_uri: str) -> list[str]:
+    inferred = Path(mlflow.pyfunc.get_model_dependencies(model_uri)).read_text()
+    kept = _known_requirements(model)
+    if kept is not None:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        partial = kept.with_suffix(f".{os.getpid()}.partial")
+        partial.write_text(inferred)
+        partial.replace(kept)  # atomic: tests register at once
+    return inferred.splitlines()
+
+
 def register(model: str, count: int, registered_name: str | None = None) -> list[dict]:
     """Log and register `count` new versions; version k (1-based among those already there) gets its own weights."""
     name = registered_name or model
     client = MlflowClient()
     mlflow.set_experiment(f"ferry-demo-{name}")
     existing = len(client.search_model_versions(f"name='{name}'")) if _exists(client, name) else 0
+    known = _known_requirements(model)
+    requirements = known.read_text().splitlines() if known is not None and known.exists() else None
     out = []
     for k in range(existing + 1, existing + count + 1):
         with mlflow.start_run(run_name=f"{name}-v{k}"):
             info = mlflow.pyfunc.log_model(
                 name="model", python_model=demo_models.build(model, k), code_paths=[str(MODELS_FILE)],
-                input_example=demo_models.input_example(model))
+                input_example=demo_models.input_example(model), pip_requirements=requirements)
+        if requirements is None:
+            requirements = _keep_requirements(model, info.model_uri)
         mv = mlflow.register_model(info.model_uri, name)
         out.append({"name": name, "version": mv.version,
                     "artifact_uri": client.get_model_version_download_uri(name, mv.version)})

@@ -35,6 +35,7 @@ static FREE: Mutex<Vec<&'static Stack>> = Mutex::new(Vec::new());
 /// Held while a stack starts: each server picks its free port by binding port 0, so two starting at once could race.
 static STARTING: Mutex<()> = Mutex::new(());
 static PIDS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+static FIXTURE_REQUIREMENTS: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
 thread_local! {
     /// The stack of the test running on this thread, for the helpers below that read AWS state in-process.
@@ -54,7 +55,22 @@ pub fn python() -> PathBuf {
         .unwrap_or_else(|| workspace().join(".venv/bin/python"))
 }
 
+/// Where tools/registry_fixture.py keeps the requirements MLflow inferred for each demo model, for this run of the
+/// test binary only: inferring them loads the model in a new interpreter, about 4 s a version, most of a fixture's time.
+fn fixture_requirements() -> &'static Path {
+    FIXTURE_REQUIREMENTS.get_or_init(|| {
+        tempfile::Builder::new()
+            .prefix("ferry-it-requirements-")
+            .tempdir()
+            .expect("temp dir")
+            .keep()
+    })
+}
+
 extern "C" fn stop_servers() {
+    if let Some(dir) = FIXTURE_REQUIREMENTS.get() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     if let Ok(pids) = PIDS.lock() {
         for &pid in pids.iter() {
             // Each server runs in its own process group (started with start_new_session).
@@ -240,6 +256,7 @@ impl Env {
         let out = Command::new(python())
             .args(args)
             .envs(self.vars())
+            .env("FERRY_FIXTURE_REQUIREMENTS", fixture_requirements())
             .current_dir(workspace())
             .output()
             .expect("python");
@@ -498,4 +515,71 @@ impl Drop for SlowRelay {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// How many of a test's independent runs [`on_own_stacks`] runs at once: `FERRY_TEST_RUNS_AT_ONCE`, else 2, beside
+/// the other tests `cargo test` runs (`make test-reliability`, on its own, takes 4). The runs mostly wait (on retries'
+/// backoff, leases, settling updates), not on the two cores; but at ten stacks at once on two cores a deploy here
+/// took over 5 minutes.
+pub fn runs_at_once() -> usize {
+    std::env::var("FERRY_TEST_RUNS_AT_ONCE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(2)
+}
+
+/// Runs `run` for every item, `at_once` at a time, each on a thread with a runtime of its own, so that each run's
+/// [`Env`] is a stack of its own; the results in the items' order. A run that panics fails the test once the runs
+/// under way have ended (its message is printed as it happens); no run starts after it.
+pub fn on_own_stacks<T, R, Fut>(
+    items: Vec<T>,
+    at_once: usize,
+    run: impl Fn(T) -> Fut + Sync,
+) -> Vec<R>
+where
+    T: Send,
+    R: Send,
+    Fut: std::future::Future<Output = R>,
+{
+    let count = items.len();
+    let queue = Mutex::new(
+        items
+            .into_iter()
+            .enumerate()
+            .collect::<std::collections::VecDeque<_>>(),
+    );
+    let done = Mutex::new(Vec::with_capacity(count));
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    /// Marks the runs failed when its thread unwinds from a panicking run.
+    struct OnPanic<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for OnPanic<'_> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    }
+    std::thread::scope(|scope| {
+        for _ in 0..at_once.min(count) {
+            scope.spawn(|| {
+                let _on_panic = OnPanic(&failed);
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime");
+                while !failed.load(std::sync::atomic::Ordering::SeqCst) {
+                    let Some((index, item)) = lock(&queue).pop_front() else {
+                        break;
+                    };
+                    let result = runtime.block_on(run(item));
+                    lock(&done).push((index, result));
+                }
+            });
+        }
+    });
+    let mut done = done.into_inner().unwrap_or_else(|p| p.into_inner());
+    assert_eq!(done.len(), count, "a run panicked (above)");
+    done.sort_by_key(|(index, _)| *index);
+    done.into_iter().map(|(_, result)| result).collect()
 }

@@ -5,8 +5,8 @@ use predicates::prelude::*;
 
 use crate::deploy::{Fixture, READM_FN, RISK_FN, aliases, audit_keys, count};
 use crate::faults::{Fault, FaultProxy, Rule};
-use crate::harness::mutating_calls;
 use crate::harness::{BUCKET, SlowRelay};
+use crate::harness::{mutating_calls, on_own_stacks, runs_at_once};
 
 const LOCK_KEY: &str = "ferry/locks/test.lock";
 
@@ -294,10 +294,11 @@ async fn without_an_aws_identity_nothing_is_changed() {
     assert!(calls.is_empty(), "not even the lock: {calls:#?}");
 }
 
-/// Seeds of the random-fault runs: one in `make test` (each takes about a minute and a half here, most of it the
-/// fixture's models), `make test-reliability` runs 20 (`FERRY_FAULT_SEEDS=1-20`).
+/// Seeds of the random-fault runs, each on a stack of its own, `FERRY_TEST_RUNS_AT_ONCE` at a time: `make test` runs
+/// 4 (each 1-3 deploys of 30-70 s here), `make test-reliability` 20 (`FERRY_FAULT_SEEDS=1-20`: 8 took 212 s here at 4
+/// at a time).
 fn fault_seeds() -> Vec<u64> {
-    let spec = std::env::var("FERRY_FAULT_SEEDS").unwrap_or_else(|_| "1".into());
+    let spec = std::env::var("FERRY_FAULT_SEEDS").unwrap_or_else(|_| "1-4".into());
     match spec.split_once('-') {
         Some((a, b)) => (a.parse().unwrap()..=b.parse().unwrap()).collect(),
         None => spec.split(',').map(|s| s.parse().unwrap()).collect(),
@@ -309,8 +310,15 @@ fn fault_seeds() -> Vec<u64> {
 /// throttling answers were unreadable to the SDK (never retried), and the S3 client's adaptive retry held the
 /// artifact copies and the lock's renewals to a crawl after a few `SlowDown`s (seed 3: a 124 s first run that lost
 /// its lease; 28 s and done at once with S3 on the standard retry mode).
-#[tokio::test(flavor = "multi_thread")]
-async fn deploys_with_a_fifth_of_all_requests_faulted_converge_with_no_manual_step() {
+#[test]
+fn deploys_with_a_fifth_of_all_requests_faulted_converge_with_no_manual_step() {
+    let table = on_own_stacks(fault_seeds(), runs_at_once(), deploy_under_random_faults);
+    eprintln!("fault runs (seed, runs until success, requests, faulted): {table:?}");
+}
+
+/// One seed of the test above: reruns a deploy under the seed's faults until one succeeds, then checks it converged.
+/// Returns (seed, runs until success, requests, faulted).
+async fn deploy_under_random_faults(seed: u64) -> (u64, usize, usize, usize) {
     use crate::faults::RandomFaults;
     let kinds = vec![
         Fault::LoseAnswer,
@@ -319,67 +327,68 @@ async fn deploys_with_a_fifth_of_all_requests_faulted_converge_with_no_manual_st
         Fault::Refuse(503, "SlowDown"),
         Fault::Refuse(429, "TooManyRequestsException"),
     ];
-    let mut table = Vec::new();
-    for seed in fault_seeds() {
-        let fx = Fixture::new(&format!("rel-random-{seed}"), "");
-        let proxy = FaultProxy::start_with(
-            &fx.env.stack.aws_url,
-            vec![],
-            Some(RandomFaults {
-                seed,
-                rate: 0.2,
-                kinds: kinds.clone(),
-            }),
-        )
-        .await;
-        // Rerun under the same faults until a run succeeds, as a CI retry would; nobody touches the lock.
-        let mut runs = 0;
-        let mut errors = Vec::new();
-        loop {
-            runs += 1;
-            let started = std::time::Instant::now();
-            let out = fx
-                .ferry_via(
-                    &proxy,
-                    &["-q", "deploy", "--lock-lease", "3", "--lock-timeout", "30"],
-                )
-                .output()
-                .unwrap();
-            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-            eprintln!(
-                "seed {seed} run {runs}: {:.1} s, {}\n{stderr}",
-                started.elapsed().as_secs_f64(),
-                out.status
-            );
-            if out.status.success() {
-                break;
-            }
-            errors.push(stderr);
-            assert!(
-                runs < 8,
-                "seed {seed}: no convergence in {runs} runs; what each said:\n{}",
-                errors.join("\n---\n")
-            );
-        }
-        let (requests, faulted) = (proxy.seen().len(), proxy.faulted());
-        drop(proxy);
-        // Converged: a clean run has nothing to do, verify passes, every alias has its record.
-        let calls = mutating_calls(&fx.env, || {
-            fx.ferry(&["deploy", "--lock-timeout", "30"])
-                .assert()
-                .success();
-        });
-        assert!(calls.is_empty(), "seed {seed}: {calls:#?}");
-        fx.ferry(&["verify"]).assert().success();
-        let live = aliases(RISK_FN).await;
-        assert_eq!(
-            live.keys().collect::<Vec<_>>(),
-            ["production", "v1", "v2"],
-            "seed {seed}"
+    let fx = Fixture::new(&format!("rel-random-{seed}"), "");
+    let proxy = FaultProxy::start_with(
+        &fx.env.stack.aws_url,
+        vec![],
+        Some(RandomFaults {
+            seed,
+            rate: 0.2,
+            kinds,
+        }),
+    )
+    .await;
+    // Rerun under the same faults until a run succeeds, as a CI retry would; nobody touches the lock.
+    let mut runs = 0;
+    let mut errors = Vec::new();
+    loop {
+        runs += 1;
+        let started = std::time::Instant::now();
+        let out = fx
+            .ferry_via(
+                &proxy,
+                &["-q", "deploy", "--lock-lease", "3", "--lock-timeout", "30"],
+            )
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        eprintln!(
+            "seed {seed} run {runs}: {:.1} s, {}\n{stderr}",
+            started.elapsed().as_secs_f64(),
+            out.status
         );
-        table.push((seed, runs, requests, faulted));
+        if out.status.success() {
+            break;
+        }
+        errors.push(stderr);
+        assert!(
+            runs < 8,
+            "seed {seed}: no convergence in {runs} runs; what each said:\n{}",
+            errors.join("\n---\n")
+        );
     }
-    eprintln!("fault runs (seed, runs until success, requests, faulted): {table:?}");
+    let (requests, faulted) = (proxy.seen().len(), proxy.faulted());
+    drop(proxy);
+    assert_converged(&fx, &format!("seed {seed}")).await;
+    (seed, runs, requests, faulted)
+}
+
+/// Converged: a clean run has nothing to do (not one mutating call), verify passes (every alias has its record),
+/// risk-score serves v1 and v2 with production on v2.
+async fn assert_converged(fx: &Fixture, what: &str) {
+    let calls = mutating_calls(&fx.env, || {
+        fx.ferry(&["deploy", "--lock-timeout", "30"])
+            .assert()
+            .success();
+    });
+    assert!(calls.is_empty(), "{what}: {calls:#?}");
+    fx.ferry(&["verify"]).assert().success();
+    let live = aliases(RISK_FN).await;
+    assert_eq!(
+        live.keys().collect::<Vec<_>>(),
+        ["production", "v1", "v2"],
+        "{what}"
+    );
 }
 
 /// The deploy is a pipeline: a model whose artifacts are verified goes on to its Lambda steps while another model's
@@ -1038,77 +1047,75 @@ async fn concurrent_deploys_create_one_alias_per_version_and_publish_none_twice(
     fx.ferry(&["verify"]).assert().success();
 }
 
-/// Kill points of a deploy: after how many of its requests it is killed. `make test` takes 2; `make test-reliability`
-/// takes 50 (`FERRY_KILL_POINTS=50`).
+/// Kill points of a deploy: after how many of its requests it is killed, each on a stack of its own,
+/// `FERRY_TEST_RUNS_AT_ONCE` at a time. `make test` takes 8; `make test-reliability` takes 50 (`FERRY_KILL_POINTS=50`:
+/// 656 s here at 4 at a time).
 fn kill_points() -> usize {
     std::env::var("FERRY_KILL_POINTS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2)
+        .unwrap_or(8)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_deploy_killed_after_any_of_its_requests_is_finished_by_the_next_run_with_no_manual_step()
-{
+#[test]
+fn a_deploy_killed_after_any_of_its_requests_is_finished_by_the_next_run_with_no_manual_step() {
     // How many requests a whole deploy of the fixture makes, to spread the kill points over.
-    let total = {
+    let total = tokio::runtime::Runtime::new().unwrap().block_on(async {
         let fx = Fixture::new("rel-kill-count", "");
         let proxy = FaultProxy::start(&fx.env.stack.aws_url, vec![]).await;
         fx.ferry_via(&proxy, &["-q", "deploy", "--jobs", "1"])
             .assert()
             .success();
         proxy.seen().len()
-    };
+    });
     let points = kill_points();
-    let mut table = Vec::new();
-    for i in 0..points {
-        let after = 1 + i * (total - 1) / points.max(1);
-        let fx = Fixture::new(&format!("rel-kill-{i}"), "");
-        let proxy = FaultProxy::start(&fx.env.stack.aws_url, vec![]).await;
-        let mut child = fx.spawn_ferry(
-            &proxy.url,
-            &["-q", "deploy", "--jobs", "1", "--lock-lease", "3"],
-        );
-        let started = std::time::Instant::now();
-        let killed = loop {
-            if proxy.seen().len() >= after {
-                child.kill().unwrap();
-                child.wait().unwrap();
-                break true;
-            }
-            if child.try_wait().unwrap().is_some() {
-                break false;
-            }
-            assert!(
-                started.elapsed().as_secs() < 300,
-                "kill point {after} never reached"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-        };
-        // The next run, with nobody removing a lock, finishes; then nothing is left to do and verify passes.
-        fx.ferry(&["deploy", "--lock-timeout", "30"])
-            .assert()
-            .success();
-        let calls = mutating_calls(&fx.env, || {
-            fx.ferry(&["deploy"]).assert().success();
-        });
-        assert!(calls.is_empty(), "kill after request {after}: {calls:#?}");
-        fx.ferry(&["verify"]).assert().success();
-        let live = aliases(RISK_FN).await;
-        assert_eq!(
-            live.keys().collect::<Vec<_>>(),
-            ["production", "v1", "v2"],
-            "kill after {after}"
-        );
-        let versions = crate::deploy::published(RISK_FN).await;
-        assert_eq!(
-            versions.len(),
-            2,
-            "kill after {after}: none published twice: {versions:#?}"
-        );
-        table.push((after, killed));
-    }
+    let kill_after = (0..points).map(|i| (i, 1 + i * (total - 1) / points.max(1)));
+    let table = on_own_stacks(kill_after.collect(), runs_at_once(), deploy_killed_after);
     eprintln!("kill points (after request n of {total}, killed before the end): {table:?}");
+}
+
+/// One kill point of the test above: a deploy killed after its request number `after`, then the next run finishes it.
+/// Returns (after, whether the deploy was killed before it ended).
+async fn deploy_killed_after((i, after): (usize, usize)) -> (usize, bool) {
+    let fx = Fixture::new(&format!("rel-kill-{i}"), "");
+    let proxy = FaultProxy::start(&fx.env.stack.aws_url, vec![]).await;
+    let mut child = fx.spawn_ferry(
+        &proxy.url,
+        &["-q", "deploy", "--jobs", "1", "--lock-lease", "3"],
+    );
+    let started = std::time::Instant::now();
+    let killed = loop {
+        if proxy.seen().len() >= after {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break true;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break false;
+        }
+        if started.elapsed().as_secs() >= 300 {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "kill point {after} never reached in 300 s ({} requests seen); the deploy said:\n{}",
+                proxy.seen().len(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    };
+    // The next run, with nobody removing a lock, finishes; then nothing is left to do and verify passes.
+    fx.ferry(&["deploy", "--lock-timeout", "30"])
+        .assert()
+        .success();
+    assert_converged(&fx, &format!("kill after request {after}")).await;
+    let versions = crate::deploy::published(RISK_FN).await;
+    assert_eq!(
+        versions.len(),
+        2,
+        "kill after {after}: none published twice: {versions:#?}"
+    );
+    (after, killed)
 }
 
 #[tokio::test(flavor = "multi_thread")]
