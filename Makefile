@@ -64,7 +64,7 @@ lint-rust:
 test-rust: $(VENV_STAMP) $(RUNTIME_DIST)
 	FERRY_TEST_PYTHON=$(abspath $(PY)) $(CARGO) test --locked --workspace
 
-# The reliability tests at more random-fault seeds and kill points than `make test` runs (4 and 8, 2 at a time),
+# The reliability tests at more random-fault seeds and kill points than `make test` runs (4 and 8, one at a time),
 # RUNS_AT_ONCE of them at a time, each on a stack of its own. `--workspace`: the features `make test` builds with, so
 # nothing recompiles after it.
 FAULT_SEEDS ?= 1-20

@@ -151,15 +151,17 @@ async fn a_deploy_keeps_within_its_api_rate_and_leaves_the_rest_of_the_account_q
     fx.ferry(&["--api-rate", "3", "deploy"]).assert().success();
     let refused = neighbour.stop();
 
-    // then Ferry never sent more than 3 in any second (4 within one second's two edges) and was never refused,
+    // then Ferry never sent more than 3 in any second and was never refused. The stand-in times a request when its
+    // handler runs: with the two cores busy (other tests' stacks), requests sent 1/3 s apart were seen as 5 within
+    // one second (a fresh-clone CI run); without the budget this deploy sends its requests tens a second.
     let callers = control_plane(&fx)["callers"].clone();
     let ferry = &callers["ferry-local"]["quotas"]["control plane"];
     assert!(
-        ferry["admitted"].as_u64().unwrap_or(0) > 4,
+        ferry["admitted"].as_u64().unwrap_or(0) > 5,
         "too few requests to meet the budget: {callers}"
     );
     assert!(
-        ferry["busiest_second"].as_u64().unwrap_or(99) <= 4,
+        ferry["busiest_second"].as_u64().unwrap_or(99) <= 5,
         "over its budget: {callers}"
     );
     assert_eq!(ferry["throttled"].as_u64(), Some(0), "{callers}");

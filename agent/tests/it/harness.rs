@@ -517,16 +517,16 @@ impl Drop for SlowRelay {
     }
 }
 
-/// How many of a test's independent runs [`on_own_stacks`] runs at once: `FERRY_TEST_RUNS_AT_ONCE`, else 2, beside
+/// How many of a test's independent runs [`on_own_stacks`] runs at once: `FERRY_TEST_RUNS_AT_ONCE`, else 1 beside
 /// the other tests `cargo test` runs (`make test-reliability`, on its own, takes 4). The runs mostly wait (on retries'
-/// backoff, leases, settling updates), not on the two cores; but at ten stacks at once on two cores a deploy here
-/// took over 5 minutes.
+/// backoff, leases, settling updates), not on the two cores; but the timing tests running beside them are not to be
+/// starved (at ten stacks at once on two cores a deploy here took over 5 minutes).
 pub fn runs_at_once() -> usize {
     std::env::var("FERRY_TEST_RUNS_AT_ONCE")
         .ok()
         .and_then(|v| v.parse().ok())
         .filter(|&n| n > 0)
-        .unwrap_or(2)
+        .unwrap_or(1)
 }
 
 /// Runs `run` for every item, `at_once` at a time, each on a thread with a runtime of its own, so that each run's
