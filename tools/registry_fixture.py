@@ -43,9 +43,8 @@ def _known_requirements(model: str) -> Path | None:
     return Path(folder) / f"{model}-py{sys.version_info.major}.{sys.version_info.minor}.txt" if folder else None
 
 
-def _keep_requirements(model: str, model_uri: str) -> list[str]:
+def _keep_requirements(kept: Path | None, model_uri: str) -> list[str]:
     inferred = Path(mlflow.pyfunc.get_model_dependencies(model_uri)).read_text()
-    kept = _known_requirements(model)
     if kept is not None:
         kept.parent.mkdir(parents=True, exist_ok=True)
         partial = kept.with_suffix(f".{os.getpid()}.partial")
@@ -69,7 +68,7 @@ def register(model: str, count: int, registered_name: str | None = None) -> list
                 name="model", python_model=demo_models.build(model, k), code_paths=[str(MODELS_FILE)],
                 input_example=demo_models.input_example(model), pip_requirements=requirements)
         if requirements is None:
-            requirements = _keep_requirements(model, info.model_uri)
+            requirements = _keep_requirements(known, info.model_uri)
         mv = mlflow.register_model(info.model_uri, name)
         out.append({"name": name, "version": mv.version,
                     "artifact_uri": client.get_model_version_download_uri(name, mv.version)})

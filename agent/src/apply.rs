@@ -151,6 +151,22 @@ pub struct ModelOutcome {
     pub error: Option<String>,
 }
 
+impl ModelOutcome {
+    /// A model's outcome before any of its steps: nothing created, moved or failed.
+    pub fn nothing_done(plan: &ModelPlan) -> ModelOutcome {
+        ModelOutcome {
+            model: plan.model.clone(),
+            function: plan.function.clone(),
+            created: vec![],
+            audits_repaired: vec![],
+            stage_moves: vec![],
+            routes_created: vec![],
+            function_urls_created: BTreeMap::new(),
+            error: None,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("{function}: {step}: {reason}")]
 pub struct StepError {
@@ -168,16 +184,7 @@ pub async fn apply_model(
     observed: &ObservedFunction,
     verified: &VerifiedArtifacts,
 ) -> ModelOutcome {
-    let mut outcome = ModelOutcome {
-        model: plan.model.clone(),
-        function: plan.function.clone(),
-        created: vec![],
-        audits_repaired: vec![],
-        stage_moves: vec![],
-        routes_created: vec![],
-        function_urls_created: BTreeMap::new(),
-        error: None,
-    };
+    let mut outcome = ModelOutcome::nothing_done(plan);
     if plan.blocked {
         outcome.error = Some(format!(
             "{}: nothing was changed for this model (see the plan)",

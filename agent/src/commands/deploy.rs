@@ -192,14 +192,8 @@ async fn deploy_locked(
                     }
                 };
                 ModelOutcome {
-                    model: model_plan.model.clone(),
-                    function: model_plan.function.clone(),
-                    created: vec![],
-                    audits_repaired: vec![],
-                    stage_moves: vec![],
-                    routes_created: vec![],
-                    function_urls_created: BTreeMap::new(),
                     error: Some(failed),
+                    ..ModelOutcome::nothing_done(model_plan)
                 }
             }
         })
@@ -283,27 +277,19 @@ async fn sync_new_versions(
     fence: &Fence,
     ready: Vec<oneshot::Sender<ModelSync>>,
 ) -> Vec<SyncRow> {
-    let mut ready: Vec<Option<_>> = ready.into_iter().map(Some).collect();
-    let mut tell = |index: usize, model_sync: ModelSync| {
-        if let Some(sender) = ready.get_mut(index).and_then(Option::take) {
+    // Per model with something to sync: who waits for it, and what became of its versions so far.
+    let mut waiting: BTreeMap<&str, (oneshot::Sender<ModelSync>, ModelSync)> = BTreeMap::new();
+    for (m, sender) in plan.models.iter().zip(ready) {
+        let remaining = requests.iter().filter(|r| r.model == m.model).count();
+        if remaining == 0 {
             // The receiver lives as long as this call's caller: a send cannot fail.
-            let _ = sender.send(model_sync);
-        }
-    };
-    // Per model with something to sync: its index in the plan, and what became of its versions so far.
-    let mut models: BTreeMap<String, (usize, ModelSync)> = BTreeMap::new();
-    for req in &requests {
-        if let Some(index) = plan.models.iter().position(|m| m.model == req.model) {
-            models
-                .entry(req.model.clone())
-                .or_insert((index, ModelSync::default()))
-                .1
-                .remaining += 1;
-        }
-    }
-    for (index, m) in plan.models.iter().enumerate() {
-        if !models.contains_key(&m.model) {
-            tell(index, ModelSync::default());
+            let _ = sender.send(ModelSync::default());
+        } else {
+            let model_sync = ModelSync {
+                remaining,
+                ..ModelSync::default()
+            };
+            waiting.insert(&m.model, (sender, model_sync));
         }
     }
     let mut outcomes = futures::stream::iter(requests)
@@ -326,8 +312,8 @@ async fn sync_new_versions(
         .buffer_unordered(SYNC_VERSIONS_IN_FLIGHT);
     let mut rows = Vec::new();
     while let Some((req, outcome)) = outcomes.next().await {
-        let (index, model) = models
-            .get_mut(&req.model)
+        let (_, model) = waiting
+            .get_mut(req.model.as_str())
             .expect("every request's model is counted");
         match outcome {
             Ok(o) => {
@@ -355,8 +341,10 @@ async fn sync_new_versions(
             }
         }
         model.remaining -= 1;
-        if model.remaining == 0 {
-            tell(*index, std::mem::take(model));
+        if model.remaining == 0
+            && let Some((sender, done)) = waiting.remove(req.model.as_str())
+        {
+            let _ = sender.send(done);
         }
     }
     rows.sort_by(|a, b| (&a.model, &a.version).cmp(&(&b.model, &b.version)));
