@@ -10,6 +10,8 @@
 //! <audit_prefix><environment>/<model>/routes/<alias>/<time>-delete.json  its route deleted (`ferry retire`)
 //! <audit_prefix><environment>/<model>/urls/<alias>/<time>-create.json    the alias's function URL created
 //! <audit_prefix><environment>/<model>/urls/<alias>/<time>-delete.json    its function URL deleted (`ferry retire`)
+//! <audit_prefix><environment>/<model>/eks/<alias>/<time>-serve.json   v<N> served by the EKS Deployment (rolled out)
+//! <audit_prefix><environment>/<model>/eks/<alias>/<time>-retire.json  v<N> out of its served set (`ferry retire`)
 //! <audit_prefix><environment>/<model>/verifications/<time>.json        a `ferry verify --record` over the model
 //! <audit_prefix><environment>/unlock/<time>.json                         a lock removed by force
 //! ```
@@ -179,8 +181,35 @@ pub struct AuditRecord {
     /// On deploy records: how Lambda updates the version's runtime (pinned by Ferry before the alias existed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub runtime_management: Option<RuntimeManagement>,
+    /// On `eks-serve` and `eks-retire` records: where the version is (or was) served, and the whole served set after
+    /// the change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eks: Option<EksRecord>,
     pub deployer: Deployer,
     pub time: String,
+}
+
+/// What an EKS record says besides the approval: the Deployment, its image, and the served set it rolled out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct EksRecord {
+    pub cluster: String,
+    pub namespace: String,
+    pub deployment: String,
+    pub image: String,
+    /// `s3://bucket/prefix` the version's artifacts were copied from (its approval's).
+    pub artifact_uri: String,
+    /// Every version the Deployment serves after this change, in version order.
+    pub served_versions: Vec<String>,
+    /// The SHA-256 of the manifests applied (the Deployment's `ferry.dev/rendered-sha256`).
+    pub rendered_sha256: String,
+}
+
+/// What an `eks-serve` record is read back for: the approval the version is served under.
+#[derive(Debug, Clone, serde::Deserialize)]
+struct RecordedEksServe {
+    version: String,
+    approval: Approval,
+    eks: EksRecord,
 }
 
 /// What a route record says: the route, its integration and the permission that lets the route invoke the alias.
@@ -210,6 +239,22 @@ impl RouteEvent {
         match self {
             RouteEvent::Create => "create",
             RouteEvent::Delete => "delete",
+        }
+    }
+}
+
+/// A version entering (`serve`) or leaving (`retire`) a model's EKS served set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EksEvent {
+    Serve,
+    Retire,
+}
+
+impl EksEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EksEvent::Serve => "serve",
+            EksEvent::Retire => "retire",
         }
     }
 }
@@ -439,6 +484,67 @@ impl AuditLog {
     /// Whether the object at `key` holds exactly `body`.
     async fn holds(&self, key: &str, body: &[u8]) -> bool {
         self.read_bytes(key).await.is_ok_and(|b| b == body)
+    }
+
+    /// Where the record of a version entering or leaving a model's EKS served set goes.
+    pub fn eks_key(
+        &self,
+        model: &str,
+        alias: &str,
+        event: EksEvent,
+        now: time::OffsetDateTime,
+    ) -> String {
+        format!(
+            "{}{model}/eks/{alias}/{}-{}.json",
+            self.prefix,
+            key_time(now),
+            event.as_str()
+        )
+    }
+
+    /// The versions the audit records say a model's EKS Deployment serves (served, and not retired since), each with
+    /// the approval it was served under.
+    pub async fn eks_served(
+        &self,
+        model: &str,
+    ) -> Result<crate::eks::served::Recorded, AuditError> {
+        let prefix = format!("{}{model}/eks/", self.prefix);
+        let mut events: Vec<crate::history::KeyedEvent> = self
+            .list_keys(&prefix)
+            .await?
+            .iter()
+            .filter_map(|k| crate::history::parse_key(&k[self.prefix.len()..], k))
+            .collect();
+        events.sort_by(|a, b| (&a.key_time, &a.key).cmp(&(&b.key_time, &b.key)));
+        let mut last: BTreeMap<String, crate::history::KeyedEvent> = BTreeMap::new();
+        for e in events {
+            last.insert(e.alias.clone().unwrap_or_default(), e);
+        }
+        let mut recorded = crate::eks::served::Recorded::default();
+        for (alias, e) in last {
+            if e.kind != crate::history::EventKind::EksServe {
+                if let Some(version) = crate::plan::is_version_alias(&alias) {
+                    recorded.retired.insert(version.to_string());
+                }
+                continue;
+            }
+            let body = self.read_bytes(&e.key).await?;
+            let r: RecordedEksServe =
+                serde_json::from_slice(&body).map_err(|err| AuditError::S3 {
+                    bucket: self.bucket.clone(),
+                    key: e.key.clone(),
+                    reason: format!("not an eks-serve record: {err}"),
+                })?;
+            recorded.served.insert(
+                r.version.clone(),
+                crate::approval::ApprovedVersion {
+                    version: r.version,
+                    approval: r.approval,
+                    artifact_uri: r.eks.artifact_uri,
+                },
+            );
+        }
+        Ok(recorded)
     }
 
     /// Every record of the environment: (key relative to `<audit_prefix><environment>/`, key).

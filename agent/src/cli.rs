@@ -112,6 +112,10 @@ pub enum Command {
     /// wait until updated, publish (spec hash in the description), wait until the version is Active, pin its runtime
     /// version, smoke-invoke it, create the alias v<N>, write the audit record, move stage aliases. Drift in a model
     /// stops that model.
+    ///
+    /// --target eks: per model, sync the new versions' artifacts, then server-side apply the manifests of the
+    /// Deployment serving every version served before and every approved one, wait for its rollout, and record
+    /// each newly served version. With --emit-only the manifests are written to --out for a GitOps tool instead.
     Deploy(DeployArgs),
     /// Copy approved versions' artifacts from S3 to EFS, verified and atomic
     Sync(SyncArgs),
@@ -226,6 +230,16 @@ pub struct DeployArgs {
     pub promote: bool,
     #[command(flatten)]
     pub record: RecordArgs,
+    /// Where to deploy: a Lambda alias per version, or the platform's EKS service
+    #[arg(long, value_enum, default_value_t = Target::Lambda, conflicts_with_all = ["from_record", "promote"])]
+    pub target: Target,
+    /// With --target eks: write the manifests to --out (for Argo CD or Flux to apply) instead of applying them; the
+    /// served set is then read from the files there, and no serve record is written (the GitOps tool makes it live)
+    #[arg(long, requires = "out")]
+    pub emit_only: bool,
+    /// With --emit-only: the folder of the manifests (<model>/01-service.yaml, ...), as `ferry render` writes it
+    #[arg(long, value_name = "DIR", requires = "emit_only")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -340,6 +354,9 @@ pub struct RetireArgs {
     pub ticket: String,
     #[command(flatten)]
     pub lock: LockArgs,
+    /// Lambda: delete the version's alias; eks: take the version out of the model's EKS served set (rolled out)
+    #[arg(long, value_enum, default_value_t = Target::Lambda)]
+    pub target: Target,
 }
 
 #[derive(Debug, Args)]

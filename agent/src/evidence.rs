@@ -297,6 +297,13 @@ pub fn build(
                     v.endpoints.push(recorded(endpoint_summary(&e.kind, &r)));
                 }
             }
+            // The EKS service is one more place the version is served from.
+            EventKind::EksServe | EventKind::EksRetire => {
+                if let Some(v) = by_alias.as_ref().and_then(|k| versions.get_mut(k)) {
+                    v.endpoints
+                        .push(recorded(crate::history::eks_summary(&e.kind, &r)));
+                }
+            }
             EventKind::Gc => {
                 if let Some(v) = by_lv.as_ref().and_then(|k| versions.get_mut(k)) {
                     v.deletions.push(recorded(format!(

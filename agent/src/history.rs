@@ -21,6 +21,10 @@ pub enum EventKind {
     LockTakeover,
     /// A recorded run of `ferry verify --record` over a model.
     Verification,
+    /// A version put into a model's EKS served set (rolled out).
+    EksServe,
+    /// A version taken out of it by `ferry retire --target eks`.
+    EksRetire,
 }
 
 impl EventKind {
@@ -38,6 +42,8 @@ impl EventKind {
             EventKind::Unlock => "unlock",
             EventKind::LockTakeover => "lock-takeover",
             EventKind::Verification => "verification",
+            EventKind::EksServe => "eks-serve",
+            EventKind::EksRetire => "eks-retire",
         }
     }
 }
@@ -103,6 +109,15 @@ pub fn parse_key(rel: &str, key: &str) -> Option<KeyedEvent> {
             };
             event(kind, Some(model), Some(alias), time, None)
         }
+        [model, "eks", alias, _] if crate::plan::is_version_alias(alias).is_some() => {
+            let (time, kind) = stem.split_once('-')?;
+            let kind = match kind {
+                "serve" => EventKind::EksServe,
+                "retire" => EventKind::EksRetire,
+                _ => return None,
+            };
+            event(kind, Some(model), Some(alias), time, None)
+        }
         [model, alias, _] if crate::plan::is_version_alias(alias).is_some() => {
             let (time, rest) = stem.split_once('-')?;
             let (kind, lv) = rest.split_once("-lv")?;
@@ -114,6 +129,36 @@ pub fn parse_key(rel: &str, key: &str) -> Option<KeyedEvent> {
             event(kind, Some(model), Some(alias), time, Some(lv))
         }
         _ => None,
+    }
+}
+
+/// An EKS record in one line: the Deployment, the approval (for a serve) or the reason (for a retire), and the
+/// served set the change left.
+pub fn eks_summary(kind: &EventKind, r: &serde_json::Value) -> String {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("?").to_string();
+    let deployment = format!(
+        "{}/{}",
+        text(&r["eks"]["namespace"]),
+        text(&r["eks"]["deployment"])
+    );
+    let served: Vec<&str> = r["eks"]["served_versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(serde_json::Value::as_str)
+        .collect();
+    let served = format!("served set now v{}", served.join(", v"));
+    match kind {
+        EventKind::EksServe => format!(
+            "served on EKS by {deployment}, approved by {} ({}); {served}",
+            text(&r["approval"]["approved_by"]),
+            text(&r["approval"]["ticket"])
+        ),
+        _ => format!(
+            "left the EKS served set of {deployment}: {} ({}); {served}",
+            text(&r["reason"]),
+            text(&r["ticket"])
+        ),
     }
 }
 
@@ -222,6 +267,8 @@ mod tests {
             Unlock,
             LockTakeover,
             Verification,
+            EksServe,
+            EksRetire,
         ];
         for (i, kind) in every.iter().enumerate() {
             // Exhaustive: a new kind stops this compiling until it is given the next place, here and in `every`.
@@ -237,6 +284,8 @@ mod tests {
                 Unlock => 8,
                 LockTakeover => 9,
                 Verification => 10,
+                EksServe => 11,
+                EksRetire => 12,
             };
             assert_eq!(place, i);
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
@@ -253,6 +302,15 @@ mod tests {
         assert_eq!(
             ev("risk/v3/20261126T081500.123Z-retire-lv7.json").kind,
             EventKind::Retire
+        );
+        let e = ev("risk/eks/v3/20261126T081500.123Z-serve.json");
+        assert_eq!(
+            (e.kind, e.alias.as_deref(), e.key_time.as_str()),
+            (EventKind::EksServe, Some("v3"), "20261126T081500.123Z")
+        );
+        assert_eq!(
+            ev("risk/eks/v3/20261126T081500.123Z-retire.json").kind,
+            EventKind::EksRetire
         );
         let s = ev("risk/stages/production/20261126T081500.123Z-lv7.json");
         assert_eq!(

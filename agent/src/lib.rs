@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod cli;
 pub mod commands;
 pub mod efs;
+pub mod eks;
 pub mod evidence;
 pub mod function_url;
 pub mod history;

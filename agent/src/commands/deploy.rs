@@ -41,6 +41,12 @@ struct SyncRow {
 }
 
 pub async fn run(g: &GlobalArgs, args: &DeployArgs) -> Result<u8> {
+    if args.target == crate::cli::Target::Eks {
+        return super::eks::deploy(g, args).await;
+    }
+    if args.emit_only {
+        anyhow::bail!("--emit-only is for --target eks (a GitOps tool applies the manifests)");
+    }
     let inputs = Inputs::load(g)?;
     let (clients, audit) = super::connect(g, &inputs.platform).await;
     let desired = DesiredState::load(&inputs, g, &args.filter, &args.record, &audit).await?;
@@ -149,7 +155,12 @@ async fn deploy_locked(
     let via = if requests.is_empty() {
         None
     } else {
-        Some(sync_destination(g, args, inputs, clients)?)
+        Some(sync_destination(
+            g,
+            args.efs_root.as_ref(),
+            inputs,
+            clients,
+        )?)
     };
     let ctx = ApplyContext {
         lambda: clients.lambda.clone(),
@@ -203,7 +214,7 @@ async fn deploy_locked(
     Ok((plan, results, sync_rows))
 }
 
-enum SyncVia {
+pub(super) enum SyncVia {
     Mounted(Syncer),
     Function(String),
 }
@@ -237,15 +248,14 @@ fn sync_requests(plan: &Plan) -> Vec<SyncRequest> {
 }
 
 /// Where the file system is mounted here, copy directly; otherwise the in-VPC sync function does it.
-fn sync_destination(
+pub(super) fn sync_destination(
     g: &GlobalArgs,
-    args: &DeployArgs,
+    efs_root: Option<&std::path::PathBuf>,
     inputs: &Inputs,
     clients: &Clients,
 ) -> Result<SyncVia> {
-    let efs_root = args
-        .efs_root
-        .clone()
+    let efs_root = efs_root
+        .cloned()
         .or_else(|| inputs.platform.efs.local_root.clone());
     match (efs_root, inputs.platform.sync_function.clone()) {
         (Some(root), _) => {
@@ -295,17 +305,9 @@ async fn sync_new_versions(
     let mut outcomes = futures::stream::iter(requests)
         .map(|req| async move {
             // Writing to EFS is a change: only under the lock.
-            let outcome = match (fence.check(), via) {
-                (Err(e), _) => Err(e.to_string()),
-                (Ok(()), Some(SyncVia::Mounted(syncer))) => {
-                    syncer.sync(&req).await.map_err(|e| e.to_string())
-                }
-                (Ok(()), Some(SyncVia::Function(f))) => {
-                    invoke_sync_function(&clients.lambda, f, &req)
-                        .await
-                        .map_err(|e| e.to_string())
-                }
-                (Ok(()), None) => Err("nowhere to sync artifacts to".to_string()),
+            let outcome = match fence.check() {
+                Err(e) => Err(e.to_string()),
+                Ok(()) => sync_one(clients, via, &req).await,
             };
             (req, outcome)
         })
@@ -349,6 +351,21 @@ async fn sync_new_versions(
     }
     rows.sort_by(|a, b| (&a.model, &a.version).cmp(&(&b.model, &b.version)));
     rows
+}
+
+/// Copies and verifies one version's artifacts on EFS, where `via` says.
+pub(super) async fn sync_one(
+    clients: &Clients,
+    via: Option<&SyncVia>,
+    req: &SyncRequest,
+) -> Result<crate::sync::SyncOutcome, String> {
+    match via {
+        Some(SyncVia::Mounted(syncer)) => syncer.sync(req).await.map_err(|e| e.to_string()),
+        Some(SyncVia::Function(f)) => invoke_sync_function(&clients.lambda, f, req)
+            .await
+            .map_err(|e| e.to_string()),
+        None => Err("nowhere to sync artifacts to".to_string()),
+    }
 }
 
 fn summary_table(results: &[ModelOutcome], sync: &[SyncRow]) -> String {

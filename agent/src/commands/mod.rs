@@ -12,6 +12,7 @@ use crate::platform::Platform;
 
 mod audit_export;
 mod deploy;
+mod eks;
 mod gc;
 mod history;
 mod manifest;
@@ -176,6 +177,13 @@ async fn take_lock(
         audit.bucket()
     );
     Ok(held)
+}
+
+/// The platform file as errors name it.
+pub(crate) fn platform_path(g: &GlobalArgs) -> &std::path::Path {
+    g.platform
+        .as_deref()
+        .unwrap_or(std::path::Path::new("<platform>"))
 }
 
 /// Prints a value as pretty JSON on stdout.

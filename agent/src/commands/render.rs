@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use super::{Inputs, print_json};
+use super::{Inputs, platform_path, print_json};
 use crate::cli::{GlobalArgs, OutputFormat, RenderArgs, Target};
 use crate::render::eks::{self, EksInputs, EksModel};
 use crate::render::{Templates, render_model, spec_file};
@@ -124,7 +124,7 @@ async fn run_eks(g: &GlobalArgs, args: &RenderArgs) -> Result<u8> {
 /// Writes each model's manifests under `<dir>/<model>/`, and removes the files of its templates that render nothing
 /// now (an HPA after `eks.autoscaling` was taken out), so that the folder is what is to be applied. A model that
 /// renders nothing (no approved version) keeps its folder as it was. Returns how many files were written.
-fn write_manifests(dir: &Path, models: &[EksModel]) -> Result<usize> {
+pub(super) fn write_manifests(dir: &Path, models: &[EksModel]) -> Result<usize> {
     let mut written = 0;
     for model in models.iter().filter(|m| !m.manifests.is_empty()) {
         let folder = dir.join(&model.model);
@@ -159,12 +159,6 @@ fn yaml_stream(models: &[EksModel]) -> String {
         })
         .collect();
     documents.join("---\n")
-}
-
-fn platform_path(g: &GlobalArgs) -> &std::path::Path {
-    g.platform
-        .as_deref()
-        .unwrap_or(std::path::Path::new("<platform>"))
 }
 
 fn text_summary(

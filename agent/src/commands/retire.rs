@@ -18,6 +18,9 @@ pub async fn run(g: &GlobalArgs, args: &RetireArgs) -> Result<u8> {
     if args.reason.trim().is_empty() || args.ticket.trim().is_empty() {
         bail!("retire needs a non-empty --reason and --ticket: they go into the audit record");
     }
+    if args.target == crate::cli::Target::Eks {
+        return super::eks::retire(g, args).await;
+    }
     let inputs = Inputs::load(g)?;
     let model = inputs.catalog.select(std::slice::from_ref(&args.model))?[0];
     let function = inputs

@@ -5,6 +5,7 @@ mod harness;
 mod cli;
 mod control_plane;
 mod deploy;
+mod eks;
 mod faults;
 mod python_target;
 mod rebuild;

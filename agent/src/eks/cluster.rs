@@ -1,0 +1,360 @@
+//! The Kubernetes API calls Ferry makes for the EKS service, and only those: server-side apply of a rendered
+//! manifest (field manager `ferry`), GET of a Deployment, a watch of its rollout, the deletion of an optional
+//! object no longer rendered, and the list of its pods when a rollout fails. Credentials come from kubeconfig
+//! (`KUBECONFIG`, `~/.kube/config`; `aws eks update-kubeconfig` writes one) or from the pod's service account.
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
+    PatchParams, WatchEvent, WatchParams,
+};
+
+use super::rollout::{self, Rollout};
+
+/// The field manager of Ferry's server-side applies: the owner of every field it renders.
+pub const FIELD_MANAGER: &str = "ferry";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error(
+        "Kubernetes: no cluster configuration (KUBECONFIG, ~/.kube/config, or a pod's service account; `aws eks update-kubeconfig --name <cluster>` writes one)"
+    )]
+    Config(#[source] kube::config::InferConfigError),
+    #[error("Kubernetes: cannot make a client for {server}")]
+    Client {
+        server: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("Kubernetes {server}: {what}")]
+    Api {
+        server: String,
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("{file}: not a manifest Ferry applies: {reason}")]
+    Manifest { file: String, reason: String },
+    #[error("Kubernetes {server}: rollout of deployment {namespace}/{name} failed: {reason}{pods}")]
+    Rollout {
+        server: String,
+        namespace: String,
+        name: String,
+        reason: String,
+        /// The pods' own reasons, one line each (empty when none could be had).
+        pods: String,
+    },
+}
+
+/// A rendered manifest, read: what it is and where it goes.
+#[derive(Debug, Clone)]
+pub struct Object {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    pub body: serde_json::Value,
+}
+
+impl Object {
+    /// Reads one rendered manifest (YAML), named `file` in errors.
+    pub fn parse(file: &str, text: &str) -> Result<Object, ClusterError> {
+        let invalid = |reason: String| ClusterError::Manifest {
+            file: file.to_string(),
+            reason,
+        };
+        let body: serde_json::Value =
+            serde_saphyr::from_str(text).map_err(|e| invalid(format!("not YAML: {e}")))?;
+        let field = |path: &[&str]| {
+            path.iter()
+                .try_fold(&body, |v, k| v.get(k))
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+                .ok_or_else(|| invalid(format!("{} is missing or not a string", path.join("."))))
+        };
+        let object = Object {
+            api_version: field(&["apiVersion"])?,
+            kind: field(&["kind"])?,
+            name: field(&["metadata", "name"])?,
+            body: body.clone(),
+        };
+        object.resource().map_err(invalid)?;
+        Ok(object)
+    }
+
+    /// The API resource of the kinds Ferry renders (so no discovery call is needed).
+    fn resource(&self) -> Result<ApiResource, String> {
+        let plural = match (self.api_version.as_str(), self.kind.as_str()) {
+            ("v1", "Service") => "services",
+            ("apps/v1", "Deployment") => "deployments",
+            ("autoscaling/v2", "HorizontalPodAutoscaler") => "horizontalpodautoscalers",
+            ("policy/v1", "PodDisruptionBudget") => "poddisruptionbudgets",
+            (api_version, kind) => {
+                return Err(format!(
+                    "{api_version} {kind} is none of the kinds Ferry applies (v1 Service, apps/v1 Deployment, autoscaling/v2 HorizontalPodAutoscaler, policy/v1 PodDisruptionBudget)"
+                ));
+            }
+        };
+        let (group, version) = self
+            .api_version
+            .split_once('/')
+            .unwrap_or(("", &self.api_version));
+        Ok(ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk(group, version, &self.kind),
+            plural,
+        ))
+    }
+
+    /// Sets an annotation on the object (kept by server-side apply like every field Ferry renders).
+    pub fn annotate(&mut self, key: &str, value: &str) {
+        let metadata = &mut self.body["metadata"];
+        if !metadata["annotations"].is_object() {
+            metadata["annotations"] = serde_json::json!({});
+        }
+        metadata["annotations"][key] = serde_json::Value::String(value.to_string());
+    }
+}
+
+/// A namespace of one cluster, as the credentials at hand reach it.
+pub struct Cluster {
+    client: kube::Client,
+    namespace: String,
+    /// The API server's URL, named in every error.
+    pub server: String,
+}
+
+impl Cluster {
+    pub async fn connect(namespace: &str) -> Result<Cluster, ClusterError> {
+        let config = kube::Config::infer().await.map_err(ClusterError::Config)?;
+        let server = config.cluster_url.to_string();
+        let client = kube::Client::try_from(config).map_err(|source| ClusterError::Client {
+            server: server.clone(),
+            source,
+        })?;
+        Ok(Cluster {
+            client,
+            namespace: namespace.to_string(),
+            server,
+        })
+    }
+
+    fn api_error(&self, what: String) -> impl FnOnce(kube::Error) -> ClusterError + '_ {
+        move |source| ClusterError::Api {
+            server: self.server.clone(),
+            what,
+            source,
+        }
+    }
+
+    fn deployments(&self) -> Api<Deployment> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    fn dynamic(&self, object: &Object) -> Api<DynamicObject> {
+        let resource = object.resource().expect("checked when parsed");
+        Api::namespaced_with(self.client.clone(), &self.namespace, &resource)
+    }
+
+    /// The Deployment `name`, if there is one.
+    pub async fn deployment(&self, name: &str) -> Result<Option<Deployment>, ClusterError> {
+        self.deployments()
+            .get_opt(name)
+            .await
+            .map_err(self.api_error(format!("get deployment {}/{name}", self.namespace)))
+    }
+
+    /// Server-side apply, forcing Ferry's ownership of every field it renders: a field someone changed by hand
+    /// (`kubectl edit`) is set back to what was rendered.
+    pub async fn apply(&self, object: &Object) -> Result<(), ClusterError> {
+        self.dynamic(object)
+            .patch(
+                &object.name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&object.body),
+            )
+            .await
+            .map(drop)
+            .map_err(self.api_error(format!(
+                "apply {} {}/{}",
+                object.kind, self.namespace, object.name
+            )))
+    }
+
+    /// Deletes an object of a kind Ferry renders, if it exists (an autoscaler no longer rendered).
+    pub async fn delete_if_present(&self, object: &Object) -> Result<bool, ClusterError> {
+        let api = self.dynamic(object);
+        let what = format!("delete {} {}/{}", object.kind, self.namespace, object.name);
+        match api
+            .get_opt(&object.name)
+            .await
+            .map_err(self.api_error(what.clone()))?
+        {
+            None => Ok(false),
+            Some(_) => api
+                .delete(&object.name, &DeleteParams::default())
+                .await
+                .map(|_| true)
+                .map_err(self.api_error(what)),
+        }
+    }
+
+    /// Waits until deployment `name`'s rollout is done, watching it; `progress` gets each new waiting reason. Fails
+    /// when the controller reports the progress deadline exceeded, or after `timeout`, with its pods' reasons.
+    pub async fn wait_for_rollout(
+        &self,
+        name: &str,
+        timeout: Duration,
+        progress: impl Fn(&str),
+    ) -> Result<(), ClusterError> {
+        let mut last = String::new();
+        let watched = tokio::time::timeout(timeout, async {
+            loop {
+                let Some(current) = self.deployment(name).await.map_err(Stop::Api)? else {
+                    return Err(Stop::Failed(format!(
+                        "deployment {}/{name} is gone",
+                        self.namespace
+                    )));
+                };
+                let mut version = current
+                    .metadata
+                    .resource_version
+                    .clone()
+                    .unwrap_or_default();
+                let mut seen = Some(current);
+                // One watch lasts until the server ends it (its own timeout); then look again and watch again.
+                let params = WatchParams::default()
+                    .fields(&format!("metadata.name={name}"))
+                    .timeout(290);
+                let mut events = None;
+                loop {
+                    if let Some(d) = seen.take() {
+                        match rollout::state(&d) {
+                            Rollout::Done => return Ok(()),
+                            Rollout::Failed(reason) => return Err(Stop::Failed(reason)),
+                            Rollout::Waiting(why) if why != last => {
+                                progress(&why);
+                                last = why;
+                            }
+                            Rollout::Waiting(_) => {}
+                        }
+                    }
+                    if events.is_none() {
+                        let stream =
+                            self.deployments()
+                                .watch(&params, &version)
+                                .await
+                                .map_err(self.api_error(format!(
+                                    "watch deployment {}/{name}",
+                                    self.namespace
+                                )))
+                                .map_err(Stop::Api)?;
+                        events = Some(stream.boxed());
+                    }
+                    match events.as_mut().expect("set above").next().await {
+                        Some(Ok(WatchEvent::Added(d) | WatchEvent::Modified(d))) => {
+                            version = d.metadata.resource_version.clone().unwrap_or_default();
+                            seen = Some(d);
+                        }
+                        Some(Ok(WatchEvent::Deleted(_))) => {
+                            return Err(Stop::Failed(format!(
+                                "deployment {}/{name} was deleted during its rollout",
+                                self.namespace
+                            )));
+                        }
+                        Some(Ok(WatchEvent::Bookmark(b))) => version = b.metadata.resource_version,
+                        // An expired resource version (410) or a dropped stream: look again.
+                        Some(Ok(WatchEvent::Error(_)) | Err(_)) | None => break,
+                    }
+                }
+            }
+        })
+        .await;
+        let reason = match watched {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(Stop::Api(e))) => return Err(e),
+            Ok(Err(Stop::Failed(reason))) => reason,
+            Err(_) => format!(
+                "not done after {} s{}",
+                timeout.as_secs(),
+                if last.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({last})")
+                }
+            ),
+        };
+        Err(ClusterError::Rollout {
+            server: self.server.clone(),
+            namespace: self.namespace.clone(),
+            name: name.to_string(),
+            reason,
+            pods: self.pod_problems(name).await,
+        })
+    }
+
+    /// What the Deployment's pods say is wrong, a line each (`\n  pod …`), for a failed rollout's error.
+    async fn pod_problems(&self, name: &str) -> String {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
+        let selector = format!("app.kubernetes.io/instance={name}");
+        match pods.list(&ListParams::default().labels(&selector)).await {
+            Ok(list) => list
+                .items
+                .iter()
+                .flat_map(pod_lines)
+                .map(|l| format!("\n  {l}"))
+                .collect(),
+            Err(e) => format!("\n  (its pods could not be listed: {e})"),
+        }
+    }
+}
+
+/// Why a watched rollout ended before it was done.
+enum Stop {
+    Api(ClusterError),
+    Failed(String),
+}
+
+/// The reasons one pod gives for not being ready: unschedulable, containers waiting or terminated.
+fn pod_lines(pod: &Pod) -> Vec<String> {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let Some(status) = &pod.status else {
+        return vec![format!("pod {name}: no status yet")];
+    };
+    let mut lines = Vec::new();
+    for c in status.conditions.iter().flatten() {
+        if c.type_ == "PodScheduled" && c.status == "False" {
+            lines.push(format!(
+                "pod {name}: not scheduled: {}: {}",
+                c.reason.as_deref().unwrap_or("-"),
+                c.message.as_deref().unwrap_or("-")
+            ));
+        }
+    }
+    for c in status.container_statuses.iter().flatten() {
+        let state = c.state.as_ref();
+        if let Some(w) = state.and_then(|s| s.waiting.as_ref()) {
+            lines.push(format!(
+                "pod {name}: container {}: {}: {} (restarts: {})",
+                c.name,
+                w.reason.as_deref().unwrap_or("waiting"),
+                w.message.as_deref().unwrap_or("-"),
+                c.restart_count
+            ));
+        } else if let Some(t) = state.and_then(|s| s.terminated.as_ref()) {
+            lines.push(format!(
+                "pod {name}: container {}: terminated: {} (exit {})",
+                c.name,
+                t.reason.as_deref().unwrap_or("-"),
+                t.exit_code
+            ));
+        } else if !c.ready {
+            lines.push(format!(
+                "pod {name}: container {}: running, not ready",
+                c.name
+            ));
+        }
+    }
+    lines
+}

@@ -1,0 +1,452 @@
+//! `ferry deploy --target eks` and `ferry retire --target eks` against tools/kube_fake.py (the wire protocol of a
+//! Kubernetes API server for the calls Ferry makes, reached through a kubeconfig with a bearer token), with MLflow's
+//! approvals, moto's S3 for the artifacts, the lock and the audit records, and a local folder for EFS.
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use crate::harness::{self, Env};
+
+const TOKEN: &str = "ferry-test-token";
+
+/// The fake API server, stopped (by its PID) when dropped.
+struct FakeKube {
+    child: Child,
+    url: String,
+    log: PathBuf,
+    kubeconfig: PathBuf,
+}
+
+impl FakeKube {
+    fn start(env: &Env, unpullable: Option<&str>) -> FakeKube {
+        let dir = env.tmp.path().join("kube");
+        std::fs::create_dir_all(&dir).unwrap();
+        let port_file = dir.join("port");
+        let log = dir.join("requests.jsonl");
+        let mut cmd = Command::new(harness::python());
+        cmd.arg(harness::workspace().join("tools/kube_fake.py"))
+            .arg("--port-file")
+            .arg(&port_file)
+            .arg("--log")
+            .arg(&log)
+            .args(["--token", TOKEN]);
+        if let Some(digest) = unpullable {
+            cmd.args(["--unpullable", digest]);
+        }
+        let child = cmd.spawn().expect("start tools/kube_fake.py");
+        let started = Instant::now();
+        let port = loop {
+            if let Ok(p) = std::fs::read_to_string(&port_file) {
+                break p;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "kube_fake did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let url = format!("http://127.0.0.1:{port}");
+        let kubeconfig = dir.join("kubeconfig");
+        std::fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {url}\n\
+                 contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: ferry\n    namespace: ferry\n\
+                 current-context: fake\nusers:\n- name: ferry\n  user:\n    token: {TOKEN}\n"
+            ),
+        )
+        .unwrap();
+        FakeKube {
+            child,
+            url,
+            log,
+            kubeconfig,
+        }
+    }
+
+    /// The object at an API path, as the server holds it (None for 404).
+    fn get(&self, path: &str) -> Option<serde_json::Value> {
+        let (status, body) = raw_get(&self.url, path);
+        match status {
+            200 => Some(serde_json::from_str(&body).unwrap()),
+            404 => None,
+            other => panic!("GET {path}: {other} {body}"),
+        }
+    }
+
+    fn deployment(&self) -> Option<serde_json::Value> {
+        self.get("/apis/apps/v1/namespaces/ferry/deployments/ferry-risk-score")
+    }
+
+    /// The requests logged so far: (method, path).
+    fn requests(&self) -> Vec<(String, String)> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (
+                    v["method"].as_str().unwrap().to_string(),
+                    v["path"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for FakeKube {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A GET with the bearer token the fake wants, as a real API server would.
+fn raw_get(url: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let host = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let status = text[9..12].parse().unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn served_annotation(d: &serde_json::Value) -> &str {
+    d["metadata"]["annotations"]["ferry.dev/served-versions"]
+        .as_str()
+        .unwrap_or("")
+}
+
+/// The served set the Deployment's pods are given (FERRY_SERVED_SET), as the runtime's server reads it.
+fn served_set(d: &serde_json::Value) -> Vec<String> {
+    let env = d["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap();
+    let value = env
+        .iter()
+        .find(|e| e["name"] == "FERRY_SERVED_SET")
+        .unwrap()["value"]
+        .as_str()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_str(value).unwrap();
+    doc["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_str().unwrap().to_string())
+        .collect()
+}
+
+struct Setup {
+    catalog: PathBuf,
+    platform: PathBuf,
+}
+
+fn setup(env: &Env, registered: &str, digest: &str) -> Setup {
+    let catalog = env.write(
+        "ferry.toml",
+        &format!(
+            "[registry]\nsource = \"mlflow\"\n[models.risk-score]\nregistered_model = \"{registered}\"\n\
+             [models.risk-score.eks]\nreplicas = 2\n"
+        ),
+    );
+    let platform = env.platform(&[("risk-score", "ferry-test-risk-score")]);
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&platform).unwrap()).unwrap();
+    doc["eks"] = serde_json::json!({"cluster": "ml-test", "namespace": "ferry", "service_account": "ferry-inference",
+        "volume_claim": "ferry-test-models", "mount_path": "/mnt/eks-models",
+        "image": format!("registry.example.org/ferry-runtime@sha256:{digest}")});
+    std::fs::write(&platform, doc.to_string()).unwrap();
+    Setup { catalog, platform }
+}
+
+fn ferry(env: &Env, kube: &FakeKube, s: &Setup, args: &[&str]) -> assert_cmd::assert::Assert {
+    env.ferry()
+        .env("KUBECONFIG", &kube.kubeconfig)
+        .arg("--catalog")
+        .arg(&s.catalog)
+        .arg("--platform")
+        .arg(&s.platform)
+        .args(args)
+        .timeout(Duration::from_secs(180))
+        .assert()
+}
+
+fn stdout(a: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8_lossy(&a.get_output().stdout).into_owned()
+}
+
+fn stderr(a: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8_lossy(&a.get_output().stderr).into_owned()
+}
+
+/// The EKS audit records of the model: (alias, event, record).
+async fn eks_records() -> Vec<(String, String, serde_json::Value)> {
+    let s3 = harness::s3().await;
+    let listed = s3
+        .list_objects_v2()
+        .bucket(harness::BUCKET)
+        .prefix("ferry/audit/test/risk-score/eks/")
+        .send()
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for o in listed.contents() {
+        let key = o.key().unwrap();
+        let parts: Vec<&str> = key.split('/').collect();
+        let alias = parts[parts.len() - 2].to_string();
+        let event = if key.ends_with("-serve.json") {
+            "serve"
+        } else {
+            "retire"
+        };
+        let body: serde_json::Value =
+            serde_json::from_slice(&harness::object_bytes(key).await).unwrap();
+        out.push((alias, event.to_string(), body));
+    }
+    out
+}
+
+fn mutations(kube: &FakeKube, since: usize) -> Vec<(String, String)> {
+    kube.requests()
+        .into_iter()
+        .skip(since)
+        .filter(|(m, _)| m != "GET")
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn eks_deploy_serves_every_version_served_before_and_only_retire_takes_one_out() {
+    let env = Env::new();
+    env.register("risk-score", "eks-served", 2, &[1], &[]);
+    let kube = FakeKube::start(&env, None);
+    let s = setup(&env, "eks-served", &"ab".repeat(32));
+
+    // First deploy: v1 synced to EFS, the four objects applied (Service, Deployment; no autoscaler or budget
+    // rendered, so those are only looked for), the rollout watched to the end, v1 recorded.
+    let first = ferry(&env, &kube, &s, &["deploy", "--target", "eks"]).success();
+    assert!(stdout(&first).contains("serves v1"), "{}", stdout(&first));
+    assert!(
+        stdout(&first).contains("rolled out, recorded v1"),
+        "{}",
+        stdout(&first)
+    );
+    let d = kube.deployment().expect("the Deployment was applied");
+    assert_eq!(served_annotation(&d), "1");
+    assert_eq!(served_set(&d), ["1"]);
+    assert_eq!(
+        d["status"]["updatedReplicas"], 2,
+        "the rollout ran to its end"
+    );
+    assert!(
+        kube.get("/api/v1/namespaces/ferry/services/ferry-risk-score")
+            .is_some()
+    );
+    assert!(
+        env.efs_root().join("risk-score/1/MLmodel").is_file(),
+        "synced before the rollout"
+    );
+    let applies: Vec<_> = kube
+        .requests()
+        .into_iter()
+        .filter(|(m, _)| m == "PATCH")
+        .collect();
+    assert_eq!(applies.len(), 2, "{applies:?}");
+    let records = eks_records().await;
+    assert_eq!(records.len(), 1);
+    let (alias, event, record) = &records[0];
+    assert_eq!((alias.as_str(), event.as_str()), ("v1", "serve"));
+    assert_eq!(record["event"], "eks-serve");
+    assert_eq!(record["approval"]["ticket"], "QA-100");
+    assert_eq!(record["eks"]["deployment"], "ferry-risk-score");
+    assert_eq!(record["eks"]["served_versions"], serde_json::json!(["1"]));
+    assert_eq!(
+        record["deployer"]["aws_identity"]
+            .as_str()
+            .map(|s| s.starts_with("arn:aws:")),
+        Some(true)
+    );
+
+    // A rerun changes nothing: no apply, no delete, no record.
+    let before = kube.requests().len();
+    let rerun = ferry(&env, &kube, &s, &["deploy", "--target", "eks"]).success();
+    assert!(stdout(&rerun).contains("No changes."), "{}", stdout(&rerun));
+    assert_eq!(mutations(&kube, before), Vec::<(String, String)>::new());
+    let generation = kube.deployment().unwrap()["metadata"]["generation"].clone();
+
+    // v2 approved and v1's approval withdrawn: the new ReplicaSet serves both (frozen), under v1's recorded approval.
+    env.approve("eks-served", 2, &["--ticket", "CHG-2026-0042"]);
+    env.python(&[
+        "tools/registry_fixture.py",
+        "revoke",
+        "--name",
+        "eks-served",
+        "--version",
+        "1",
+    ]);
+    let second = ferry(&env, &kube, &s, &["deploy", "--target", "eks"]).success();
+    let text = stdout(&second);
+    assert!(
+        text.contains("serves v1 v2") && text.contains("new: v2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("kept though no longer approved (frozen until `ferry retire`): v1"),
+        "{text}"
+    );
+    let d = kube.deployment().unwrap();
+    assert_eq!(served_set(&d), ["1", "2"]);
+    assert_ne!(
+        d["metadata"]["generation"], generation,
+        "a new pod template: a new ReplicaSet"
+    );
+    let served: Vec<String> = eks_records()
+        .await
+        .iter()
+        .map(|(a, e, _)| format!("{a} {e}"))
+        .collect();
+    assert_eq!(served, ["v1 serve", "v2 serve"]);
+
+    // Only retire takes a version out: recorded first, then rolled out.
+    let retire = |version: &str, reason: &str, ticket: &str| {
+        ferry(
+            &env,
+            &kube,
+            &s,
+            &[
+                "retire",
+                "--target",
+                "eks",
+                "--model",
+                "risk-score",
+                "--version",
+                version,
+                "--reason",
+                reason,
+                "--ticket",
+                ticket,
+            ],
+        )
+    };
+    let retired = retire(
+        "1",
+        "superseded by v2 after the 2026 recall review",
+        "CHG-2026-0077",
+    )
+    .success();
+    assert!(
+        stdout(&retired).contains("left the EKS served set"),
+        "{}",
+        stdout(&retired)
+    );
+    assert_eq!(served_set(&kube.deployment().unwrap()), ["2"]);
+    let records = eks_records().await;
+    let (_, _, retired) = records
+        .iter()
+        .find(|(a, e, _)| a == "v1" && e == "retire")
+        .expect("a retire record");
+    assert_eq!(retired["ticket"], "CHG-2026-0077");
+    assert_eq!(retired["eks"]["served_versions"], serde_json::json!(["2"]));
+
+    // The next deploy leaves it out (its approval is withdrawn) and changes nothing.
+    let before = kube.requests().len();
+    ferry(&env, &kube, &s, &["deploy", "--target", "eks"]).success();
+    assert_eq!(mutations(&kube, before), Vec::<(String, String)>::new());
+    assert_eq!(served_set(&kube.deployment().unwrap()), ["2"]);
+
+    // History tells it from the records alone.
+    let history = ferry(&env, &kube, &s, &["history"]).success();
+    let text = stdout(&history);
+    assert!(
+        text.contains("served on EKS by ferry/ferry-risk-score"),
+        "{text}"
+    );
+    assert!(
+        text.contains("left the EKS served set of ferry/ferry-risk-score: superseded by v2"),
+        "{text}"
+    );
+
+    // --emit-only writes the folder for a GitOps tool: nothing reaches the cluster, nothing is recorded as served.
+    let out = env.tmp.path().join("gitops");
+    let out_arg = out.display().to_string();
+    let (before, records) = (kube.requests().len(), eks_records().await.len());
+    let emit = [
+        "deploy",
+        "--target",
+        "eks",
+        "--emit-only",
+        "--out",
+        out_arg.as_str(),
+    ];
+    ferry(&env, &kube, &s, &emit).success();
+    let emitted = std::fs::read_to_string(out.join("risk-score/02-deployment.yaml")).unwrap();
+    assert!(
+        emitted.contains("ferry.dev/served-versions: \"2\""),
+        "{emitted}"
+    );
+    assert_eq!(kube.requests().len(), before);
+    assert_eq!(eks_records().await.len(), records);
+    let again = ferry(&env, &kube, &s, &emit).success();
+    assert!(stdout(&again).contains("No changes."), "{}", stdout(&again));
+
+    // The last version is never retired: a served set is never empty.
+    let last = retire("2", "r", "t").code(1);
+    assert!(
+        stderr(&last).contains("v2 is the only version served"),
+        "{}",
+        stderr(&last)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_eks_rollout_that_cannot_start_fails_with_the_pods_reasons_and_records_nothing() {
+    let env = Env::new();
+    env.register("risk-score", "eks-broken", 1, &[1], &[]);
+    let unpullable = "de".repeat(32);
+    let kube = FakeKube::start(&env, Some(&unpullable));
+    let s = setup(&env, "eks-broken", &unpullable);
+
+    let failed = ferry(&env, &kube, &s, &["deploy", "--target", "eks"]).code(1);
+    let err = stderr(&failed);
+    assert!(
+        err.contains("rollout of deployment ferry/ferry-risk-score failed"),
+        "{err}"
+    );
+    assert!(err.contains("has timed out progressing"), "{err}");
+    assert!(
+        err.contains("ImagePullBackOff"),
+        "the pod's own reason: {err}"
+    );
+    assert!(
+        eks_records().await.is_empty(),
+        "nothing is recorded as served"
+    );
+
+    // A platform without an EKS service is named before anything is asked of the cluster.
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&s.platform).unwrap()).unwrap();
+    doc["eks"] = serde_json::Value::Null;
+    std::fs::write(&s.platform, doc.to_string()).unwrap();
+    let before = kube.requests().len();
+    let bad = ferry(&env, &kube, &s, &["deploy", "--target", "eks"]).code(1);
+    assert!(
+        stderr(&bad).contains(&s.platform.display().to_string()),
+        "{}",
+        stderr(&bad)
+    );
+    assert_eq!(
+        kube.requests().len(),
+        before,
+        "no request reached the cluster"
+    );
+}
