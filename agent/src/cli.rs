@@ -119,8 +119,8 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Copy approved versions' artifacts from S3 to EFS, verified and atomic
     Sync(SyncArgs),
-    /// Show what is live: aliases, versions, stage routing, per model
-    Status(ModelFilter),
+    /// Show what is live: aliases, versions, stage routing, per model (--target eks: the served sets)
+    Status(StatusArgs),
     /// Check deployed aliases against their audit records and EFS folders against their manifests
     Verify(VerifyArgs),
     /// What happened and what was live when, from the audit records alone
@@ -265,9 +265,22 @@ pub struct SyncArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub filter: ModelFilter,
+    /// lambda: the function's aliases; eks: each model's Deployment, its served set, rollout and records
+    #[arg(long, value_enum, default_value_t = Target::Lambda)]
+    pub target: Target,
+}
+
+#[derive(Debug, Args)]
 pub struct VerifyArgs {
     #[command(flatten)]
     pub filter: ModelFilter,
+    /// lambda: aliases against their records; eks: each Deployment's served set against the eks-serve records,
+    /// the platform's image, the rollout, and (with --efs-root) the served versions' EFS folders
+    #[arg(long, value_enum, default_value_t = Target::Lambda, conflicts_with_all = ["aliases", "record"])]
+    pub target: Target,
     /// Only this alias's findings (`v3`, `production`); repeatable. The model storage is always checked
     #[arg(long = "alias", value_name = "ALIAS")]
     pub aliases: Vec<String>,

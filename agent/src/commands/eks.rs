@@ -43,6 +43,8 @@ struct Look<'a> {
     recorded: Recorded,
     /// Whether serves are recorded (not for `--emit-only`: the GitOps tool makes them live).
     records: bool,
+    /// How the live Deployment differs from what was applied, when someone changed it by hand.
+    hand_changed: Option<String>,
 }
 
 /// One model's next served set, rendered.
@@ -61,6 +63,8 @@ struct ModelChange {
     rendered_sha256: String,
     /// The manifests differ from what the Deployment was last given.
     apply: bool,
+    /// How the live Deployment was changed by hand (its manifests are applied again).
+    hand_changed: Option<String>,
     /// Why the model cannot be deployed (nothing is changed for it).
     refused: Option<String>,
     #[serde(skip)]
@@ -221,6 +225,135 @@ pub async fn retire(g: &GlobalArgs, args: &RetireArgs) -> Result<u8> {
     }
 }
 
+/// `ferry status --target eks`: per model, its Deployment's served set, rollout and image, beside the records.
+pub async fn status(g: &GlobalArgs, filter: &crate::cli::ModelFilter) -> Result<u8> {
+    let observed = observe_all(g, filter).await?;
+    match g.output {
+        OutputFormat::Json => print_json(&observed.iter().map(|(o, _)| o).collect::<Vec<_>>())?,
+        OutputFormat::Text => {
+            for (o, _) in &observed {
+                println!("{}  (deployment {}/{})", o.model, o.namespace, o.deployment);
+                if !o.exists {
+                    println!("  nothing served on EKS");
+                    continue;
+                }
+                println!("  serves v{}  rollout {}", o.served.join(" v"), o.rollout);
+                println!("  image {}", o.image.as_deref().unwrap_or("(none)"));
+                let unrecorded: Vec<&String> = o
+                    .served
+                    .iter()
+                    .filter(|v| !o.recorded.contains(v))
+                    .collect();
+                if !unrecorded.is_empty() {
+                    println!(
+                        "  served without an eks-serve record: v{} (`ferry verify --target eks`)",
+                        unrecorded
+                            .iter()
+                            .map(|v| v.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" v")
+                    );
+                }
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// `ferry verify --target eks`: every check of eks::check per model, and with --efs-root each served version's EFS
+/// folder against its manifest and approved digest. Exit 1 on any failed check.
+pub async fn verify(g: &GlobalArgs, args: &crate::cli::VerifyArgs) -> Result<u8> {
+    let inputs = Inputs::load(g)?;
+    let eks = render_eks::eks_platform(&inputs.platform, super::platform_path(g))?.clone();
+    let efs_root = args
+        .efs_root
+        .clone()
+        .or_else(|| inputs.platform.efs.local_root.clone());
+    let mut findings = Vec::new();
+    for (o, recorded) in observe_all(g, &args.filter).await? {
+        findings.extend(crate::eks::check::findings(
+            &o,
+            &recorded,
+            &eks.image,
+            &eks.mount_path,
+        ));
+        let Some(root) = &efs_root else { continue };
+        for (version, approved) in &recorded.served {
+            let alias = crate::plan::version_alias(version);
+            let checked = super::verify::check_folder(&root.join(&o.model).join(version)).and_then(
+                |digest| match &approved.approval.artifact_sha256 {
+                    Some(a) if *a != digest => Err(format!(
+                        "the EFS folder's manifest digest is {digest}, the approved one is {a}"
+                    )),
+                    _ => Ok(digest),
+                },
+            );
+            findings.push(crate::eks::check::Finding {
+                model: o.model.clone(),
+                alias,
+                ok: checked.is_ok(),
+                detail: match checked {
+                    Ok(digest) => format!("EFS folder verified (digest {}…)", &digest[..12]),
+                    Err(e) => e,
+                },
+            });
+        }
+    }
+    let ok = findings.iter().all(|f| f.ok);
+    match g.output {
+        OutputFormat::Json => {
+            print_json(&serde_json::json!({"target": "eks", "findings": findings, "ok": ok}))?
+        }
+        OutputFormat::Text => {
+            for f in &findings {
+                println!(
+                    "{} {:<14} {:<6} {}",
+                    if f.ok { "ok  " } else { "FAIL" },
+                    f.model,
+                    f.alias,
+                    f.detail
+                );
+            }
+            println!(
+                "{} check(s), {} problem(s).",
+                findings.len(),
+                findings.iter().filter(|f| !f.ok).count()
+            );
+        }
+    }
+    Ok(if ok { 0 } else { 1 })
+}
+
+/// Each selected model's Deployment as the cluster shows it, with what its audit records say.
+async fn observe_all(
+    g: &GlobalArgs,
+    filter: &crate::cli::ModelFilter,
+) -> Result<Vec<(crate::eks::check::Observed, Recorded)>> {
+    let inputs = Inputs::load(g)?;
+    let eks = render_eks::eks_platform(&inputs.platform, super::platform_path(g))?.clone();
+    let models = inputs.catalog.select(&filter.models)?;
+    let (_, audit) = super::connect(g, &inputs.platform).await;
+    let cluster = Cluster::connect(&eks.namespace).await?;
+    let mut out = Vec::new();
+    for model in models {
+        let name = model.eks_name().map_err(anyhow::Error::msg)?;
+        let deployment = cluster.deployment(&name).await?;
+        let recorded = audit
+            .eks_served(&model.key)
+            .await
+            .with_context(|| format!("reading the EKS records of {}", model.key))?;
+        let o = crate::eks::check::observed(
+            &model.key,
+            &name,
+            &eks.namespace,
+            deployment.as_ref(),
+            &recorded,
+        );
+        out.push((o, recorded));
+    }
+    Ok(out)
+}
+
 /// Renders every selected model with its approved versions, so a template, catalog or platform error stops the run
 /// before anything is read from the cluster or changed.
 fn check_renders(
@@ -277,35 +410,52 @@ async fn look<'a>(
     inputs: &EksInputs<'_>,
 ) -> Result<Look<'a>> {
     let name = model.eks_name().map_err(anyhow::Error::msg)?;
-    let (live, live_rendered) = match destination {
+    let (live, live_rendered, hand_changed) = match destination {
         Destination::Cluster(cluster) => match cluster.deployment(&name).await? {
             Some(d) => {
-                let annotations = d.metadata.annotations.unwrap_or_default();
-                if d.metadata
-                    .labels
-                    .unwrap_or_default()
-                    .get("app.kubernetes.io/managed-by")
-                    != Some(&"ferry".to_string())
-                {
+                let eks = render_eks::eks_platform(inputs.platform, inputs.platform_path)?;
+                let o = crate::eks::check::observed(
+                    &model.key,
+                    &name,
+                    &eks.namespace,
+                    Some(&d),
+                    &Recorded::default(),
+                );
+                if !o.managed_by_ferry {
                     bail!(
                         "{}: deployment {}/{name} exists and is not managed by Ferry (no label app.kubernetes.io/managed-by=ferry); nothing was changed",
                         model.key,
-                        inputs
-                            .platform
-                            .eks
-                            .as_ref()
-                            .map(|e| e.namespace.as_str())
-                            .unwrap_or("?")
+                        eks.namespace
                     );
                 }
-                (
-                    parse_annotation(annotations.get(SERVED_ANNOTATION).map(String::as_str)),
-                    annotations.get(RENDERED_ANNOTATION).cloned(),
-                )
+                // A change by hand (`kubectl set image`, `kubectl edit`) keeps the digest annotation: look at what
+                // the pods are given too, and apply again when it is not what was rendered.
+                let pod_versions: Vec<String> =
+                    o.pod_served_set.iter().map(|(v, _, _)| v.clone()).collect();
+                let hand_changed = if o.image.as_deref() != Some(eks.image.as_str()) {
+                    Some(format!(
+                        "its image is {}",
+                        o.image.as_deref().unwrap_or("(none)")
+                    ))
+                } else if pod_versions != o.served {
+                    Some(format!("its pods are given v{}", pod_versions.join(" v")))
+                } else {
+                    None
+                };
+                let rendered = d
+                    .metadata
+                    .annotations
+                    .unwrap_or_default()
+                    .get(RENDERED_ANNOTATION)
+                    .cloned();
+                (o.served, rendered, hand_changed)
             }
-            None => (Vec::new(), None),
+            None => (Vec::new(), None, None),
         },
-        Destination::Files(dir) => emitted(dir, &model.key)?,
+        Destination::Files(dir) => {
+            let (served, rendered) = emitted(dir, &model.key)?;
+            (served, rendered, None)
+        }
     };
     let recorded = match destination {
         // What a GitOps tool serves is in the files: Ferry records no serve for them.
@@ -322,6 +472,7 @@ async fn look<'a>(
         live_rendered,
         recorded,
         records: matches!(destination, Destination::Cluster(_)),
+        hand_changed,
     })
 }
 
@@ -393,6 +544,7 @@ fn change_of(
         unrecorded: Vec::new(),
         rendered_sha256: look.live_rendered.clone().unwrap_or_default(),
         apply: false,
+        hand_changed: look.hand_changed.clone(),
         refused: None,
         rendered: None,
         served_set: None,
@@ -434,7 +586,8 @@ fn change_of(
         .map(|a| a.version.clone())
         .filter(|v| look.records && !look.recorded.served.contains_key(v))
         .collect();
-    change.apply = look.live_rendered.as_deref() != Some(rendered_sha256.as_str());
+    change.apply = look.live_rendered.as_deref() != Some(rendered_sha256.as_str())
+        || look.hand_changed.is_some();
     change.rendered_sha256 = rendered_sha256;
     change.rendered = Some(rendered);
     change.served_set = Some(served);
@@ -651,6 +804,11 @@ fn plan_text(changes: &[ModelChange], destination: &Destination) -> String {
         ));
         if !matches!(destination, Destination::Files(_)) {
             out.extend(list("to be recorded", &c.unrecorded));
+        }
+        if let Some(how) = &c.hand_changed {
+            out.push_str(&format!(
+                "  changed by hand ({how}): its manifests are applied again\n"
+            ));
         }
         if !c.has_changes() {
             out.push_str("  up to date\n");

@@ -4,7 +4,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::{Inputs, print_json};
-use crate::cli::{GlobalArgs, ModelFilter, OutputFormat};
+use crate::cli::{GlobalArgs, OutputFormat, StatusArgs};
 use crate::observe::{INACTIVE_NOTE, ObservedFunction, VersionState, version_detail};
 use std::collections::BTreeMap;
 
@@ -28,7 +28,11 @@ struct AliasStatus {
     state: Option<VersionState>,
 }
 
-pub async fn run(g: &GlobalArgs, filter: &ModelFilter) -> Result<u8> {
+pub async fn run(g: &GlobalArgs, args: &StatusArgs) -> Result<u8> {
+    if args.target == crate::cli::Target::Eks {
+        return super::eks::status(g, &args.filter).await;
+    }
+    let filter = &args.filter;
     let inputs = Inputs::load(g)?;
     let models = inputs.catalog.select(&filter.models)?;
     let (clients, audit) = super::connect(g, &inputs.platform).await;

@@ -39,6 +39,9 @@ struct Finding {
 }
 
 pub async fn run(g: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
+    if args.target == crate::cli::Target::Eks {
+        return super::eks::verify(g, args).await;
+    }
     let inputs = Inputs::load(g)?;
     let models = inputs.catalog.select(&args.filter.models)?;
     let (clients, audit) = super::connect(g, &inputs.platform).await;
@@ -686,7 +689,7 @@ fn check_digest_approved(digest: String, record: &RecordedDeployBody) -> Result<
 }
 
 /// Re-hashes a version folder against its manifest.
-fn check_folder(dir: &Path) -> Result<String, String> {
+pub(super) fn check_folder(dir: &Path) -> Result<String, String> {
     let text = std::fs::read_to_string(dir.join(MANIFEST_FILE))
         .map_err(|e| format!("{}: no readable manifest: {e}", dir.display()))?;
     let manifest = ArtifactManifest::parse(&text)

@@ -103,12 +103,21 @@ impl Drop for FakeKube {
 
 /// A GET with the bearer token the fake wants, as a real API server would.
 fn raw_get(url: &str, path: &str) -> (u16, String) {
+    raw_request(url, "GET", path, None)
+}
+
+/// A request with the bearer token; a body is sent as a server-side apply (what `kubectl apply --server-side
+/// --field-manager=kubectl` sends).
+fn raw_request(url: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
     use std::io::{Read, Write};
     let host = url.trim_start_matches("http://");
     let mut stream = std::net::TcpStream::connect(host).unwrap();
+    let body = body.unwrap_or("");
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\
+         Content-Type: application/apply-patch+yaml\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
     )
     .unwrap();
     let mut text = String::new();
@@ -282,6 +291,51 @@ async fn eks_deploy_serves_every_version_served_before_and_only_retire_takes_one
     let rerun = ferry(&env, &kube, &s, &["deploy", "--target", "eks"]).success();
     assert!(stdout(&rerun).contains("No changes."), "{}", stdout(&rerun));
     assert_eq!(mutations(&kube, before), Vec::<(String, String)>::new());
+
+    // verify and status read the Deployment against the records.
+    let verified = ferry(&env, &kube, &s, &["verify", "--target", "eks"]).success();
+    let text = stdout(&verified);
+    assert!(
+        text.contains("served and recorded, approved by qa@example.org (QA-100)"),
+        "{text}"
+    );
+    assert!(text.contains("EFS folder verified"), "{text}");
+    assert!(text.contains("0 problem(s)."), "{text}");
+    let status = ferry(&env, &kube, &s, &["status", "--target", "eks"]).success();
+    assert!(
+        stdout(&status).contains("serves v1  rollout done"),
+        "{}",
+        stdout(&status)
+    );
+
+    // Someone sets another image by hand (the digest annotation stays): verify fails naming it, and the next deploy
+    // applies the manifests again.
+    let mut edited = kube.deployment().unwrap();
+    edited["spec"]["template"]["spec"]["containers"][0]["image"] = serde_json::json!(format!(
+        "registry.example.org/ferry-runtime@sha256:{}",
+        "cd".repeat(32)
+    ));
+    let path = "/apis/apps/v1/namespaces/ferry/deployments/ferry-risk-score?fieldManager=kubectl&force=true";
+    let (code, body) = raw_request(&kube.url, "PATCH", path, Some(&edited.to_string()));
+    assert_eq!(code, 200, "{body}");
+    let drift = ferry(&env, &kube, &s, &["verify", "--target", "eks"]).code(1);
+    assert!(
+        stdout(&drift).contains("is not the platform's"),
+        "{}",
+        stdout(&drift)
+    );
+    let repaired = ferry(&env, &kube, &s, &["deploy", "--target", "eks"]).success();
+    assert!(
+        stdout(&repaired).contains("changed by hand (its image is"),
+        "{}",
+        stdout(&repaired)
+    );
+    ferry(&env, &kube, &s, &["verify", "--target", "eks"]).success();
+    assert_eq!(
+        eks_records().await.len(),
+        1,
+        "setting back a hand change records no new serve"
+    );
     let generation = kube.deployment().unwrap()["metadata"]["generation"].clone();
 
     // v2 approved and v1's approval withdrawn: the new ReplicaSet serves both (frozen), under v1's recorded approval.
