@@ -13,8 +13,11 @@ Calls served (all under /api/v1 or /apis/<group>/<version>, namespaced):
   DELETE .../<plural>/<name>
   GET    .../pods?labelSelector=k=v                       the pods the fake controller would run
 Every request is appended to --log as one JSON line (method, path, query, content_type), so tests can count them.
-Server-side apply is modelled for one field manager: the applied configuration becomes the object's (with the
-server's metadata kept), which is what a forced apply by the only manager gives. A Deployment whose pod template
+Server-side apply is modelled per field manager: each manager's last applied configuration is kept, and the object
+is their merge (maps merged key by key, the later apply winning; anything else replaced), so a field one manager
+drops stays while another manager still applies it, and goes (back to its default: a Deployment's replicas to 1)
+when none does; a forced apply takes the fields it sets over from every other manager. `dryRun=All` answers what an apply would give and stores nothing; a no-op apply keeps the
+resourceVersion. A Deployment whose pod template
 uses an image containing --unpullable never becomes available: its new pod waits in ImagePullBackOff and the
 controller reports ProgressDeadlineExceeded (at once: the fake compresses the deadline)."""
 from __future__ import annotations
@@ -51,11 +54,43 @@ def status(code: int, reason: str, message: str, details: dict | None = None) ->
             "reason": reason, "details": details or {}, "code": code}
 
 
+def merge(base: dict, top: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in top.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def strip(other: dict, top: dict) -> dict:
+    """`other` without the fields `top` sets: what a forced apply of `top` takes over from another manager."""
+    out = copy.deepcopy(other)
+    for k, v in top.items():
+        if k not in out or k in ("apiVersion", "kind") or (k == "metadata" and not isinstance(v, dict)):
+            continue
+        if isinstance(v, dict) and isinstance(out[k], dict):
+            rest = strip(out[k], v)
+            if rest or k == "metadata":
+                out[k] = rest
+            else:
+                del out[k]
+        elif k not in ("name", "namespace"):
+            del out[k]
+    return out
+
+
+def defaulted(obj: dict) -> dict:
+    if obj.get("kind") == "Deployment":
+        obj.setdefault("spec", {}).setdefault("replicas", 1)
+    return obj
+
+
 class Store:
     """Objects by (group/version, plural, namespace, name), one resourceVersion counter, a condition for watchers."""
 
     def __init__(self, unpullable: str | None, step: float):
         self.objects: dict[tuple, dict] = {}
+        # key -> {manager: its last applied configuration}, in the order the managers first applied
+        self.configs: dict[tuple, dict[str, dict]] = {}
         self.version = 0
         self.changed = threading.Condition()
         self.unpullable = unpullable
@@ -65,30 +100,50 @@ class Store:
         self.version += 1
         obj["metadata"]["resourceVersion"] = str(self.version)
 
-    def apply(self, key: tuple, body: dict, manager: str) -> tuple[int, dict]:
+    def apply(self, key: tuple, body: dict, manager: str, dry_run: bool = False) -> tuple[int, dict]:
         with self.changed:
             old = self.objects.get(key)
-            obj = copy.deepcopy(body)
+            # A forced apply takes over every field it sets from the other managers (a conflict is not modelled:
+            # Ferry always forces); its own configuration is the latest.
+            configs = {m: strip(c, body) for m, c in self.configs.get(key, {}).items() if m != manager}
+            # What the server sets is not part of an applied configuration (status is its own subresource).
+            config = {k: v for k, v in copy.deepcopy(body).items() if k != "status"}
+            for k in ("uid", "resourceVersion", "creationTimestamp", "generation"):
+                config.get("metadata", {}).pop(k, None)
+            configs[manager] = config
+            merged: dict = {}
+            for config in configs.values():
+                merged = merge(merged, config)
+            obj = defaulted(merged)
             meta = obj.setdefault("metadata", {})
             meta["namespace"] = key[2]
             if old is None:
                 meta.update(uid=str(uuid.uuid4()), creationTimestamp=now(), generation=1)
                 code = 201
             else:
-                for k in ("uid", "creationTimestamp"):
+                for k in ("uid", "creationTimestamp", "resourceVersion"):
                     meta[k] = old["metadata"][k]
                 spec_changed = old.get("spec") != obj.get("spec")
                 meta["generation"] = old["metadata"]["generation"] + (1 if spec_changed else 0)
                 if "status" in old:
                     obj["status"] = old["status"]
                 code = 200
-                if not spec_changed and old["metadata"].get("labels") == meta.get("labels") and \
-                        old["metadata"].get("annotations") == meta.get("annotations"):
+                unchanged = {k: v for k, v in old["metadata"].items() if k != "managedFields"} == meta and \
+                    {k: v for k, v in old.items() if k != "metadata"} == {k: v for k, v in obj.items() if k != "metadata"}
+                if unchanged:
+                    if not dry_run:
+                        self.configs[key] = configs
                     return 200, old  # a no-op apply changes nothing, not even the resourceVersion
-            meta["managedFields"] = [{"manager": manager, "operation": "Apply", "apiVersion": obj["apiVersion"],
-                                      "time": now(), "fieldsType": "FieldsV1", "fieldsV1": {}}]
+            meta["managedFields"] = [{"manager": m, "operation": "Apply", "apiVersion": obj["apiVersion"],
+                                      "time": now(), "fieldsType": "FieldsV1", "fieldsV1": {}} for m in configs]
+            if dry_run:
+                obj = copy.deepcopy(obj)
+                meta = obj["metadata"]
+                meta["resourceVersion"] = str(self.version + 1)
+                return code, obj
             self.bump(obj)
             self.objects[key] = obj
+            self.configs[key] = configs
             self.changed.notify_all()
         if obj["kind"] == "Deployment" and (old is None or meta["generation"] != old["metadata"]["generation"]):
             threading.Thread(target=self.roll_out, args=(key, meta["generation"]), daemon=True).start()
@@ -233,13 +288,16 @@ class Handler(BaseHTTPRequestHandler):
             if obj.get("apiVersion") != gv or obj.get("kind") != KINDS[(gv, plural)]:
                 return self.answer(400, status(400, "BadRequest", f"the API version in the data ({obj.get('apiVersion')}) does not match the expected API version ({gv})"))
             meta = obj.get("metadata", {})
+            if meta.get("managedFields"):
+                return self.answer(400, status(400, "BadRequest", "metadata.managedFields must be nil"))
             if meta.get("name") != name or meta.get("namespace", namespace) != namespace:
                 return self.answer(400, status(400, "BadRequest", "the name of the object does not match the name on the URL"))
-            code, stored = self.store.apply(key, obj, q("fieldManager"))
+            code, stored = self.store.apply(key, obj, q("fieldManager"), dry_run=q("dryRun") == "All")
             return self.answer(code, stored)
         if self.command == "DELETE" and name:
             with self.store.changed:
                 obj = self.store.objects.pop(key, None)
+                self.store.configs.pop(key, None)
                 self.store.changed.notify_all()
             if obj is None:
                 return self.answer(404, not_found)

@@ -12,6 +12,7 @@
 //! <audit_prefix><environment>/<model>/urls/<alias>/<time>-delete.json    its function URL deleted (`ferry retire`)
 //! <audit_prefix><environment>/<model>/eks/<alias>/<time>-serve.json   v<N> served by the EKS Deployment (rolled out)
 //! <audit_prefix><environment>/<model>/eks/<alias>/<time>-retire.json  v<N> out of its served set (`ferry retire`)
+//! <audit_prefix><environment>/<model>/eks/rollouts/<time>.json         its Deployment's manifests applied (or emitted)
 //! <audit_prefix><environment>/<model>/verifications/<time>.json        a `ferry verify --record` over the model
 //! <audit_prefix><environment>/unlock/<time>.json                         a lock removed by force
 //! ```
@@ -202,6 +203,12 @@ pub struct EksRecord {
     pub served_versions: Vec<String>,
     /// The SHA-256 of the manifests applied (the Deployment's `ferry.dev/rendered-sha256`).
     pub rendered_sha256: String,
+    /// With `--emit-only`: the folder the manifests were written to (a GitOps tool applies them), not the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emitted_to: Option<String>,
+    /// On `eks-rollout` records: the objects applied or deleted, and why (`Deployment ferry/ferry-risk differs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
 }
 
 /// What an `eks-serve` record is read back for: the approval the version is served under.
@@ -502,6 +509,11 @@ impl AuditLog {
         )
     }
 
+    /// Where the record of one apply (or emit) of a model's EKS manifests goes.
+    pub fn eks_rollout_key(&self, model: &str, now: time::OffsetDateTime) -> String {
+        format!("{}{model}/eks/rollouts/{}.json", self.prefix, key_time(now))
+    }
+
     /// The versions the audit records say a model's EKS Deployment serves (served, and not retired since), each with
     /// the approval it was served under.
     pub async fn eks_served(
@@ -517,7 +529,7 @@ impl AuditLog {
             .collect();
         events.sort_by(|a, b| (&a.key_time, &a.key).cmp(&(&b.key_time, &b.key)));
         let mut last: BTreeMap<String, crate::history::KeyedEvent> = BTreeMap::new();
-        for e in events {
+        for e in events.into_iter().filter(|e| e.alias.is_some()) {
             last.insert(e.alias.clone().unwrap_or_default(), e);
         }
         let mut recorded = crate::eks::served::Recorded::default();

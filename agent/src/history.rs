@@ -25,6 +25,8 @@ pub enum EventKind {
     EksServe,
     /// A version taken out of it by `ferry retire --target eks`.
     EksRetire,
+    /// A model's EKS manifests applied to the cluster (or emitted for a GitOps tool).
+    EksRollout,
 }
 
 impl EventKind {
@@ -44,6 +46,7 @@ impl EventKind {
             EventKind::Verification => "verification",
             EventKind::EksServe => "eks-serve",
             EventKind::EksRetire => "eks-retire",
+            EventKind::EksRollout => "eks-rollout",
         }
     }
 }
@@ -109,6 +112,9 @@ pub fn parse_key(rel: &str, key: &str) -> Option<KeyedEvent> {
             };
             event(kind, Some(model), Some(alias), time, None)
         }
+        [model, "eks", "rollouts", _] => {
+            event(EventKind::EksRollout, Some(model), None, stem, None)
+        }
         [model, "eks", alias, _] if crate::plan::is_version_alias(alias).is_some() => {
             let (time, kind) = stem.split_once('-')?;
             let kind = match kind {
@@ -148,7 +154,25 @@ pub fn eks_summary(kind: &EventKind, r: &serde_json::Value) -> String {
         .filter_map(serde_json::Value::as_str)
         .collect();
     let served = format!("served set now v{}", served.join(", v"));
+    let place = match r["eks"]["emitted_to"].as_str() {
+        Some(dir) => format!("{deployment} (emitted to {dir})"),
+        None => deployment,
+    };
+    let deployment = place;
     match kind {
+        EventKind::EksRollout => {
+            let changes: Vec<&str> = r["eks"]["changes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(serde_json::Value::as_str)
+                .collect();
+            format!(
+                "manifests applied to {deployment}: {}; image {}; {served}",
+                changes.join(", "),
+                text(&r["eks"]["image"])
+            )
+        }
         EventKind::EksServe => format!(
             "served on EKS by {deployment}, approved by {} ({}); {served}",
             text(&r["approval"]["approved_by"]),
@@ -269,6 +293,7 @@ mod tests {
             Verification,
             EksServe,
             EksRetire,
+            EksRollout,
         ];
         for (i, kind) in every.iter().enumerate() {
             // Exhaustive: a new kind stops this compiling until it is given the next place, here and in `every`.
@@ -286,6 +311,7 @@ mod tests {
                 Verification => 10,
                 EksServe => 11,
                 EksRetire => 12,
+                EksRollout => 13,
             };
             assert_eq!(place, i);
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
@@ -312,6 +338,8 @@ mod tests {
             ev("risk/eks/v3/20261126T081500.123Z-retire.json").kind,
             EventKind::EksRetire
         );
+        let r = ev("risk/eks/rollouts/20261126T081500.123Z.json");
+        assert_eq!((r.kind, r.alias), (EventKind::EksRollout, None));
         let s = ev("risk/stages/production/20261126T081500.123Z-lv7.json");
         assert_eq!(
             (s.kind, s.alias.as_deref()),

@@ -1,8 +1,9 @@
-//! `ferry deploy --target eks` and `ferry retire --target eks`: per model, the Deployment of the EKS service
-//! serving the model's served set (eks::served), applied by server-side apply and watched until rolled out, each
-//! version entering or leaving the set recorded. Every check (catalog, platform, templates, approvals, what the
-//! cluster and the audit records show) runs before the lock is taken; a model whose served set cannot be worked
-//! out stops alone, as drift stops a Lambda model.
+//! `ferry deploy --target eks`, `ferry retire --target eks`, and `status`/`verify` of the EKS service: per model,
+//! the Deployment serving the model's served set (eks::served), applied by server-side apply and watched until
+//! rolled out; every apply recorded (`eks-rollout`), and each version entering or leaving the set (`eks-serve`,
+//! `eks-retire`). Every check (catalog, platform, templates, approvals, where to sync, what the cluster and the
+//! audit records show) runs before the lock is taken; a model whose served set cannot be worked out stops alone,
+//! as drift stops a Lambda model.
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
@@ -13,11 +14,12 @@ use sha2::{Digest, Sha256};
 
 use super::deploy::{SyncVia, sync_destination, sync_one};
 use super::{Inputs, print_json};
-use crate::approval::ModelApprovals;
+use crate::approval::{ApprovedVersion, ModelApprovals};
 use crate::audit::{AuditLog, AuditRecord, Deployer, EksEvent, EksRecord, rfc3339};
 use crate::aws::Clients;
 use crate::catalog::Model;
-use crate::cli::{DeployArgs, GlobalArgs, OutputFormat, RetireArgs};
+use crate::cli::{DeployArgs, GlobalArgs, ModelFilter, OutputFormat, RetireArgs, VerifyArgs};
+use crate::eks::check::{self, Finding, Observed};
 use crate::eks::cluster::{Cluster, Object};
 use crate::eks::served::{
     RENDERED_ANNOTATION, Recorded, SERVED_ANNOTATION, ServedSet, next_served_set, parse_annotation,
@@ -39,15 +41,12 @@ struct Look<'a> {
     model: &'a Model,
     approvals: ModelApprovals,
     live: Vec<String>,
-    live_rendered: Option<String>,
     recorded: Recorded,
-    /// Whether serves are recorded (not for `--emit-only`: the GitOps tool makes them live).
-    records: bool,
-    /// How the live Deployment differs from what was applied, when someone changed it by hand.
-    hand_changed: Option<String>,
+    /// Why the model cannot be deployed, found while looking.
+    refused: Option<String>,
 }
 
-/// One model's next served set, rendered.
+/// One model's next served set, rendered, and what applying it would change.
 #[derive(Serialize)]
 struct ModelChange {
     model: String,
@@ -61,21 +60,34 @@ struct ModelChange {
     /// Served, but without their serve record yet (written once the rollout is done).
     unrecorded: Vec<String>,
     rendered_sha256: String,
-    /// The manifests differ from what the Deployment was last given.
-    apply: bool,
-    /// How the live Deployment was changed by hand (its manifests are applied again).
-    hand_changed: Option<String>,
+    /// What applying would change: each object that differs from what is rendered (a change by hand included), and
+    /// each optional object still there though no longer rendered. Empty: nothing to apply.
+    to_apply: Vec<String>,
     /// Why the model cannot be deployed (nothing is changed for it).
     refused: Option<String>,
     #[serde(skip)]
     rendered: Option<EksModel>,
     #[serde(skip)]
     served_set: Option<ServedSet>,
+    /// The rendered objects in apply order, the Deployment last; and the optional ones not rendered.
+    #[serde(skip)]
+    objects: Vec<Object>,
+    #[serde(skip)]
+    absent: Vec<Object>,
+    /// For a retire: the version leaving, with the approval it was served under.
+    #[serde(skip)]
+    retiring: Option<ApprovedVersion>,
 }
 
 impl ModelChange {
     fn has_changes(&self) -> bool {
-        self.refused.is_none() && (self.apply || !self.unrecorded.is_empty())
+        self.refused.is_none() && (!self.to_apply.is_empty() || !self.unrecorded.is_empty())
+    }
+
+    fn needs_sync(&self) -> bool {
+        self.served_set
+            .as_ref()
+            .is_some_and(|s| !s.added.is_empty() || !s.restored.is_empty())
     }
 }
 
@@ -126,8 +138,22 @@ pub async fn deploy(g: &GlobalArgs, args: &DeployArgs) -> Result<u8> {
         } else if ok {
             println!("No changes.");
         }
+        report_refusals(&changes);
         return Ok(if ok { 0 } else { 1 });
     }
+    // Nowhere to copy new versions to is a bad input: named before the lock.
+    let sync_via = |changes: &[ModelChange]| -> Result<Option<SyncVia>> {
+        match changes.iter().any(ModelChange::needs_sync) {
+            true => Ok(Some(sync_destination(
+                g,
+                args.efs_root.as_ref(),
+                &inputs,
+                &clients,
+            )?)),
+            false => Ok(None),
+        }
+    };
+    let via = sync_via(&changes)?;
     let command = if args.emit_only {
         "ferry deploy --target eks --emit-only"
     } else {
@@ -145,12 +171,15 @@ pub async fn deploy(g: &GlobalArgs, args: &DeployArgs) -> Result<u8> {
     let (changes, results) = super::with_lock(held, async {
         // Another run may have changed the served sets while this one waited for the lock: look again.
         let changes = scope.plan(None).await?;
-        let via = sync_destination(g, args.efs_root.as_ref(), &inputs, &clients)?;
+        let late = match via {
+            None => sync_via(&changes)?,
+            Some(_) => None,
+        };
         let run = Run {
             scope: &scope,
             deployer: &deployer,
             fence: &fence,
-            via: Some(&via),
+            via: via.as_ref().or(late.as_ref()),
         };
         let mut results = Vec::new();
         for change in changes.iter().filter(|c| c.has_changes()) {
@@ -168,19 +197,12 @@ pub async fn deploy(g: &GlobalArgs, args: &DeployArgs) -> Result<u8> {
 pub async fn retire(g: &GlobalArgs, args: &RetireArgs) -> Result<u8> {
     let inputs = Inputs::load(g)?;
     let eks = render_eks::eks_platform(&inputs.platform, super::platform_path(g))?.clone();
-    let filter = crate::cli::ModelFilter {
+    let filter = ModelFilter {
         models: vec![args.model.clone()],
     };
     let approvals = inputs.approvals(&filter).await?;
     let (clients, audit) = super::connect(g, &inputs.platform).await;
     let destination = Destination::Cluster(Cluster::connect(&eks.namespace).await?);
-    let look = |changes: Vec<ModelChange>| -> Result<ModelChange> {
-        let change = changes.into_iter().next().expect("one model selected");
-        match &change.refused {
-            Some(reason) => Err(anyhow!("{}: {reason}; nothing was changed", change.model)),
-            None => Ok(change),
-        }
-    };
     let scope = Scope {
         g,
         inputs: &inputs,
@@ -190,7 +212,19 @@ pub async fn retire(g: &GlobalArgs, args: &RetireArgs) -> Result<u8> {
         audit: &audit,
         destination: &destination,
     };
-    look(scope.plan(Some(&args.version)).await?)?;
+    let one = |changes: Vec<ModelChange>| -> Result<ModelChange> {
+        let change = changes.into_iter().next().expect("one model selected");
+        match &change.refused {
+            Some(reason) => Err(anyhow!("{}: {reason}; nothing was changed", change.model)),
+            None => Ok(change),
+        }
+    };
+    let planned = one(scope.plan(Some(&args.version)).await?)?;
+    // A retire copies nothing, unless it serves again a recorded version someone removed by hand.
+    let via = match planned.needs_sync() {
+        true => Some(sync_destination(g, None, &inputs, &clients)?),
+        false => None,
+    };
     let (deployer, held) = super::begin_change(
         &clients,
         &audit,
@@ -201,9 +235,7 @@ pub async fn retire(g: &GlobalArgs, args: &RetireArgs) -> Result<u8> {
     .await?;
     let fence = held.fence();
     let result = super::with_lock(held, async {
-        let change = look(scope.plan(Some(&args.version)).await?)?;
-        // A retire copies nothing, unless it serves again a recorded version someone removed by hand.
-        let via = sync_destination(g, None, &inputs, &clients).ok();
+        let change = one(scope.plan(Some(&args.version)).await?)?;
         let run = Run {
             scope: &scope,
             deployer: &deployer,
@@ -226,43 +258,54 @@ pub async fn retire(g: &GlobalArgs, args: &RetireArgs) -> Result<u8> {
 }
 
 /// `ferry status --target eks`: per model, its Deployment's served set, rollout and image, beside the records.
-pub async fn status(g: &GlobalArgs, filter: &crate::cli::ModelFilter) -> Result<u8> {
+pub async fn status(g: &GlobalArgs, filter: &ModelFilter) -> Result<u8> {
     let observed = observe_all(g, filter).await?;
     match g.output {
         OutputFormat::Json => print_json(&observed.iter().map(|(o, _)| o).collect::<Vec<_>>())?,
-        OutputFormat::Text => {
-            for (o, _) in &observed {
-                println!("{}  (deployment {}/{})", o.model, o.namespace, o.deployment);
-                if !o.exists {
-                    println!("  nothing served on EKS");
-                    continue;
-                }
-                println!("  serves v{}  rollout {}", o.served.join(" v"), o.rollout);
-                println!("  image {}", o.image.as_deref().unwrap_or("(none)"));
-                let unrecorded: Vec<&String> = o
-                    .served
-                    .iter()
-                    .filter(|v| !o.recorded.contains(v))
-                    .collect();
-                if !unrecorded.is_empty() {
-                    println!(
-                        "  served without an eks-serve record: v{} (`ferry verify --target eks`)",
-                        unrecorded
-                            .iter()
-                            .map(|v| v.as_str())
-                            .collect::<Vec<_>>()
-                            .join(" v")
-                    );
-                }
-            }
-        }
+        OutputFormat::Text => print!("{}", status_text(&observed)),
     }
     Ok(0)
 }
 
+fn status_text(observed: &[(Observed, Recorded)]) -> String {
+    let mut out = String::new();
+    for (o, _) in observed {
+        out.push_str(&format!(
+            "{}  (deployment {}/{})\n",
+            o.model, o.namespace, o.deployment
+        ));
+        if !o.exists {
+            out.push_str("  nothing served on EKS\n");
+            continue;
+        }
+        out.push_str(&format!(
+            "  serves v{}  rollout {}\n",
+            o.served.join(" v"),
+            o.rollout
+        ));
+        out.push_str(&format!(
+            "  image {}\n",
+            o.image.as_deref().unwrap_or("(none)")
+        ));
+        let unrecorded: Vec<&str> = o
+            .served
+            .iter()
+            .filter(|v| !o.recorded.contains(v))
+            .map(String::as_str)
+            .collect();
+        if !unrecorded.is_empty() {
+            out.push_str(&format!(
+                "  served without an eks-serve record: v{} (`ferry verify --target eks`)\n",
+                unrecorded.join(" v")
+            ));
+        }
+    }
+    out
+}
+
 /// `ferry verify --target eks`: every check of eks::check per model, and with --efs-root each served version's EFS
 /// folder against its manifest and approved digest. Exit 1 on any failed check.
-pub async fn verify(g: &GlobalArgs, args: &crate::cli::VerifyArgs) -> Result<u8> {
+pub async fn verify(g: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
     let inputs = Inputs::load(g)?;
     let eks = render_eks::eks_platform(&inputs.platform, super::platform_path(g))?.clone();
     let efs_root = args
@@ -271,26 +314,21 @@ pub async fn verify(g: &GlobalArgs, args: &crate::cli::VerifyArgs) -> Result<u8>
         .or_else(|| inputs.platform.efs.local_root.clone());
     let mut findings = Vec::new();
     for (o, recorded) in observe_all(g, &args.filter).await? {
-        findings.extend(crate::eks::check::findings(
-            &o,
-            &recorded,
-            &eks.image,
-            &eks.mount_path,
-        ));
+        findings.extend(check::findings(&o, &recorded, &eks.image, &eks.mount_path));
         let Some(root) = &efs_root else { continue };
         for (version, approved) in &recorded.served {
-            let alias = crate::plan::version_alias(version);
-            let checked = super::verify::check_folder(&root.join(&o.model).join(version)).and_then(
-                |digest| match &approved.approval.artifact_sha256 {
+            let folder = root.join(&o.model).join(version);
+            let checked = super::verify::check_folder(&folder).and_then(|digest| {
+                match &approved.approval.artifact_sha256 {
                     Some(a) if *a != digest => Err(format!(
                         "the EFS folder's manifest digest is {digest}, the approved one is {a}"
                     )),
                     _ => Ok(digest),
-                },
-            );
-            findings.push(crate::eks::check::Finding {
+                }
+            });
+            findings.push(Finding {
                 model: o.model.clone(),
-                alias,
+                alias: crate::plan::version_alias(version),
                 ok: checked.is_ok(),
                 detail: match checked {
                     Ok(digest) => format!("EFS folder verified (digest {}…)", &digest[..12]),
@@ -325,10 +363,7 @@ pub async fn verify(g: &GlobalArgs, args: &crate::cli::VerifyArgs) -> Result<u8>
 }
 
 /// Each selected model's Deployment as the cluster shows it, with what its audit records say.
-async fn observe_all(
-    g: &GlobalArgs,
-    filter: &crate::cli::ModelFilter,
-) -> Result<Vec<(crate::eks::check::Observed, Recorded)>> {
+async fn observe_all(g: &GlobalArgs, filter: &ModelFilter) -> Result<Vec<(Observed, Recorded)>> {
     let inputs = Inputs::load(g)?;
     let eks = render_eks::eks_platform(&inputs.platform, super::platform_path(g))?.clone();
     let models = inputs.catalog.select(&filter.models)?;
@@ -338,11 +373,8 @@ async fn observe_all(
     for model in models {
         let name = model.eks_name().map_err(anyhow::Error::msg)?;
         let deployment = cluster.deployment(&name).await?;
-        let recorded = audit
-            .eks_served(&model.key)
-            .await
-            .with_context(|| format!("reading the EKS records of {}", model.key))?;
-        let o = crate::eks::check::observed(
+        let recorded = recorded_of(&audit, model).await?;
+        let o = check::observed(
             &model.key,
             &name,
             &eks.namespace,
@@ -352,6 +384,13 @@ async fn observe_all(
         out.push((o, recorded));
     }
     Ok(out)
+}
+
+async fn recorded_of(audit: &AuditLog, model: &Model) -> Result<Recorded> {
+    audit
+        .eks_served(&model.key)
+        .await
+        .with_context(|| format!("reading the EKS records of {}", model.key))
 }
 
 /// Renders every selected model with its approved versions, so a template, catalog or platform error stops the run
@@ -385,7 +424,8 @@ struct Scope<'a> {
 }
 
 impl Scope<'_> {
-    /// Each model's next served set, rendered: what the destination and the audit records show, and the approvals.
+    /// Each model's next served set, rendered, and what applying it would change (only reads: a server-side dry
+    /// run stores nothing).
     async fn plan(&self, retiring: Option<&str>) -> Result<Vec<ModelChange>> {
         let eks_inputs = EksInputs {
             catalog: &self.inputs.catalog,
@@ -395,111 +435,101 @@ impl Scope<'_> {
         let mut templates = Templates::new();
         let mut changes = Vec::new();
         for (model, approvals) in self.approvals {
-            let look = look(model, approvals, self.destination, self.audit, &eks_inputs).await?;
-            changes.push(change_of(&mut templates, &eks_inputs, &look, retiring)?);
+            let look = self.look(model, approvals).await?;
+            let mut change = change_of(&mut templates, &eks_inputs, &look, retiring)?;
+            if change.refused.is_none() {
+                change.to_apply = self.differences(&change).await?;
+            }
+            changes.push(change);
         }
         Ok(changes)
     }
-}
 
-async fn look<'a>(
-    model: &'a Model,
-    approvals: &ModelApprovals,
-    destination: &Destination<'_>,
-    audit: &AuditLog,
-    inputs: &EksInputs<'_>,
-) -> Result<Look<'a>> {
-    let name = model.eks_name().map_err(anyhow::Error::msg)?;
-    let (live, live_rendered, hand_changed) = match destination {
-        Destination::Cluster(cluster) => match cluster.deployment(&name).await? {
-            Some(d) => {
-                let eks = render_eks::eks_platform(inputs.platform, inputs.platform_path)?;
-                let o = crate::eks::check::observed(
-                    &model.key,
-                    &name,
-                    &eks.namespace,
-                    Some(&d),
-                    &Recorded::default(),
-                );
-                if !o.managed_by_ferry {
-                    bail!(
-                        "{}: deployment {}/{name} exists and is not managed by Ferry (no label app.kubernetes.io/managed-by=ferry); nothing was changed",
-                        model.key,
-                        eks.namespace
+    async fn look<'m>(&self, model: &'m Model, approvals: &ModelApprovals) -> Result<Look<'m>> {
+        let name = model.eks_name().map_err(anyhow::Error::msg)?;
+        let mut refused = None;
+        let live = match self.destination {
+            Destination::Cluster(cluster) => match cluster.deployment(&name).await? {
+                Some(d) => {
+                    let o = check::observed(
+                        &model.key,
+                        &name,
+                        &self.eks.namespace,
+                        Some(&d),
+                        &Recorded::default(),
                     );
+                    if !o.managed_by_ferry {
+                        refused = Some(format!(
+                            "deployment {}/{name} exists and is not managed by Ferry (no label app.kubernetes.io/managed-by=ferry)",
+                            self.eks.namespace
+                        ));
+                    }
+                    o.served
                 }
-                // A change by hand (`kubectl set image`, `kubectl edit`) keeps the digest annotation: look at what
-                // the pods are given too, and apply again when it is not what was rendered.
-                let pod_versions: Vec<String> =
-                    o.pod_served_set.iter().map(|(v, _, _)| v.clone()).collect();
-                let hand_changed = if o.image.as_deref() != Some(eks.image.as_str()) {
-                    Some(format!(
-                        "its image is {}",
-                        o.image.as_deref().unwrap_or("(none)")
-                    ))
-                } else if pod_versions != o.served {
-                    Some(format!("its pods are given v{}", pod_versions.join(" v")))
-                } else {
-                    None
-                };
-                let rendered = d
-                    .metadata
-                    .annotations
-                    .unwrap_or_default()
-                    .get(RENDERED_ANNOTATION)
-                    .cloned();
-                (o.served, rendered, hand_changed)
+                None => Vec::new(),
+            },
+            Destination::Files(dir) => emitted_served_set(dir, &model.key)?,
+        };
+        Ok(Look {
+            model,
+            approvals: approvals.clone(),
+            live,
+            recorded: recorded_of(self.audit, model).await?,
+            refused,
+        })
+    }
+
+    /// What applying the change would do, object by object.
+    async fn differences(&self, change: &ModelChange) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        match self.destination {
+            Destination::Cluster(cluster) => {
+                for object in &change.objects {
+                    if cluster.differs(object).await? {
+                        out.push(format!(
+                            "{} {}/{} differs from what is rendered",
+                            object.kind, change.namespace, object.name
+                        ));
+                    }
+                }
+                for object in &change.absent {
+                    if cluster.present(object).await? {
+                        out.push(format!(
+                            "{} {}/{} is no longer rendered: deleted",
+                            object.kind, change.namespace, object.name
+                        ));
+                    }
+                }
             }
-            None => (Vec::new(), None, None),
-        },
-        Destination::Files(dir) => {
-            let (served, rendered) = emitted(dir, &model.key)?;
-            (served, rendered, None)
+            Destination::Files(dir) => {
+                if change.rendered.is_some()
+                    && digest_of_files(&dir.join(&change.model))? != change.rendered_sha256
+                {
+                    out.push(format!(
+                        "{} differs from what is rendered",
+                        dir.join(&change.model).display()
+                    ));
+                }
+            }
         }
-    };
-    let recorded = match destination {
-        // What a GitOps tool serves is in the files: Ferry records no serve for them.
-        Destination::Files(_) => Recorded::default(),
-        Destination::Cluster(_) => audit
-            .eks_served(&model.key)
-            .await
-            .with_context(|| format!("reading the EKS records of {}", model.key))?,
-    };
-    Ok(Look {
-        model,
-        approvals: approvals.clone(),
-        live,
-        live_rendered,
-        recorded,
-        records: matches!(destination, Destination::Cluster(_)),
-        hand_changed,
-    })
+        Ok(out)
+    }
 }
 
-/// The served set and the digest of the manifests an earlier `--emit-only` left in `dir` for `model`.
-fn emitted(dir: &Path, model: &str) -> Result<(Vec<String>, Option<String>)> {
-    let folder = dir.join(model);
-    let deployment = render_eks::manifest_files()
-        .map(|f| folder.join(f))
-        .find(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().ends_with("-deployment.yaml"))
-        })
-        .expect("a deployment template");
-    if !deployment.exists() {
-        return Ok((Vec::new(), None));
-    }
-    let text = std::fs::read_to_string(&deployment)
-        .with_context(|| format!("{}: cannot read", deployment.display()))?;
-    let object = Object::parse(&deployment.display().to_string(), &text)?;
-    let annotation = |key: &str| {
-        object.body["metadata"]["annotations"][key]
-            .as_str()
-            .map(str::to_string)
+/// The served set of the Deployment manifest an earlier `--emit-only` left in `dir` for `model`.
+fn emitted_served_set(dir: &Path, model: &str) -> Result<Vec<String>> {
+    let Some(path) = render_eks::manifest_files()
+        .map(|f| dir.join(model).join(f))
+        .find(|p| p.to_string_lossy().ends_with("-deployment.yaml"))
+        .filter(|p| p.exists())
+    else {
+        return Ok(Vec::new());
     };
-    Ok((
-        parse_annotation(annotation(SERVED_ANNOTATION).as_deref()),
-        Some(digest_of_files(&folder)?),
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let object = Object::parse(&path.display().to_string(), &text)?;
+    Ok(parse_annotation(
+        object.body["metadata"]["annotations"][SERVED_ANNOTATION].as_str(),
     ))
 }
 
@@ -525,6 +555,12 @@ fn digest<'a>(files: impl Iterator<Item = (&'a str, &'a str)>) -> String {
     hex::encode(hash.finalize())
 }
 
+/// The optional kinds, by template: applied when rendered, deleted when not.
+const OPTIONAL: [(&str, &str, &str); 2] = [
+    ("hpa", "autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("pdb", "policy/v1", "PodDisruptionBudget"),
+];
+
 fn change_of(
     templates: &mut Templates,
     inputs: &EksInputs,
@@ -542,13 +578,18 @@ fn change_of(
         restored: Vec::new(),
         kept_unapproved: Vec::new(),
         unrecorded: Vec::new(),
-        rendered_sha256: look.live_rendered.clone().unwrap_or_default(),
-        apply: false,
-        hand_changed: look.hand_changed.clone(),
-        refused: None,
+        rendered_sha256: String::new(),
+        to_apply: Vec::new(),
+        refused: look.refused.clone(),
         rendered: None,
         served_set: None,
+        objects: Vec::new(),
+        absent: Vec::new(),
+        retiring: retiring.and_then(|v| look.recorded.served.get(v).cloned()),
     };
+    if change.refused.is_some() {
+        return Ok(change);
+    }
     let served = match next_served_set(
         &look.live,
         &look.recorded,
@@ -570,12 +611,37 @@ fn change_of(
         ..ModelApprovals::default()
     };
     let rendered = render_eks::render_model(templates, inputs, look.model, &approvals)?;
-    let rendered_sha256 = digest(
+    change.rendered_sha256 = digest(
         rendered
             .manifests
             .iter()
             .map(|m| (m.file.as_str(), m.text.as_str())),
     );
+    // The Deployment last: everything it relies on (its Service, autoscaler, budget) is in place before its pods
+    // change, and a run stopped before it leaves the Deployment as it was, for the next run to apply.
+    let mut objects = Vec::new();
+    for m in &rendered.manifests {
+        let mut object = Object::parse(&m.template, &m.text)?;
+        object.annotate(RENDERED_ANNOTATION, &change.rendered_sha256);
+        objects.push(object);
+    }
+    objects.sort_by_key(|o| o.kind == "Deployment");
+    change.objects = objects;
+    for (stem, api_version, kind) in OPTIONAL {
+        if !rendered
+            .manifests
+            .iter()
+            .any(|m| m.template == render_eks::template_name(stem))
+        {
+            change.absent.push(Object::parse(
+                stem,
+                &format!(
+                    "apiVersion: {api_version}\nkind: {kind}\nmetadata:\n  name: {}\n",
+                    change.deployment
+                ),
+            )?);
+        }
+    }
     change.served = rendered.versions.clone();
     change.added = served.added.clone();
     change.restored = served.restored.clone();
@@ -584,11 +650,8 @@ fn change_of(
         .versions
         .iter()
         .map(|a| a.version.clone())
-        .filter(|v| look.records && !look.recorded.served.contains_key(v))
+        .filter(|v| !look.recorded.served.contains_key(v))
         .collect();
-    change.apply = look.live_rendered.as_deref() != Some(rendered_sha256.as_str())
-        || look.hand_changed.is_some();
-    change.rendered_sha256 = rendered_sha256;
     change.rendered = Some(rendered);
     change.served_set = Some(served);
     Ok(change)
@@ -603,9 +666,10 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// Syncs what the model's Deployment is to serve anew, applies (or writes) its manifests, waits for the rollout,
-    /// and records each version served without a record; for a retire, records the retire first, so that a run
-    /// stopped before its rollout is finished by the next one (eks::served).
+    /// Syncs what the model's Deployment is to serve anew, applies (or writes) its manifests and records that, waits
+    /// for the rollout, and records each version served without a record. A retire is recorded first, so that a run
+    /// stopped before its rollout is finished by the next one (eks::served); a version is recorded as served only
+    /// once a rollout serving it is done, whichever run made it.
     async fn deploy_model(&self, change: &ModelChange, retire: Option<&RetireArgs>) -> ModelResult {
         let mut result = ModelResult {
             model: change.model.clone(),
@@ -627,12 +691,13 @@ impl Run<'_> {
             return Ok(());
         };
         if let Some(args) = retire {
-            self.record(change, &args.version, EksEvent::Retire, Some(args))
+            let leaving = change.retiring.as_ref();
+            self.record(change, &args.version, leaving, EksEvent::Retire, Some(args))
                 .await?;
         }
         let new: BTreeSet<&String> = served.added.iter().chain(&served.restored).collect();
         for version in served.versions.iter().filter(|a| new.contains(&a.version)) {
-            self.fence.check()?;
+            self.scope_fence()?;
             let request = SyncRequest {
                 model: change.model.clone(),
                 version: version.version.clone(),
@@ -644,82 +709,104 @@ impl Run<'_> {
                 .await
                 .map_err(|e| anyhow!("sync of v{}: {e}; nothing was applied", version.version))?;
         }
-        if change.apply {
+        if !change.to_apply.is_empty() {
             match self.scope.destination {
                 Destination::Files(dir) => {
-                    self.fence.check()?;
+                    self.scope_fence()?;
                     super::render::write_manifests(dir, std::slice::from_ref(rendered))?;
                 }
-                Destination::Cluster(cluster) => self.apply(cluster, change, rendered).await?,
+                Destination::Cluster(cluster) => self.apply(cluster, change).await?,
             }
+            self.record_rollout(change).await?;
             result.applied = true;
         }
-        if let Destination::Files(_) = self.scope.destination {
-            return Ok(());
+        if let Destination::Cluster(cluster) = self.scope.destination {
+            // Also when nothing was applied now: an earlier run's rollout may not have finished, or failed.
+            let idle = Duration::from_secs(
+                u64::from(
+                    self.scope
+                        .inputs
+                        .catalog
+                        .models
+                        .get(&change.model)
+                        .map_or(600, |m| m.eks.progress_deadline_s),
+                ) + 60,
+            );
+            let show = self.scope.g.output == OutputFormat::Text && !self.scope.g.quiet;
+            cluster
+                .wait_for_rollout(&change.deployment, idle, |why| {
+                    if show {
+                        eprintln!("  {}/{}: {why}", change.namespace, change.deployment);
+                    }
+                })
+                .await?;
         }
         for version in &change.unrecorded {
-            self.record(change, version, EksEvent::Serve, None).await?;
+            let approved = served.versions.iter().find(|a| &a.version == version);
+            self.record(change, version, approved, EksEvent::Serve, None)
+                .await?;
             result.recorded.push(version.clone());
         }
         Ok(())
     }
 
-    async fn apply(
-        &self,
-        cluster: &Cluster,
-        change: &ModelChange,
-        rendered: &EksModel,
-    ) -> Result<()> {
-        let mut objects = Vec::new();
-        for m in &rendered.manifests {
-            let mut object = Object::parse(&m.template, &m.text)?;
-            object.annotate(RENDERED_ANNOTATION, &change.rendered_sha256);
-            objects.push(object);
+    fn scope_fence(&self) -> Result<()> {
+        Ok(self.fence.check()?)
+    }
+
+    async fn apply(&self, cluster: &Cluster, change: &ModelChange) -> Result<()> {
+        for object in &change.absent {
+            if cluster.present(object).await? {
+                self.scope_fence()?;
+                cluster.delete(object).await?;
+            }
         }
-        for object in &objects {
-            self.fence.check()?;
+        for object in &change.objects {
+            if object.kind == "Deployment" && object.body["spec"]["replicas"].is_null() {
+                self.scope_fence()?;
+                cluster.hand_off_replicas(object).await?;
+            }
+            self.scope_fence()?;
             cluster.apply(object).await?;
         }
-        // An optional object no longer rendered (the autoscaler after eks.autoscaling was taken out) goes.
-        for (stem, api_version, kind) in [
-            ("hpa", "autoscaling/v2", "HorizontalPodAutoscaler"),
-            ("pdb", "policy/v1", "PodDisruptionBudget"),
-        ] {
-            if rendered
-                .manifests
-                .iter()
-                .any(|m| m.template == render_eks::template_name(stem))
-            {
-                continue;
-            }
-            let absent = Object::parse(
-                stem,
-                &format!(
-                    "apiVersion: {api_version}\nkind: {kind}\nmetadata:\n  name: {}\n",
-                    change.deployment
-                ),
-            )?;
-            self.fence.check()?;
-            cluster.delete_if_present(&absent).await?;
+        Ok(())
+    }
+
+    fn eks_record(&self, change: &ModelChange, approved: Option<&ApprovedVersion>) -> EksRecord {
+        EksRecord {
+            cluster: self.scope.eks.cluster.clone(),
+            namespace: change.namespace.clone(),
+            deployment: change.deployment.clone(),
+            image: self.scope.eks.image.clone(),
+            artifact_uri: approved.map(|a| a.artifact_uri.clone()).unwrap_or_default(),
+            served_versions: change.served.clone(),
+            rendered_sha256: change.rendered_sha256.clone(),
+            emitted_to: match self.scope.destination {
+                Destination::Files(dir) => Some(dir.display().to_string()),
+                Destination::Cluster(_) => None,
+            },
+            changes: Vec::new(),
         }
-        let timeout = Duration::from_secs(
-            u64::from(
-                self.scope
-                    .inputs
-                    .catalog
-                    .models
-                    .get(&change.model)
-                    .map_or(600, |m| m.eks.progress_deadline_s),
-            ) + 60,
-        );
-        let show = self.scope.g.output == OutputFormat::Text && !self.scope.g.quiet;
-        cluster
-            .wait_for_rollout(&change.deployment, timeout, |why| {
-                if show {
-                    eprintln!("  {}/{}: {why}", change.namespace, change.deployment);
-                }
-            })
-            .await?;
+    }
+
+    async fn record_rollout(&self, change: &ModelChange) -> Result<()> {
+        let now = time::OffsetDateTime::now_utc();
+        let key = self.scope.audit.eks_rollout_key(&change.model, now);
+        let record = AuditRecord {
+            event: "eks-rollout",
+            environment: self.scope.inputs.platform.environment.clone(),
+            model: change.model.clone(),
+            function: format!("{}/{}", change.namespace, change.deployment),
+            eks: Some(EksRecord {
+                changes: change.to_apply.clone(),
+                ..self.eks_record(change, None)
+            }),
+            deployer: self.deployer.clone(),
+            time: rfc3339(now),
+            ..AuditRecord::default()
+        };
+        self.scope_fence()?;
+        self.scope.audit.write(&key, &record).await?;
         Ok(())
     }
 
@@ -727,13 +814,10 @@ impl Run<'_> {
         &self,
         change: &ModelChange,
         version: &str,
+        approved: Option<&ApprovedVersion>,
         event: EksEvent,
         retire: Option<&RetireArgs>,
     ) -> Result<()> {
-        let approved = change
-            .served_set
-            .as_ref()
-            .and_then(|s| s.versions.iter().find(|a| a.version == version));
         let now = time::OffsetDateTime::now_utc();
         let alias = crate::plan::version_alias(version);
         let key = self.scope.audit.eks_key(&change.model, &alias, event, now);
@@ -751,20 +835,12 @@ impl Run<'_> {
             approval: approved.map(|a| a.approval.clone()),
             reason: retire.map(|r| r.reason.clone()),
             ticket: retire.map(|r| r.ticket.clone()),
-            eks: Some(EksRecord {
-                cluster: self.scope.eks.cluster.clone(),
-                namespace: change.namespace.clone(),
-                deployment: change.deployment.clone(),
-                image: self.scope.eks.image.clone(),
-                artifact_uri: approved.map(|a| a.artifact_uri.clone()).unwrap_or_default(),
-                served_versions: change.served.clone(),
-                rendered_sha256: change.rendered_sha256.clone(),
-            }),
+            eks: Some(self.eks_record(change, approved)),
             deployer: self.deployer.clone(),
             time: rfc3339(now),
             ..AuditRecord::default()
         };
-        self.fence.check()?;
+        self.scope_fence()?;
         self.scope.audit.write(&key, &record).await?;
         Ok(())
     }
@@ -802,21 +878,23 @@ fn plan_text(changes: &[ModelChange], destination: &Destination) -> String {
             "kept though no longer approved (frozen until `ferry retire`)",
             &c.kept_unapproved,
         ));
-        if !matches!(destination, Destination::Files(_)) {
-            out.extend(list("to be recorded", &c.unrecorded));
-        }
-        if let Some(how) = &c.hand_changed {
-            out.push_str(&format!(
-                "  changed by hand ({how}): its manifests are applied again\n"
-            ));
+        out.extend(list("to be recorded", &c.unrecorded));
+        for what in &c.to_apply {
+            out.push_str(&format!("  to apply: {what}\n"));
         }
         if !c.has_changes() {
             out.push_str("  up to date\n");
-        } else if c.apply {
-            out.push_str("  manifests to apply\n");
         }
     }
     out
+}
+
+fn report_refusals(changes: &[ModelChange]) {
+    for c in changes {
+        if let Some(reason) = &c.refused {
+            eprintln!("error: {}: {reason}; nothing was changed for it", c.model);
+        }
+    }
 }
 
 fn report(
@@ -834,7 +912,11 @@ fn report(
                     "{:<16} {:<8} {}{}",
                     r.model,
                     status,
-                    if r.applied { "rolled out" } else { "unchanged" },
+                    if r.applied {
+                        "applied"
+                    } else {
+                        "nothing applied"
+                    },
                     if r.recorded.is_empty() {
                         String::new()
                     } else {
@@ -849,11 +931,7 @@ fn report(
             eprintln!("error: {}: {e}", r.model);
         }
     }
-    for c in changes {
-        if let Some(reason) = &c.refused {
-            eprintln!("error: {}: {reason}; nothing was changed for it", c.model);
-        }
-    }
+    report_refusals(changes);
     Ok(())
 }
 

@@ -206,7 +206,9 @@ fn event_line(e: &Event) -> String {
             text(r, "ticket")
         ),
         EventKind::Unlock | EventKind::LockTakeover => text(r, "reason"),
-        EventKind::EksServe | EventKind::EksRetire => crate::history::eks_summary(&e.event.kind, r),
+        EventKind::EksServe | EventKind::EksRetire | EventKind::EksRollout => {
+            crate::history::eks_summary(&e.event.kind, r)
+        }
         EventKind::Verification => {
             let findings = r["findings"].as_array().map(Vec::len).unwrap_or(0);
             let failed = r["findings"]

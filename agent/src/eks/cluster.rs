@@ -125,6 +125,12 @@ pub struct Cluster {
     pub server: String,
 }
 
+/// How long one call other than a watch may take: a stalled API server must not hold the deploy lock for ever.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The field manager that keeps a Deployment's replica count when Ferry stops rendering it (an autoscaler takes
+/// over): server-side apply would otherwise reset a field its only manager dropped to its default, one replica.
+const REPLICAS_MANAGER: &str = "ferry-replicas-handoff";
+
 impl Cluster {
     pub async fn connect(namespace: &str) -> Result<Cluster, ClusterError> {
         let config = kube::Config::infer().await.map_err(ClusterError::Config)?;
@@ -140,11 +146,23 @@ impl Cluster {
         })
     }
 
-    fn api_error(&self, what: String) -> impl FnOnce(kube::Error) -> ClusterError + '_ {
-        move |source| ClusterError::Api {
-            server: self.server.clone(),
-            what,
-            source,
+    /// One call, bounded by CALL_TIMEOUT, its error naming what was asked.
+    async fn call<T>(
+        &self,
+        what: String,
+        call: impl Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, ClusterError> {
+        match tokio::time::timeout(CALL_TIMEOUT, call).await {
+            Ok(result) => result.map_err(|source| ClusterError::Api {
+                server: self.server.clone(),
+                what,
+                source,
+            }),
+            Err(_) => Err(ClusterError::Api {
+                server: self.server.clone(),
+                what: format!("{what}: no answer in {} s", CALL_TIMEOUT.as_secs()),
+                source: kube::Error::Service("timed out".into()),
+            }),
         }
     }
 
@@ -157,133 +175,173 @@ impl Cluster {
         Api::namespaced_with(self.client.clone(), &self.namespace, &resource)
     }
 
+    fn describe(&self, verb: &str, object: &Object) -> String {
+        format!("{verb} {} {}/{}", object.kind, self.namespace, object.name)
+    }
+
     /// The Deployment `name`, if there is one.
     pub async fn deployment(&self, name: &str) -> Result<Option<Deployment>, ClusterError> {
-        self.deployments()
-            .get_opt(name)
-            .await
-            .map_err(self.api_error(format!("get deployment {}/{name}", self.namespace)))
+        let what = format!("get deployment {}/{name}", self.namespace);
+        self.call(what, self.deployments().get_opt(name)).await
+    }
+
+    /// Whether applying `object` would change anything: a server-side dry run (`dryRun=All`, nothing is stored)
+    /// compared with the live object. Any difference in the fields Ferry renders counts, a change by hand included.
+    pub async fn differs(&self, object: &Object) -> Result<bool, ClusterError> {
+        let api = self.dynamic(object);
+        let Some(live) = self
+            .call(self.describe("get", object), api.get_opt(&object.name))
+            .await?
+        else {
+            return Ok(true);
+        };
+        let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
+        let dry = self
+            .call(
+                self.describe("dry-run apply", object),
+                api.patch(&object.name, &params, &Patch::Apply(&object.body)),
+            )
+            .await?;
+        Ok(dry.metadata.resource_version != live.metadata.resource_version)
+    }
+
+    /// Whether an object of a kind Ferry renders exists.
+    pub async fn present(&self, object: &Object) -> Result<bool, ClusterError> {
+        let api = self.dynamic(object);
+        Ok(self
+            .call(self.describe("get", object), api.get_opt(&object.name))
+            .await?
+            .is_some())
     }
 
     /// Server-side apply, forcing Ferry's ownership of every field it renders: a field someone changed by hand
     /// (`kubectl edit`) is set back to what was rendered.
     pub async fn apply(&self, object: &Object) -> Result<(), ClusterError> {
-        self.dynamic(object)
-            .patch(
-                &object.name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&object.body),
-            )
-            .await
-            .map(drop)
-            .map_err(self.api_error(format!(
-                "apply {} {}/{}",
-                object.kind, self.namespace, object.name
-            )))
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        self.call(
+            self.describe("apply", object),
+            self.dynamic(object)
+                .patch(&object.name, &params, &Patch::Apply(&object.body)),
+        )
+        .await
+        .map(drop)
     }
 
-    /// Deletes an object of a kind Ferry renders, if it exists (an autoscaler no longer rendered).
-    pub async fn delete_if_present(&self, object: &Object) -> Result<bool, ClusterError> {
-        let api = self.dynamic(object);
-        let what = format!("delete {} {}/{}", object.kind, self.namespace, object.name);
-        match api
-            .get_opt(&object.name)
-            .await
-            .map_err(self.api_error(what.clone()))?
-        {
-            None => Ok(false),
-            Some(_) => api
-                .delete(&object.name, &DeleteParams::default())
-                .await
-                .map(|_| true)
-                .map_err(self.api_error(what)),
-        }
+    /// Before Ferry applies a Deployment without `spec.replicas` (an autoscaler now decides), another field manager
+    /// takes the live count (Kubernetes' documented transfer of ownership), so that the Deployment keeps its pods
+    /// until the autoscaler scales it.
+    pub async fn hand_off_replicas(&self, deployment: &Object) -> Result<(), ClusterError> {
+        let Some(live) = self.deployment(&deployment.name).await? else {
+            return Ok(());
+        };
+        let Some(replicas) = live.spec.and_then(|s| s.replicas) else {
+            return Ok(());
+        };
+        let keep = serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": deployment.name, "namespace": self.namespace},
+            "spec": {"replicas": replicas},
+        });
+        let params = PatchParams::apply(REPLICAS_MANAGER).force();
+        self.call(
+            self.describe("hand off replicas of", deployment),
+            self.dynamic(deployment)
+                .patch(&deployment.name, &params, &Patch::Apply(&keep)),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Deletes an object of a kind Ferry renders.
+    pub async fn delete(&self, object: &Object) -> Result<(), ClusterError> {
+        self.call(
+            self.describe("delete", object),
+            self.dynamic(object)
+                .delete(&object.name, &DeleteParams::default()),
+        )
+        .await
+        .map(drop)
     }
 
     /// Waits until deployment `name`'s rollout is done, watching it; `progress` gets each new waiting reason. Fails
-    /// when the controller reports the progress deadline exceeded, or after `timeout`, with its pods' reasons.
+    /// when the controller reports its progress deadline exceeded, or when nothing changes for `idle` (the
+    /// progress deadline is a window without progress too, not a bound on the whole rollout), with its pods'
+    /// reasons. A watch the server ends is resumed after a pause that doubles while watches keep ending early.
     pub async fn wait_for_rollout(
         &self,
         name: &str,
-        timeout: Duration,
+        idle: Duration,
         progress: impl Fn(&str),
     ) -> Result<(), ClusterError> {
         let mut last = String::new();
-        let watched = tokio::time::timeout(timeout, async {
+        let mut last_change = tokio::time::Instant::now();
+        let mut pause = Duration::from_millis(500);
+        let reason = 'watch: loop {
+            let Some(current) = self.deployment(name).await? else {
+                break format!("deployment {}/{name} is gone", self.namespace);
+            };
+            let version = current
+                .metadata
+                .resource_version
+                .clone()
+                .unwrap_or_default();
+            let mut seen = Some(current);
+            let params = WatchParams::default()
+                .fields(&format!("metadata.name={name}"))
+                .timeout(290);
+            let what = format!("watch deployment {}/{name}", self.namespace);
+            let mut events = self
+                .call(what, self.deployments().watch(&params, &version))
+                .await?
+                .boxed();
+            let watched_at = tokio::time::Instant::now();
             loop {
-                let Some(current) = self.deployment(name).await.map_err(Stop::Api)? else {
-                    return Err(Stop::Failed(format!(
-                        "deployment {}/{name} is gone",
-                        self.namespace
-                    )));
-                };
-                let mut version = current
-                    .metadata
-                    .resource_version
-                    .clone()
-                    .unwrap_or_default();
-                let mut seen = Some(current);
-                // One watch lasts until the server ends it (its own timeout); then look again and watch again.
-                let params = WatchParams::default()
-                    .fields(&format!("metadata.name={name}"))
-                    .timeout(290);
-                let mut events = None;
-                loop {
-                    if let Some(d) = seen.take() {
-                        match rollout::state(&d) {
-                            Rollout::Done => return Ok(()),
-                            Rollout::Failed(reason) => return Err(Stop::Failed(reason)),
-                            Rollout::Waiting(why) if why != last => {
-                                progress(&why);
-                                last = why;
+                if let Some(d) = seen.take() {
+                    match rollout::state(&d) {
+                        Rollout::Done => return Ok(()),
+                        Rollout::Failed(reason) => break 'watch reason,
+                        Rollout::Waiting(why) if why != last => {
+                            progress(&why);
+                            last = why;
+                            last_change = tokio::time::Instant::now();
+                        }
+                        Rollout::Waiting(_) => {}
+                    }
+                }
+                let left = idle.saturating_sub(last_change.elapsed());
+                match tokio::time::timeout(left, events.next()).await {
+                    Err(_) => {
+                        break 'watch format!(
+                            "no progress for {} s{}",
+                            idle.as_secs(),
+                            if last.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" ({last})")
                             }
-                            Rollout::Waiting(_) => {}
-                        }
+                        );
                     }
-                    if events.is_none() {
-                        let stream =
-                            self.deployments()
-                                .watch(&params, &version)
-                                .await
-                                .map_err(self.api_error(format!(
-                                    "watch deployment {}/{name}",
-                                    self.namespace
-                                )))
-                                .map_err(Stop::Api)?;
-                        events = Some(stream.boxed());
+                    Ok(Some(Ok(WatchEvent::Added(d) | WatchEvent::Modified(d)))) => seen = Some(d),
+                    Ok(Some(Ok(WatchEvent::Deleted(_)))) => {
+                        break 'watch format!(
+                            "deployment {}/{name} was deleted during its rollout",
+                            self.namespace
+                        );
                     }
-                    match events.as_mut().expect("set above").next().await {
-                        Some(Ok(WatchEvent::Added(d) | WatchEvent::Modified(d))) => {
-                            version = d.metadata.resource_version.clone().unwrap_or_default();
-                            seen = Some(d);
+                    Ok(Some(Ok(WatchEvent::Bookmark(_)))) => {}
+                    // An expired resource version (410 Gone), a dropped stream, or the server's own timeout: look
+                    // again (a GET, then a watch from its resourceVersion), after a pause when the watch did not last.
+                    Ok(Some(Ok(WatchEvent::Error(_)) | Err(_)) | None) => {
+                        if watched_at.elapsed() < Duration::from_secs(5) {
+                            tokio::time::sleep(pause).await;
+                            pause = (pause * 2).min(Duration::from_secs(8));
+                        } else {
+                            pause = Duration::from_millis(500);
                         }
-                        Some(Ok(WatchEvent::Deleted(_))) => {
-                            return Err(Stop::Failed(format!(
-                                "deployment {}/{name} was deleted during its rollout",
-                                self.namespace
-                            )));
-                        }
-                        Some(Ok(WatchEvent::Bookmark(b))) => version = b.metadata.resource_version,
-                        // An expired resource version (410) or a dropped stream: look again.
-                        Some(Ok(WatchEvent::Error(_)) | Err(_)) | None => break,
+                        break;
                     }
                 }
             }
-        })
-        .await;
-        let reason = match watched {
-            Ok(Ok(())) => return Ok(()),
-            Ok(Err(Stop::Api(e))) => return Err(e),
-            Ok(Err(Stop::Failed(reason))) => reason,
-            Err(_) => format!(
-                "not done after {} s{}",
-                timeout.as_secs(),
-                if last.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({last})")
-                }
-            ),
         };
         Err(ClusterError::Rollout {
             server: self.server.clone(),
@@ -298,7 +356,11 @@ impl Cluster {
     async fn pod_problems(&self, name: &str) -> String {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
         let selector = format!("app.kubernetes.io/instance={name}");
-        match pods.list(&ListParams::default().labels(&selector)).await {
+        let what = format!("list pods {}/{selector}", self.namespace);
+        match self
+            .call(what, pods.list(&ListParams::default().labels(&selector)))
+            .await
+        {
             Ok(list) => list
                 .items
                 .iter()
@@ -308,12 +370,6 @@ impl Cluster {
             Err(e) => format!("\n  (its pods could not be listed: {e})"),
         }
     }
-}
-
-/// Why a watched rollout ended before it was done.
-enum Stop {
-    Api(ClusterError),
-    Failed(String),
 }
 
 /// The reasons one pod gives for not being ready: unschedulable, containers waiting or terminated.

@@ -44,7 +44,7 @@ pub enum ServedSetError {
     #[error("v{0} is not served on the EKS service")]
     NotServed(String),
     #[error(
-        "v{0} is the only version served: a served set is never empty (delete the Deployment to stop serving the model)"
+        "v{0} is the only version served: a served set is never empty, so the last version of a model stays served on EKS"
     )]
     Last(String),
 }
@@ -71,6 +71,7 @@ pub fn next_served_set(
     retiring: Option<&str>,
 ) -> Result<ServedSet, ServedSetError> {
     let is_approved = |v: &str| approved.iter().any(|a| a.version == v);
+    let live_now = live;
     let live: Vec<String> = live
         .iter()
         .filter(|v| !recorded.retired.contains(*v) || is_approved(v))
@@ -95,7 +96,8 @@ pub fn next_served_set(
     }
     let served_now = |v: &str| live.iter().any(|l| l == v) || recorded.contains_key(v);
     if let Some(retiring) = retiring {
-        if !served_now(retiring) {
+        // Live though retired: a retire whose rollout did not happen, being finished.
+        if !served_now(retiring) && !live_now.iter().any(|v| v == retiring) {
             return Err(ServedSetError::NotServed(retiring.to_string()));
         }
         versions.retain(|v, _| served_now(v) && *v != retiring);
@@ -260,6 +262,14 @@ mod tests {
         let set = next_served_set(&strings(&["2"]), &rec, &[approved("1", "ana")], None).unwrap();
         assert_eq!(versions(&set), ["1", "2"]);
         assert_eq!(set.added, ["1"]);
+    }
+
+    #[test]
+    fn a_retire_stopped_before_its_rollout_can_be_run_again() {
+        let mut rec = recorded(&[("2", "ana")]);
+        rec.retired.insert("1".into());
+        let set = next_served_set(&strings(&["1", "2"]), &rec, &[], Some("1")).unwrap();
+        assert_eq!(versions(&set), ["2"]);
     }
 
     #[test]

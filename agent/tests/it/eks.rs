@@ -78,13 +78,20 @@ impl FakeKube {
         self.get("/apis/apps/v1/namespaces/ferry/deployments/ferry-risk-score")
     }
 
-    /// The requests logged so far: (method, path).
-    fn requests(&self) -> Vec<(String, String)> {
+    /// The requests logged so far: method, path, query, content type.
+    fn logged(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(&self.log)
             .unwrap_or_default()
             .lines()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// The requests logged so far: (method, path).
+    fn requests(&self) -> Vec<(String, String)> {
+        self.logged()
+            .iter()
+            .map(|v| {
                 (
                     v["method"].as_str().unwrap().to_string(),
                     v["path"].as_str().unwrap().to_string(),
@@ -199,7 +206,20 @@ fn stderr(a: &assert_cmd::assert::Assert) -> String {
     String::from_utf8_lossy(&a.get_output().stderr).into_owned()
 }
 
-/// The EKS audit records of the model: (alias, event, record).
+/// How many `eks-rollout` records (one per apply) the model has.
+async fn rollout_records() -> usize {
+    let s3 = harness::s3().await;
+    let listed = s3
+        .list_objects_v2()
+        .bucket(harness::BUCKET)
+        .prefix("ferry/audit/test/risk-score/eks/rollouts/")
+        .send()
+        .await
+        .unwrap();
+    listed.contents().len()
+}
+
+/// The serve and retire records of the model: (alias, event, record).
 async fn eks_records() -> Vec<(String, String, serde_json::Value)> {
     let s3 = harness::s3().await;
     let listed = s3
@@ -212,6 +232,9 @@ async fn eks_records() -> Vec<(String, String, serde_json::Value)> {
     let mut out = Vec::new();
     for o in listed.contents() {
         let key = o.key().unwrap();
+        if key.contains("/eks/rollouts/") {
+            continue;
+        }
         let parts: Vec<&str> = key.split('/').collect();
         let alias = parts[parts.len() - 2].to_string();
         let event = if key.ends_with("-serve.json") {
@@ -226,11 +249,14 @@ async fn eks_records() -> Vec<(String, String, serde_json::Value)> {
     out
 }
 
+/// The requests since the `since`th that change something: not GET, not a server-side dry run.
 fn mutations(kube: &FakeKube, since: usize) -> Vec<(String, String)> {
-    kube.requests()
-        .into_iter()
+    kube.logged()
+        .iter()
         .skip(since)
-        .filter(|(m, _)| m != "GET")
+        .filter(|v| v["method"] != "GET" && v["query"]["dryRun"] != "All")
+        .map(|v| format!("{} {}", v["method"], v["path"]))
+        .map(|l| (l.clone(), String::new()))
         .collect()
 }
 
@@ -246,7 +272,7 @@ async fn eks_deploy_serves_every_version_served_before_and_only_retire_takes_one
     let first = ferry(&env, &kube, &s, &["deploy", "--target", "eks"]).success();
     assert!(stdout(&first).contains("serves v1"), "{}", stdout(&first));
     assert!(
-        stdout(&first).contains("rolled out, recorded v1"),
+        stdout(&first).contains("applied, recorded v1"),
         "{}",
         stdout(&first)
     );
@@ -265,12 +291,39 @@ async fn eks_deploy_serves_every_version_served_before_and_only_retire_takes_one
         env.efs_root().join("risk-score/1/MLmodel").is_file(),
         "synced before the rollout"
     );
-    let applies: Vec<_> = kube
-        .requests()
-        .into_iter()
-        .filter(|(m, _)| m == "PATCH")
+    // Two applies (the Service, then the Deployment), each a forced server-side apply by field manager `ferry`,
+    // and a watch of the rollout.
+    let logged = kube.logged();
+    let applies: Vec<&serde_json::Value> = logged
+        .iter()
+        .filter(|v| v["method"] == "PATCH" && v["query"]["dryRun"].is_null())
         .collect();
-    assert_eq!(applies.len(), 2, "{applies:?}");
+    let paths: Vec<&str> = applies
+        .iter()
+        .map(|v| v["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/api/v1/namespaces/ferry/services/ferry-risk-score",
+            "/apis/apps/v1/namespaces/ferry/deployments/ferry-risk-score"
+        ],
+        "the Deployment last"
+    );
+    for a in &applies {
+        assert_eq!(a["content_type"], "application/apply-patch+yaml", "{a}");
+        assert_eq!(
+            (&a["query"]["fieldManager"], &a["query"]["force"]),
+            (&serde_json::json!("ferry"), &serde_json::json!("true")),
+            "{a}"
+        );
+    }
+    assert!(
+        logged.iter().any(|v| v["query"]["watch"] == "true"
+            && v["query"]["fieldSelector"] == "metadata.name=ferry-risk-score"),
+        "the rollout was watched"
+    );
+    assert_eq!(rollout_records().await, 1, "the apply is recorded");
     let records = eks_records().await;
     assert_eq!(records.len(), 1);
     let (alias, event, record) = &records[0];
@@ -311,6 +364,12 @@ async fn eks_deploy_serves_every_version_served_before_and_only_retire_takes_one
     // Someone sets another image by hand (the digest annotation stays): verify fails naming it, and the next deploy
     // applies the manifests again.
     let mut edited = kube.deployment().unwrap();
+    // What `kubectl apply --server-side` sends: the configuration, without the fields the server sets.
+    edited["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .retain(|k, _| ["name", "namespace", "labels", "annotations"].contains(&k.as_str()));
+    edited.as_object_mut().unwrap().remove("status");
     edited["spec"]["template"]["spec"]["containers"][0]["image"] = serde_json::json!(format!(
         "registry.example.org/ferry-runtime@sha256:{}",
         "cd".repeat(32)
@@ -326,9 +385,15 @@ async fn eks_deploy_serves_every_version_served_before_and_only_retire_takes_one
     );
     let repaired = ferry(&env, &kube, &s, &["deploy", "--target", "eks"]).success();
     assert!(
-        stdout(&repaired).contains("changed by hand (its image is"),
+        stdout(&repaired)
+            .contains("to apply: Deployment ferry/ferry-risk-score differs from what is rendered"),
         "{}",
         stdout(&repaired)
+    );
+    assert_eq!(
+        rollout_records().await,
+        2,
+        "setting it back is an apply, recorded"
     );
     ferry(&env, &kube, &s, &["verify", "--target", "eks"]).success();
     assert_eq!(
@@ -370,6 +435,30 @@ async fn eks_deploy_serves_every_version_served_before_and_only_retire_takes_one
         .map(|(a, e, _)| format!("{a} {e}"))
         .collect();
     assert_eq!(served, ["v1 serve", "v2 serve"]);
+
+    // An autoscaler turned on: applied before the Deployment, which keeps its two pods until the autoscaler
+    // scales it (the replica count handed to another field manager; dropped by its only manager it would be 1).
+    let catalog = std::fs::read_to_string(&s.catalog).unwrap();
+    std::fs::write(
+        &s.catalog,
+        format!("{catalog}autoscaling = {{ max_replicas = 4 }}\n"),
+    )
+    .unwrap();
+    let hpa = "/apis/autoscaling/v2/namespaces/ferry/horizontalpodautoscalers/ferry-risk-score";
+    ferry(&env, &kube, &s, &["deploy", "--target", "eks"]).success();
+    assert!(kube.get(hpa).is_some());
+    assert_eq!(kube.deployment().unwrap()["spec"]["replicas"], 2);
+    // Turned off again: the autoscaler is deleted, and the Deployment has its rendered count.
+    std::fs::write(&s.catalog, &catalog).unwrap();
+    let off = ferry(&env, &kube, &s, &["deploy", "--target", "eks"]).success();
+    assert!(
+        stdout(&off).contains(
+            "HorizontalPodAutoscaler ferry/ferry-risk-score is no longer rendered: deleted"
+        ),
+        "{}",
+        stdout(&off)
+    );
+    assert!(kube.get(hpa).is_none());
 
     // Only retire takes a version out: recorded first, then rolled out.
     let retire = |version: &str, reason: &str, ticket: &str| {
@@ -414,8 +503,13 @@ async fn eks_deploy_serves_every_version_served_before_and_only_retire_takes_one
 
     // The next deploy leaves it out (its approval is withdrawn) and changes nothing.
     let before = kube.requests().len();
-    ferry(&env, &kube, &s, &["deploy", "--target", "eks"]).success();
-    assert_eq!(mutations(&kube, before), Vec::<(String, String)>::new());
+    let after_retire = ferry(&env, &kube, &s, &["deploy", "--target", "eks"]).success();
+    assert_eq!(
+        mutations(&kube, before),
+        Vec::<(String, String)>::new(),
+        "{}",
+        stdout(&after_retire)
+    );
     assert_eq!(served_set(&kube.deployment().unwrap()), ["2"]);
 
     // History tells it from the records alone.
@@ -430,10 +524,15 @@ async fn eks_deploy_serves_every_version_served_before_and_only_retire_takes_one
         "{text}"
     );
 
-    // --emit-only writes the folder for a GitOps tool: nothing reaches the cluster, nothing is recorded as served.
+    // --emit-only writes the folder for a GitOps tool: nothing reaches the cluster; the served set is the records'
+    // (so an empty folder drops nothing), and the emit is recorded as such.
     let out = env.tmp.path().join("gitops");
     let out_arg = out.display().to_string();
-    let (before, records) = (kube.requests().len(), eks_records().await.len());
+    let (before, records, rollouts) = (
+        kube.requests().len(),
+        eks_records().await.len(),
+        rollout_records().await,
+    );
     let emit = [
         "deploy",
         "--target",
@@ -449,7 +548,12 @@ async fn eks_deploy_serves_every_version_served_before_and_only_retire_takes_one
         "{emitted}"
     );
     assert_eq!(kube.requests().len(), before);
-    assert_eq!(eks_records().await.len(), records);
+    assert_eq!(
+        eks_records().await.len(),
+        records,
+        "v2 was recorded as served already"
+    );
+    assert_eq!(rollout_records().await, rollouts + 1);
     let again = ferry(&env, &kube, &s, &emit).success();
     assert!(stdout(&again).contains("No changes."), "{}", stdout(&again));
 
@@ -484,6 +588,17 @@ async fn an_eks_rollout_that_cannot_start_fails_with_the_pods_reasons_and_record
     assert!(
         eks_records().await.is_empty(),
         "nothing is recorded as served"
+    );
+    // The rerun applies nothing new, but still will not record a rollout that never finished.
+    let rerun = ferry(&env, &kube, &s, &["deploy", "--target", "eks"]).code(1);
+    assert!(
+        stderr(&rerun).contains("ImagePullBackOff"),
+        "{}",
+        stderr(&rerun)
+    );
+    assert!(
+        eks_records().await.is_empty(),
+        "still nothing recorded as served"
     );
 
     // A platform without an EKS service is named before anything is asked of the cluster.
