@@ -87,7 +87,25 @@ def test_the_pods_service_account_has_no_aws_role_and_no_api_token():
     sa = resources()["kubernetes_service_account_v1.inference"]
     assert sa["automount_service_account_token"] is False
     assert "annotations" not in sa["metadata"][0]  # no eks.amazonaws.com/role-arn: the pods call no AWS API
-    assert not [r for r in resources() if r.startswith(("kubernetes_role", "kubernetes_cluster_role"))]
+    # The one Role is the deployer's, bound to a group: nothing binds the pods' service account, nothing is cluster-wide.
+    roles = [r for r in resources() if r.startswith(("kubernetes_role", "kubernetes_cluster_role"))]
+    assert sorted(roles) == ["kubernetes_role_binding_v1.deployer", "kubernetes_role_v1.deployer"]
+    subjects = resources()["kubernetes_role_binding_v1.deployer"]["subject"]
+    assert [s["kind"] for s in subjects] == ["Group"] and subjects[0]["name"] == "${var.deployer.group}"
+
+
+def test_the_deployer_role_grants_only_calls_the_agent_makes_in_the_namespace():
+    role = resources()["kubernetes_role_v1.deployer"]
+    assert role["metadata"][0]["namespace"] == "${kubernetes_namespace_v1.this[0].metadata[0].name}"
+    assert 'jsondecode(file("${path.module}/deployer-rules.json"))' in str(role["dynamic"])
+    rules = json.loads((MODULE / "deployer-rules.json").read_text())
+    verbs = {verb for rule in rules for verb in rule["verbs"]}
+    assert verbs <= {"get", "patch", "delete", "watch", "list"}, "no create (apply creates through patch), no *"
+    resources_ = [r for rule in rules for r in rule["resources"]]
+    assert "secrets" not in resources_ and "*" not in resources_ and len(resources_) == len(set(resources_))
+    # agent/tests/it/eks.rs compares these rules with the calls the agent makes against the fake API server.
+    entry = resources()["aws_eks_access_entry.deployer"]
+    assert entry["kubernetes_groups"] == ["${var.deployer.group}"] and entry["type"] == "STANDARD"
 
 
 def test_the_namespace_enforces_the_restricted_pod_security_standard():

@@ -260,6 +260,55 @@ fn mutations(kube: &FakeKube, since: usize) -> Vec<(String, String)> {
         .collect()
 }
 
+/// (API group, resource, verb) of each request Ferry made (the test's own hand edit left out).
+fn calls_made(kube: &FakeKube) -> std::collections::BTreeSet<(String, String, String)> {
+    kube.logged()
+        .iter()
+        .filter(|v| v["query"]["fieldManager"] != "kubectl")
+        .map(|v| {
+            let path = v["path"].as_str().unwrap();
+            let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+            let (group, rest) = match parts[0] {
+                "api" => ("", &parts[2..]),
+                _ => (parts[1], &parts[3..]),
+            };
+            // rest: namespaces/<ns>/<resource>[/<name>]
+            let resource = rest[2].to_string();
+            let verb = match (v["method"].as_str().unwrap(), rest.len() > 3) {
+                ("GET", true) => "get",
+                ("GET", false) if v["query"]["watch"] == "true" => "watch",
+                ("GET", false) => "list",
+                ("PATCH", _) => "patch",
+                ("DELETE", _) => "delete",
+                (other, _) => panic!("an unexpected call: {other} {path}"),
+            };
+            (group.to_string(), resource, verb.to_string())
+        })
+        .collect()
+}
+
+/// What modules/eks-service's deployer Role grants (terraform/modules/eks-service/deployer-rules.json).
+fn granted() -> std::collections::BTreeSet<(String, String, String)> {
+    let path = harness::workspace().join("terraform/modules/eks-service/deployer-rules.json");
+    let rules: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut out = std::collections::BTreeSet::new();
+    for rule in rules.as_array().unwrap() {
+        for g in rule["api_groups"].as_array().unwrap() {
+            for r in rule["resources"].as_array().unwrap() {
+                for v in rule["verbs"].as_array().unwrap() {
+                    out.insert((
+                        g.as_str().unwrap().into(),
+                        r.as_str().unwrap().into(),
+                        v.as_str().unwrap().into(),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn eks_deploy_serves_every_version_served_before_and_only_retire_takes_one_out() {
     let env = Env::new();
@@ -559,6 +608,30 @@ async fn eks_deploy_serves_every_version_served_before_and_only_retire_takes_one
 
     // The last version is never retired: a served set is never empty.
     let last = retire("2", "r", "t").code(1);
+
+    // The deployer Role of modules/eks-service grants exactly what Ferry called, but the budget's patch and delete,
+    // which this test never renders, and the pod list of a failed rollout (the next test's).
+    let made = calls_made(&kube);
+    let granted = granted();
+    assert!(
+        made.is_subset(&granted),
+        "called without a grant: {:?}",
+        made.difference(&granted).collect::<Vec<_>>()
+    );
+    let unused: Vec<_> = granted.difference(&made).collect();
+    let pdb = |verb: &str| {
+        (
+            "policy".to_string(),
+            "poddisruptionbudgets".to_string(),
+            verb.to_string(),
+        )
+    };
+    let pods = ("".to_string(), "pods".to_string(), "list".to_string());
+    assert_eq!(
+        unused,
+        [&pods, &pdb("delete"), &pdb("patch")],
+        "granted and never called"
+    );
     assert!(
         stderr(&last).contains("v2 is the only version served"),
         "{}",
@@ -588,6 +661,11 @@ async fn an_eks_rollout_that_cannot_start_fails_with_the_pods_reasons_and_record
     assert!(
         eks_records().await.is_empty(),
         "nothing is recorded as served"
+    );
+    let made = calls_made(&kube);
+    assert!(
+        made.contains(&("".into(), "pods".into(), "list".into())) && made.is_subset(&granted()),
+        "{made:?}"
     );
     // The rerun applies nothing new, but still will not record a rollout that never finished.
     let rerun = ferry(&env, &kube, &s, &["deploy", "--target", "eks"]).code(1);

@@ -1,6 +1,8 @@
 # The EKS inference service's platform, in an existing cluster (no cluster is created): the EFS CSI driver's IAM
 # role (IRSA) and add-on, NFS from the nodes to the model file system, and in Kubernetes a namespace, the model
-# volume bound to the read-only inference access point, the pods' service account and their network policy.
+# volume bound to the read-only inference access point, the pods' service account and their network policy, and the
+# deployer's Role: exactly the calls `ferry deploy --target eks` makes (deployer-rules.json, which agent/tests/it/eks.rs
+# checks against the calls it sees), bound to a Kubernetes group that an EKS access entry gives the deploy role.
 # Nothing is created when `create` is false. The Deployments themselves are rendered per model by `ferry render --target eks` (templates/k8s/).
 locals {
   count        = var.create ? 1 : 0
@@ -249,4 +251,59 @@ resource "kubernetes_network_policy_v1" "inference" {
       }
     }
   }
+}
+
+# ---- the deployer: `ferry deploy --target eks` and `ferry retire --target eks` --------------------------------------
+# Exactly what the agent calls in the namespace (agent/src/eks/cluster.rs): server-side apply (patch, also as a dry
+# run) and get of what it renders, a watch of its Deployments, delete of an autoscaler or budget no longer rendered,
+# and the list of pods when a rollout fails. No create (apply creates through patch), no secrets, nothing cluster-wide.
+resource "kubernetes_role_v1" "deployer" {
+  count = local.count
+
+  metadata {
+    name      = "${var.name}-deployer"
+    namespace = kubernetes_namespace_v1.this[0].metadata[0].name
+    labels    = local.labels
+  }
+
+  dynamic "rule" {
+    for_each = jsondecode(file("${path.module}/deployer-rules.json"))
+    content {
+      api_groups = rule.value.api_groups
+      resources  = rule.value.resources
+      verbs      = rule.value.verbs
+    }
+  }
+}
+
+resource "kubernetes_role_binding_v1" "deployer" {
+  count = local.count
+
+  metadata {
+    name      = "${var.name}-deployer"
+    namespace = kubernetes_namespace_v1.this[0].metadata[0].name
+    labels    = local.labels
+  }
+  role_ref {
+    api_group = "rbac.authorization.k8s.io"
+    kind      = "Role"
+    name      = kubernetes_role_v1.deployer[0].metadata[0].name
+  }
+  subject {
+    api_group = "rbac.authorization.k8s.io"
+    kind      = "Group"
+    name      = var.deployer.group
+  }
+}
+
+# The deploy role (CI's) in the cluster, as a member of the deployer group only: no access policy, so what it may do
+# is the Role above. Left out when the cluster's access is managed elsewhere (principal_arn null).
+resource "aws_eks_access_entry" "deployer" {
+  count = var.create && var.deployer.principal_arn != null ? 1 : 0
+
+  cluster_name      = var.cluster.name
+  principal_arn     = var.deployer.principal_arn
+  kubernetes_groups = [var.deployer.group]
+  type              = "STANDARD"
+  tags              = local.tags
 }

@@ -34,3 +34,8 @@ output "service_account" {
   description = "Name of the inference pods' service account (no AWS role, no API token)."
   value       = try(kubernetes_service_account_v1.inference[0].metadata[0].name, null)
 }
+
+output "deployer_role" {
+  description = "Name of the Role, in `namespace`, with exactly the calls `ferry deploy --target eks` makes; bound to the group `deployer.group`."
+  value       = try(kubernetes_role_v1.deployer[0].metadata[0].name, null)
+}

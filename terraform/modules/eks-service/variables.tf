@@ -100,6 +100,24 @@ variable "service_account" {
   }
 }
 
+variable "deployer" {
+  description = "Who runs `ferry deploy --target eks`: the Kubernetes group bound to the deployer Role (exactly the calls the agent makes, in the namespace only), and optionally the IAM role (the deploy role of CI) given an EKS access entry in that group; null principal_arn when the cluster's access entries are managed elsewhere."
+  type = object({
+    group         = optional(string, "ferry-deployers")
+    principal_arn = optional(string)
+  })
+  default = {}
+
+  validation {
+    condition     = can(regex("^[a-zA-Z0-9][a-zA-Z0-9._:-]{0,62}$", var.deployer.group)) && !startswith(var.deployer.group, "system:")
+    error_message = "deployer.group must be 1-63 of letters, digits, . _ : - starting with a letter or digit, and not a system: group."
+  }
+  validation {
+    condition     = var.deployer.principal_arn == null ? true : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\\w+=,.@/-]{1,512}$", var.deployer.principal_arn))
+    error_message = "deployer.principal_arn must be an IAM role ARN (arn:aws:iam::<account>:role/<name>)."
+  }
+}
+
 variable "image" {
   description = "The Ferry runtime's container image, pinned by digest (`<registry>/<repository>@sha256:<64 hex>`): every Deployment `ferry render --target eks` writes runs exactly this image."
   type        = string
