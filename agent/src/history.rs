@@ -229,6 +229,8 @@ pub struct LiveAt {
     pub stages: BTreeMap<String, BTreeMap<String, KeyedEvent>>,
     /// model → version alias → its deploy event.
     pub versions: BTreeMap<String, BTreeMap<String, KeyedEvent>>,
+    /// model → version alias → the `eks-serve` event of a version the EKS service served then.
+    pub eks: BTreeMap<String, BTreeMap<String, KeyedEvent>>,
 }
 
 pub fn live_at(events: &[KeyedEvent], at: &str, filter: &Filter) -> LiveAt {
@@ -251,6 +253,14 @@ pub fn live_at(events: &[KeyedEvent], at: &str, filter: &Filter) -> LiveAt {
             }
             EventKind::Retire => {
                 if let Some(v) = live.versions.get_mut(&model) {
+                    v.remove(&alias);
+                }
+            }
+            EventKind::EksServe => {
+                live.eks.entry(model).or_default().insert(alias, e);
+            }
+            EventKind::EksRetire => {
+                if let Some(v) = live.eks.get_mut(&model) {
                     v.remove(&alias);
                 }
             }
@@ -452,6 +462,33 @@ mod tests {
                 .keys()
                 .collect::<Vec<_>>(),
             ["other"]
+        );
+    }
+
+    #[test]
+    fn what_the_eks_service_served_at_a_time_is_each_version_served_and_not_retired_then() {
+        let events = vec![
+            ev("risk/eks/v1/20261101T100000.000Z-serve.json"),
+            ev("risk/eks/v2/20261102T100000.000Z-serve.json"),
+            ev("risk/eks/rollouts/20261102T095959.000Z.json"),
+            ev("risk/eks/v1/20261104T100000.000Z-retire.json"),
+        ];
+        let all = Filter::default();
+        let served = |at: &str| -> Vec<String> {
+            live_at(&events, at, &all)
+                .eks
+                .get("risk")
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default()
+        };
+        assert_eq!(served("20261103T000000.000Z"), ["v1", "v2"]);
+        assert_eq!(served("20261105T000000.000Z"), ["v2"]);
+        assert!(served("20261101T000000.000Z").is_empty());
+        assert!(
+            live_at(&events, "20261105T000000.000Z", &all)
+                .versions
+                .is_empty(),
+            "not Lambda aliases"
         );
     }
 

@@ -52,6 +52,7 @@ pub async fn run(g: &GlobalArgs, args: &HistoryArgs) -> Result<u8> {
                 .stages
                 .values()
                 .chain(live.versions.values())
+                .chain(live.eks.values())
                 .flat_map(|m| m.values().cloned())
                 .collect();
             wanted.sort_by(|a, b| a.key.cmp(&b.key));
@@ -79,6 +80,11 @@ pub async fn run(g: &GlobalArgs, args: &HistoryArgs) -> Result<u8> {
                 for (alias, e) in versions {
                     let record = by_key[e.key.as_str()];
                     rows.push(live_row(model, alias, record, Some(record)));
+                }
+            }
+            for (model, versions) in &live.eks {
+                for (alias, e) in versions {
+                    rows.push(eks_row(model, alias, by_key[e.key.as_str()]));
                 }
             }
             match g.output {
@@ -227,6 +233,23 @@ fn event_line(e: &Event) -> String {
         e.event.kind.as_str(),
         deployer(r)
     )
+}
+
+/// A version the EKS service served at the time: its `eks-serve` record.
+fn eks_row(model: &str, alias: &str, record: &Value) -> Value {
+    let line = format!(
+        "{model:<16} {alias:<12} served on EKS by {}/{}, since {}{}{}",
+        text(&record["eks"], "namespace"),
+        text(&record["eks"], "deployment"),
+        text(record, "time"),
+        deployer(record),
+        approval(record)
+    );
+    serde_json::json!({
+        "model": model, "alias": alias, "kind": "eks", "version": record["version"],
+        "deployment": record["eks"]["deployment"], "since": record["time"], "approval": record["approval"],
+        "artifact_digest": record["artifact_digest"], "line": line,
+    })
 }
 
 fn live_row(model: &str, alias: &str, record: &Value, deploy: Option<&Value>) -> Value {

@@ -561,6 +561,18 @@ async fn eks_deploy_serves_every_version_served_before_and_only_retire_takes_one
     );
     assert_eq!(served_set(&kube.deployment().unwrap()), ["2"]);
 
+    // What was served when, from the records alone: now v2 only; v1 too before its retire.
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let at = ferry(&env, &kube, &s, &["history", "--at", now.as_str()]).success();
+    let text = stdout(&at);
+    assert!(
+        text.contains("v2           served on EKS by ferry/ferry-risk-score"),
+        "{text}"
+    );
+    assert!(!text.contains("v1           served on EKS"), "{text}");
+
     // History tells it from the records alone.
     let history = ferry(&env, &kube, &s, &["history"]).success();
     let text = stdout(&history);
