@@ -16,8 +16,8 @@ Every request is appended to --log as one JSON line (method, path, query, conten
 Server-side apply is modelled per field manager: each manager's last applied configuration is kept, and the object
 is their merge (maps merged key by key, the later apply winning; anything else replaced), so a field one manager
 drops stays while another manager still applies it, and goes (back to its default: a Deployment's replicas to 1)
-when none does; a forced apply takes the fields it sets over from every other manager. `dryRun=All` answers what an apply would give and stores nothing; a no-op apply keeps the
-resourceVersion. A Deployment whose pod template
+when none does; a forced apply takes the fields it sets over from every other manager. `dryRun=All` answers what an apply would give, with the live resourceVersion, and stores nothing
+(as kube-apiserver's dry-run storage does); a no-op apply keeps the resourceVersion. A Deployment whose pod template
 uses an image containing --unpullable never becomes available: its new pod waits in ImagePullBackOff and the
 controller reports ProgressDeadlineExceeded (at once: the fake compresses the deadline)."""
 from __future__ import annotations
@@ -137,9 +137,10 @@ class Store:
             meta["managedFields"] = [{"manager": m, "operation": "Apply", "apiVersion": obj["apiVersion"],
                                       "time": now(), "fieldsType": "FieldsV1", "fieldsV1": {}} for m in configs]
             if dry_run:
+                # As a real server: the would-be object, with the live resourceVersion (nothing was written).
                 obj = copy.deepcopy(obj)
-                meta = obj["metadata"]
-                meta["resourceVersion"] = str(self.version + 1)
+                if old is None:
+                    obj["metadata"].pop("resourceVersion", None)
                 return code, obj
             self.bump(obj)
             self.objects[key] = obj
@@ -248,9 +249,11 @@ class Handler(BaseHTTPRequestHandler):
         with self.log.open("a") as f:
             f.write(json.dumps({"method": self.command, "path": urlsplit(self.path).path,
                                 "query": {k: v[0] for k, v in query.items()},
-                                "content_type": self.headers.get("Content-Type")}) + "\n")
+                                "content_type": self.headers.get("Content-Type"),
+                                "status": getattr(self, "answered", 200)}) + "\n")
 
     def answer(self, code: int, body: dict) -> None:
+        self.answered = code
         data = json.dumps(body).encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
@@ -263,7 +266,17 @@ class Handler(BaseHTTPRequestHandler):
         query = parse_qs(url.query)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        self.record(query)
+        self.answered = 200  # one handler serves every request of a kept-alive connection
+        if query.get("watch"):
+            # A watch is logged as it starts: it may stream for minutes.
+            self.record(query)
+            return self.route_request(url, query, body)
+        try:
+            self.route_request(url, query, body)
+        finally:
+            self.record(query)
+
+    def route_request(self, url, query: dict, body: bytes) -> None:
         if self.token and self.headers.get("Authorization") != f"Bearer {self.token}":
             return self.answer(401, status(401, "Unauthorized", "Unauthorized"))
         target = route(url.path)

@@ -234,7 +234,7 @@ pub struct DeployArgs {
     #[arg(long, value_enum, default_value_t = Target::Lambda, conflicts_with_all = ["from_record", "promote"])]
     pub target: Target,
     /// With --target eks: write the manifests to --out (for Argo CD or Flux to apply) instead of applying them; the
-    /// served set is then read from the files there, and no serve record is written (the GitOps tool makes it live)
+    /// served set is the records' and the files' there, and the records say the manifests were emitted there
     #[arg(long, requires = "out")]
     pub emit_only: bool,
     /// With --emit-only: the folder of the manifests (<model>/01-service.yaml, ...), as `ferry render` writes it

@@ -100,7 +100,7 @@ def test_the_deployer_role_grants_only_calls_the_agent_makes_in_the_namespace():
     assert 'jsondecode(file("${path.module}/deployer-rules.json"))' in str(role["dynamic"])
     rules = json.loads((MODULE / "deployer-rules.json").read_text())
     verbs = {verb for rule in rules for verb in rule["verbs"]}
-    assert verbs <= {"get", "patch", "delete", "watch", "list"}, "no create (apply creates through patch), no *"
+    assert verbs <= {"get", "create", "patch", "delete", "watch", "list"}, "no update, no deletecollection, no *"
     resources_ = [r for rule in rules for r in rule["resources"]]
     assert "secrets" not in resources_ and "*" not in resources_ and len(resources_) == len(set(resources_))
     # agent/tests/it/eks.rs compares these rules with the calls the agent makes against the fake API server.

@@ -80,6 +80,28 @@ struct ModelChange {
 }
 
 impl ModelChange {
+    /// A model's change before anything is worked out, or refused for `refused`.
+    fn skeleton(model: &Model, namespace: &str, refused: Option<String>) -> ModelChange {
+        ModelChange {
+            model: model.key.clone(),
+            deployment: model.eks_name().unwrap_or_else(|_| model.key.clone()),
+            namespace: namespace.to_string(),
+            served: Vec::new(),
+            added: Vec::new(),
+            restored: Vec::new(),
+            kept_unapproved: Vec::new(),
+            unrecorded: Vec::new(),
+            rendered_sha256: String::new(),
+            to_apply: Vec::new(),
+            refused,
+            rendered: None,
+            served_set: None,
+            objects: Vec::new(),
+            absent: Vec::new(),
+            retiring: None,
+        }
+    }
+
     fn has_changes(&self) -> bool {
         self.refused.is_none() && (!self.to_apply.is_empty() || !self.unrecorded.is_empty())
     }
@@ -118,11 +140,11 @@ pub async fn deploy(g: &GlobalArgs, args: &DeployArgs) -> Result<u8> {
         Some(dir) => Destination::Files(dir),
         None => Destination::Cluster(Cluster::connect(&eks.namespace).await?),
     };
-    let scope = Scope {
+    let mut scope = Scope {
         g,
         inputs: &inputs,
         eks: &eks,
-        approvals: &approvals,
+        approvals,
         clients: &clients,
         audit: &audit,
         destination: &destination,
@@ -169,7 +191,8 @@ pub async fn deploy(g: &GlobalArgs, args: &DeployArgs) -> Result<u8> {
     .await?;
     let fence = held.fence();
     let (changes, results) = super::with_lock(held, async {
-        // Another run may have changed the served sets while this one waited for the lock: look again.
+        // Another run, or an approver, may have changed things while this one waited for the lock: read again.
+        scope.read_approvals_again(&args.filter).await?;
         let changes = scope.plan(None).await?;
         let late = match via {
             None => sync_via(&changes)?,
@@ -203,11 +226,11 @@ pub async fn retire(g: &GlobalArgs, args: &RetireArgs) -> Result<u8> {
     let approvals = inputs.approvals(&filter).await?;
     let (clients, audit) = super::connect(g, &inputs.platform).await;
     let destination = Destination::Cluster(Cluster::connect(&eks.namespace).await?);
-    let scope = Scope {
+    let mut scope = Scope {
         g,
         inputs: &inputs,
         eks: &eks,
-        approvals: &approvals,
+        approvals,
         clients: &clients,
         audit: &audit,
         destination: &destination,
@@ -235,6 +258,7 @@ pub async fn retire(g: &GlobalArgs, args: &RetireArgs) -> Result<u8> {
     .await?;
     let fence = held.fence();
     let result = super::with_lock(held, async {
+        scope.read_approvals_again(&filter).await?;
         let change = one(scope.plan(Some(&args.version)).await?)?;
         let run = Run {
             scope: &scope,
@@ -417,7 +441,8 @@ struct Scope<'a> {
     g: &'a GlobalArgs,
     inputs: &'a Inputs,
     eks: &'a platform::Eks,
-    approvals: &'a [(&'a Model, ModelApprovals)],
+    /// Read again under the lock: an approval withdrawn while this run waited is not served and frozen in.
+    approvals: Vec<(&'a Model, ModelApprovals)>,
     clients: &'a Clients,
     audit: &'a AuditLog,
     destination: &'a Destination<'a>,
@@ -434,15 +459,40 @@ impl Scope<'_> {
         };
         let mut templates = Templates::new();
         let mut changes = Vec::new();
-        for (model, approvals) in self.approvals {
-            let look = self.look(model, approvals).await?;
-            let mut change = change_of(&mut templates, &eks_inputs, &look, retiring)?;
-            if change.refused.is_none() {
-                change.to_apply = self.differences(&change).await?;
-            }
+        for (model, approvals) in &self.approvals {
+            // One model's error (a refused dry run, an unreadable record) stops that model only.
+            let change = match self
+                .plan_model(&mut templates, &eks_inputs, model, approvals, retiring)
+                .await
+            {
+                Ok(change) => change,
+                Err(e) => ModelChange::skeleton(model, &self.eks.namespace, Some(format!("{e:#}"))),
+            };
             changes.push(change);
         }
         Ok(changes)
+    }
+
+    async fn plan_model(
+        &self,
+        templates: &mut Templates,
+        eks_inputs: &EksInputs<'_>,
+        model: &Model,
+        approvals: &ModelApprovals,
+        retiring: Option<&str>,
+    ) -> Result<ModelChange> {
+        let look = self.look(model, approvals).await?;
+        let mut change = change_of(templates, eks_inputs, &look, retiring)?;
+        if change.refused.is_none() {
+            change.to_apply = self.differences(&change).await?;
+        }
+        Ok(change)
+    }
+
+    /// The approvals read again, and every model rendered with them (under the lock, before anything changes).
+    async fn read_approvals_again(&mut self, filter: &ModelFilter) -> Result<()> {
+        self.approvals = self.inputs.approvals(filter).await?;
+        check_renders(self.g, self.inputs, &self.approvals)
     }
 
     async fn look<'m>(&self, model: &'m Model, approvals: &ModelApprovals) -> Result<Look<'m>> {
@@ -568,24 +618,10 @@ fn change_of(
     retiring: Option<&str>,
 ) -> Result<ModelChange> {
     let eks = render_eks::eks_platform(inputs.platform, inputs.platform_path)?;
-    let name = look.model.eks_name().map_err(anyhow::Error::msg)?;
     let mut change = ModelChange {
-        model: look.model.key.clone(),
-        deployment: name,
-        namespace: eks.namespace.clone(),
         served: look.live.clone(),
-        added: Vec::new(),
-        restored: Vec::new(),
-        kept_unapproved: Vec::new(),
-        unrecorded: Vec::new(),
-        rendered_sha256: String::new(),
-        to_apply: Vec::new(),
-        refused: look.refused.clone(),
-        rendered: None,
-        served_set: None,
-        objects: Vec::new(),
-        absent: Vec::new(),
         retiring: retiring.and_then(|v| look.recorded.served.get(v).cloned()),
+        ..ModelChange::skeleton(look.model, &eks.namespace, look.refused.clone())
     };
     if change.refused.is_some() {
         return Ok(change);
@@ -710,6 +746,9 @@ impl Run<'_> {
                 .map_err(|e| anyhow!("sync of v{}: {e}; nothing was applied", version.version))?;
         }
         if !change.to_apply.is_empty() {
+            // Recorded before the first change: a run stopped half way leaves the record of what it set out to
+            // do, and the next run's dry runs see what is left to apply.
+            self.record_rollout(change).await?;
             match self.scope.destination {
                 Destination::Files(dir) => {
                     self.scope_fence()?;
@@ -717,7 +756,6 @@ impl Run<'_> {
                 }
                 Destination::Cluster(cluster) => self.apply(cluster, change).await?,
             }
-            self.record_rollout(change).await?;
             result.applied = true;
         }
         if let Destination::Cluster(cluster) = self.scope.destination {

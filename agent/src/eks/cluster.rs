@@ -185,16 +185,16 @@ impl Cluster {
         self.call(what, self.deployments().get_opt(name)).await
     }
 
-    /// Whether applying `object` would change anything: a server-side dry run (`dryRun=All`, nothing is stored)
-    /// compared with the live object. Any difference in the fields Ferry renders counts, a change by hand included.
+    /// Whether applying `object` would change anything: a server-side dry run (`dryRun=All`: validated and
+    /// admitted as a real apply, nothing stored), its answer compared with the live object but for what the server
+    /// keeps for itself (resourceVersion, generation, managedFields, status). A dry run answers with the live
+    /// resourceVersion whether or not something would change, so the objects themselves are compared. Any field
+    /// Ferry renders that differs counts, a change by hand included; an absent object is validated the same way.
     pub async fn differs(&self, object: &Object) -> Result<bool, ClusterError> {
         let api = self.dynamic(object);
-        let Some(live) = self
+        let live = self
             .call(self.describe("get", object), api.get_opt(&object.name))
-            .await?
-        else {
-            return Ok(true);
-        };
+            .await?;
         let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
         let dry = self
             .call(
@@ -202,7 +202,10 @@ impl Cluster {
                 api.patch(&object.name, &params, &Patch::Apply(&object.body)),
             )
             .await?;
-        Ok(dry.metadata.resource_version != live.metadata.resource_version)
+        Ok(match live {
+            None => true,
+            Some(live) => comparable(&live) != comparable(&dry),
+        })
     }
 
     /// Whether an object of a kind Ferry renders exists.
@@ -274,10 +277,29 @@ impl Cluster {
         progress: impl Fn(&str),
     ) -> Result<(), ClusterError> {
         let mut last = String::new();
-        let mut last_change = tokio::time::Instant::now();
+        let started = tokio::time::Instant::now();
+        let mut last_change = started;
         let mut pause = Duration::from_millis(500);
+        // Progress that never ends (pods flapping between ready and not) must not hold the lock for ever either.
+        let cap = idle * 4;
         let reason = 'watch: loop {
-            let Some(current) = self.deployment(name).await? else {
+            if started.elapsed() > cap {
+                break format!(
+                    "not done after {} s, though it kept changing ({last})",
+                    cap.as_secs()
+                );
+            }
+            // A failed call within the idle window is tried again (after the same pause as a watch that ended).
+            let current = match self.deployment(name).await {
+                Ok(current) => current,
+                Err(e) if last_change.elapsed() + pause < idle => {
+                    tracing::warn!("{e}; looking again in {} ms", pause.as_millis());
+                    back_off(&mut pause).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let Some(current) = current else {
                 break format!("deployment {}/{name} is gone", self.namespace);
             };
             let version = current
@@ -290,10 +312,18 @@ impl Cluster {
                 .fields(&format!("metadata.name={name}"))
                 .timeout(290);
             let what = format!("watch deployment {}/{name}", self.namespace);
-            let mut events = self
+            let mut events = match self
                 .call(what, self.deployments().watch(&params, &version))
-                .await?
-                .boxed();
+                .await
+            {
+                Ok(events) => events.boxed(),
+                Err(e) if last_change.elapsed() + pause < idle => {
+                    tracing::warn!("{e}; watching again in {} ms", pause.as_millis());
+                    back_off(&mut pause).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let watched_at = tokio::time::Instant::now();
             loop {
                 if let Some(d) = seen.take() {
@@ -308,8 +338,13 @@ impl Cluster {
                         Rollout::Waiting(_) => {}
                     }
                 }
-                let left = idle.saturating_sub(last_change.elapsed());
+                let left = idle
+                    .saturating_sub(last_change.elapsed())
+                    .min(cap.saturating_sub(started.elapsed()));
                 match tokio::time::timeout(left, events.next()).await {
+                    Err(_) if started.elapsed() >= cap => {
+                        break 'watch format!("not done after {} s ({last})", cap.as_secs());
+                    }
                     Err(_) => {
                         break 'watch format!(
                             "no progress for {} s{}",
@@ -333,8 +368,7 @@ impl Cluster {
                     // again (a GET, then a watch from its resourceVersion), after a pause when the watch did not last.
                     Ok(Some(Ok(WatchEvent::Error(_)) | Err(_)) | None) => {
                         if watched_at.elapsed() < Duration::from_secs(5) {
-                            tokio::time::sleep(pause).await;
-                            pause = (pause * 2).min(Duration::from_secs(8));
+                            back_off(&mut pause).await;
                         } else {
                             pause = Duration::from_millis(500);
                         }
@@ -370,6 +404,26 @@ impl Cluster {
             Err(e) => format!("\n  (its pods could not be listed: {e})"),
         }
     }
+}
+
+/// Sleeps `pause`, and doubles it up to 8 s for the next time.
+async fn back_off(pause: &mut Duration) {
+    tokio::time::sleep(*pause).await;
+    *pause = (*pause * 2).min(Duration::from_secs(8));
+}
+
+/// An object as far as its owner decides it: without what the server sets and keeps for itself.
+fn comparable(object: &DynamicObject) -> serde_json::Value {
+    let mut value = serde_json::to_value(object).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        map.remove("status");
+    }
+    if let Some(meta) = value.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+        for key in ["resourceVersion", "generation", "managedFields"] {
+            meta.remove(key);
+        }
+    }
+    value
 }
 
 /// The reasons one pod gives for not being ready: unschedulable, containers waiting or terminated.

@@ -79,9 +79,11 @@ pub fn next_served_set(
         .collect();
     let live = live.as_slice();
     let recorded = &recorded.served;
+    // A version being retired needs no account: retire is how one that never finished its rollout, and lost its
+    // approval since, leaves.
     let unaccounted: Vec<String> = live
         .iter()
-        .filter(|v| !recorded.contains_key(*v) && !is_approved(v))
+        .filter(|v| !recorded.contains_key(*v) && !is_approved(v) && Some(v.as_str()) != retiring)
         .cloned()
         .collect();
     if !unaccounted.is_empty() {
@@ -269,6 +271,18 @@ mod tests {
         let mut rec = recorded(&[("2", "ana")]);
         rec.retired.insert("1".into());
         let set = next_served_set(&strings(&["1", "2"]), &rec, &[], Some("1")).unwrap();
+        assert_eq!(versions(&set), ["2"]);
+    }
+
+    #[test]
+    fn a_version_whose_rollout_failed_and_whose_approval_was_withdrawn_can_be_retired() {
+        let rec = recorded(&[("2", "ana")]);
+        let live = strings(&["2", "3"]);
+        assert_eq!(
+            next_served_set(&live, &rec, &[], None),
+            Err(ServedSetError::Unaccounted(strings(&["3"])))
+        );
+        let set = next_served_set(&live, &rec, &[], Some("3")).unwrap();
         assert_eq!(versions(&set), ["2"]);
     }
 

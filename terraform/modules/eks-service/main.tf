@@ -255,8 +255,9 @@ resource "kubernetes_network_policy_v1" "inference" {
 
 # ---- the deployer: `ferry deploy --target eks` and `ferry retire --target eks` --------------------------------------
 # Exactly what the agent calls in the namespace (agent/src/eks/cluster.rs): server-side apply (patch, also as a dry
-# run) and get of what it renders, a watch of its Deployments, delete of an autoscaler or budget no longer rendered,
-# and the list of pods when a rollout fails. No create (apply creates through patch), no secrets, nothing cluster-wide.
+# run; an apply that creates is authorized as create too) and get of what it renders, a watch of its Deployments,
+# delete of an autoscaler or budget no longer rendered, and the list of pods when a rollout fails. No secrets, no
+# other kinds, nothing cluster-wide.
 resource "kubernetes_role_v1" "deployer" {
   count = local.count
 
