@@ -67,6 +67,24 @@ pub struct VersionEvidence {
     pub verifications: Vec<VerificationEvidence>,
 }
 
+impl VersionEvidence {
+    /// A version with nothing recorded of it yet.
+    fn new(model: &str, version: &str, alias: &str) -> VersionEvidence {
+        VersionEvidence {
+            model: model.to_string(),
+            version: version.to_string(),
+            alias: alias.to_string(),
+            approval: None,
+            deploys: Vec::new(),
+            stage_periods: Vec::new(),
+            retirements: Vec::new(),
+            endpoints: Vec::new(),
+            deletions: Vec::new(),
+            verifications: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeployEvidence {
     pub time: Value,
@@ -178,18 +196,7 @@ pub fn build(
         let r = record(e);
         let v = versions
             .entry((model.clone(), n.parse().unwrap_or(u64::MAX)))
-            .or_insert_with(|| VersionEvidence {
-                model: model.clone(),
-                version: n.to_string(),
-                alias: alias.clone(),
-                approval: None,
-                deploys: Vec::new(),
-                stage_periods: Vec::new(),
-                retirements: Vec::new(),
-                endpoints: Vec::new(),
-                deletions: Vec::new(),
-                verifications: Vec::new(),
-            });
+            .or_insert_with(|| VersionEvidence::new(model, n, alias));
         v.approval = Some(r["approval"].clone()).filter(|a| !a.is_null());
         v.deploys.push(DeployEvidence {
             time: r["time"].clone(),
@@ -203,6 +210,23 @@ pub fn build(
             configuration: r["configuration"].clone(),
             runtime_management: r["runtime_management"].clone(),
         });
+    }
+    // A version served on the EKS service only has no deploy record: its serve records bring it in, with the
+    // approval it was served under.
+    for e in sorted.iter().filter(|e| e.kind == EventKind::EksServe) {
+        let (Some(model), Some(alias)) = (&e.model, &e.alias) else {
+            continue;
+        };
+        let Some(n) = is_version_alias(alias) else {
+            continue;
+        };
+        let r = record(e);
+        let v = versions
+            .entry((model.clone(), n.parse().unwrap_or(u64::MAX)))
+            .or_insert_with(|| VersionEvidence::new(model, n, alias));
+        if v.approval.is_none() {
+            v.approval = Some(r["approval"].clone()).filter(|a| !a.is_null());
+        }
     }
     let version_of = |model: &str, alias: &str| -> Option<(String, u64)> {
         let n = is_version_alias(alias)?;
@@ -219,6 +243,9 @@ pub fn build(
     // When each version was last deployed and last retired, to leave out versions not live in the window.
     let mut deployed_at: BTreeMap<(String, u64), &str> = BTreeMap::new();
     let mut retired_at: BTreeMap<(String, u64), &str> = BTreeMap::new();
+    // The same for the EKS service: a version may be retired in one place and still served in the other.
+    let mut eks_served_at: BTreeMap<(String, u64), &str> = BTreeMap::new();
+    let mut eks_retired_at: BTreeMap<(String, u64), &str> = BTreeMap::new();
     for ((model, stage), list) in &moves {
         for (i, e) in list.iter().enumerate() {
             let r = record(e);
@@ -299,6 +326,13 @@ pub fn build(
             }
             // The EKS service is one more place the version is served from.
             EventKind::EksServe | EventKind::EksRetire => {
+                if let Some(k) = by_alias.clone() {
+                    let at = match e.kind {
+                        EventKind::EksServe => &mut eks_served_at,
+                        _ => &mut eks_retired_at,
+                    };
+                    at.insert(k, &e.key_time);
+                }
                 if let Some(v) = by_alias.as_ref().and_then(|k| versions.get_mut(k)) {
                     v.endpoints
                         .push(recorded(crate::history::eks_summary(&e.kind, &r)));
@@ -351,12 +385,20 @@ pub fn build(
             _ => {}
         }
     }
-    // Retired before the window and not deployed again: not live in it.
-    let live_in_window = |k: &(String, u64)| match (&window.since, retired_at.get(k)) {
-        (Some(since), Some(retired)) => {
-            *retired >= since.as_str() || deployed_at.get(k).is_some_and(|d| d > retired)
+    // Retired before the window and not deployed again: not live in it. Live in either place counts.
+    let live_in = |k: &(String, u64),
+                   started: &BTreeMap<(String, u64), &str>,
+                   ended: &BTreeMap<(String, u64), &str>| {
+        let Some(first) = started.get(k) else {
+            return false;
+        };
+        match (&window.since, ended.get(k)) {
+            (Some(since), Some(end)) => *end >= since.as_str() || first > end,
+            _ => !first.is_empty(),
         }
-        _ => true,
+    };
+    let live_in_window = |k: &(String, u64)| {
+        live_in(k, &deployed_at, &retired_at) || live_in(k, &eks_served_at, &eks_retired_at)
     };
     Bundle {
         format: FORMAT,
@@ -576,6 +618,66 @@ pub(crate) mod tests {
             vec![("2026-11-02T11:00:00Z".into(), None, 0.1)]
         );
         assert!(early.versions[0].retirements.is_empty());
+    }
+
+    fn eks(event: &str, version: &str, time: &str) -> Value {
+        serde_json::json!({"event": event, "version": version, "time": time,
+            "approval": {"approved_by": "ana@example.org", "approved_at": "2026-10-30T09:00:00Z", "ticket": "CHG-9"},
+            "reason": "superseded", "ticket": "CHG-10",
+            "eks": {"namespace": "ferry", "deployment": "ferry-risk", "served_versions": [version]},
+            "deployer": {"aws_identity": "arn:aws:sts::1:assumed-role/r/ci"}})
+    }
+
+    #[test]
+    fn a_version_served_only_on_eks_is_in_the_bundle_while_it_was_served() {
+        let mut log = story();
+        log.add(
+            "risk/eks/v7/20261101T120000.000Z-serve.json",
+            eks("eks-serve", "7", "2026-11-01T12:00:00Z"),
+        )
+        .add(
+            "risk/eks/v7/20261106T120000.000Z-retire.json",
+            eks("eks-retire", "7", "2026-11-06T12:00:00Z"),
+        )
+        // v1: retired as a Lambda alias on the 4th, still served on EKS after it.
+        .add(
+            "risk/eks/v1/20261101T130000.000Z-serve.json",
+            eks("eks-serve", "1", "2026-11-01T13:00:00Z"),
+        );
+        let all = log.bundle(Window::default());
+        let v7 = all
+            .versions
+            .iter()
+            .find(|v| v.alias == "v7")
+            .expect("an EKS-only version");
+        assert_eq!(v7.approval.as_ref().unwrap()["ticket"], "CHG-9");
+        assert!(v7.deploys.is_empty());
+        let summaries: Vec<&str> = v7.endpoints.iter().map(|e| e.summary.as_str()).collect();
+        assert_eq!(summaries.len(), 2, "{summaries:?}");
+        assert!(
+            summaries[0].starts_with("served on EKS by ferry/ferry-risk"),
+            "{summaries:?}"
+        );
+        assert!(
+            summaries[1].starts_with("left the EKS served set of ferry/ferry-risk: superseded"),
+            "{summaries:?}"
+        );
+        let after = log.bundle(Window {
+            since: Some("20261105T000000.000Z".into()),
+            until: None,
+        });
+        let aliases: Vec<&str> = after.versions.iter().map(|v| v.alias.as_str()).collect();
+        assert_eq!(
+            aliases,
+            ["v1", "v2", "v7"],
+            "v1 still on EKS; v7 until the 6th"
+        );
+        let later = log.bundle(Window {
+            since: Some("20261107T000000.000Z".into()),
+            until: None,
+        });
+        let aliases: Vec<&str> = later.versions.iter().map(|v| v.alias.as_str()).collect();
+        assert_eq!(aliases, ["v1", "v2"]);
     }
 
     #[test]

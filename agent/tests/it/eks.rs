@@ -581,6 +581,30 @@ async fn eks_deploy_serves_every_version_served_before_and_only_retire_takes_one
     );
     assert!(!text.contains("v1           served on EKS"), "{text}");
 
+    // The evidence bundle has the versions served on EKS only, with their approvals and EKS events.
+    let bundle = ferry(&env, &kube, &s, &["audit", "export", "--format", "json"]).success();
+    let doc: serde_json::Value = serde_json::from_slice(&bundle.get_output().stdout).unwrap();
+    let versions = doc["bundle"]["versions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{doc}"));
+    let v1 = versions
+        .iter()
+        .find(|v| v["alias"] == "v1")
+        .unwrap_or_else(|| panic!("{doc}"));
+    assert_eq!(v1["approval"]["ticket"], "QA-100");
+    let events: Vec<&str> = v1["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["summary"].as_str().unwrap())
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.starts_with("left the EKS served set")),
+        "{events:?}"
+    );
+
     // History tells it from the records alone.
     let history = ferry(&env, &kube, &s, &["history"]).success();
     let text = stdout(&history);
