@@ -342,13 +342,9 @@ pub async fn verify(g: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
         let Some(root) = &efs_root else { continue };
         for (version, approved) in &recorded.served {
             let folder = root.join(&o.model).join(version);
+            let approved_digest = approved.approval.artifact_sha256.as_ref();
             let checked = super::verify::check_folder(&folder).and_then(|digest| {
-                match &approved.approval.artifact_sha256 {
-                    Some(a) if *a != digest => Err(format!(
-                        "the EFS folder's manifest digest is {digest}, the approved one is {a}"
-                    )),
-                    _ => Ok(digest),
-                }
+                super::verify::check_digest_approved(digest, approved_digest, None)
             });
             findings.push(Finding {
                 model: o.model.clone(),
@@ -369,11 +365,8 @@ pub async fn verify(g: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
         OutputFormat::Text => {
             for f in &findings {
                 println!(
-                    "{} {:<14} {:<6} {}",
-                    if f.ok { "ok  " } else { "FAIL" },
-                    f.model,
-                    f.alias,
-                    f.detail
+                    "{}",
+                    super::verify::finding_line(f.ok, &f.model, &f.alias, &f.detail)
                 );
             }
             println!(

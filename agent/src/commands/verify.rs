@@ -142,13 +142,7 @@ pub async fn run(g: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
                 );
             }
             for f in &findings {
-                println!(
-                    "{} {:<14} {:<6} {}",
-                    if f.ok { "ok  " } else { "FAIL" },
-                    f.model,
-                    f.alias,
-                    f.detail
-                );
+                println!("{}", finding_line(f.ok, &f.model, &f.alias, &f.detail));
             }
             println!(
                 "{} alias(es) checked, {} problem(s).",
@@ -320,9 +314,13 @@ fn check_model(model: &str, o: &ObservedFunction, evidence: &Evidence) -> Vec<Fi
             None => ", approval not checked (--no-registry)",
         };
         let efs = match evidence.efs_root {
-            Some(root) => match check_folder(&root.join(model).join(version))
-                .and_then(|digest| check_digest_approved(digest, record))
-            {
+            Some(root) => match check_folder(&root.join(model).join(version)).and_then(|digest| {
+                let approved = record
+                    .approval
+                    .as_ref()
+                    .and_then(|a| a.artifact_sha256.as_ref());
+                check_digest_approved(digest, approved, record.artifact_digest.as_ref())
+            }) {
                 Ok(digest) => format!(", EFS folder verified (digest {}…)", &digest[..12]),
                 Err(e) => {
                     out.push(finding(false, e));
@@ -671,13 +669,21 @@ fn check_approval_still_given(
     })
 }
 
+/// One finding as `verify` prints it, for Lambda and EKS alike.
+pub(super) fn finding_line(ok: bool, model: &str, alias: &str, detail: &str) -> String {
+    format!(
+        "{} {model:<14} {alias:<6} {detail}",
+        if ok { "ok  " } else { "FAIL" }
+    )
+}
+
 /// The folder's manifest digest is the one its approval names, or else the one its deploy verified and recorded.
-fn check_digest_approved(digest: String, record: &RecordedDeployBody) -> Result<String, String> {
-    let approved = record
-        .approval
-        .as_ref()
-        .and_then(|a| a.artifact_sha256.as_ref());
-    match (approved, record.artifact_digest.as_ref()) {
+pub(super) fn check_digest_approved(
+    digest: String,
+    approved: Option<&String>,
+    recorded: Option<&String>,
+) -> Result<String, String> {
+    match (approved, recorded) {
         (Some(a), _) if *a != digest => Err(format!(
             "the EFS folder's manifest digest is {digest}, the approved one (ferry.artifact_sha256) is {a}"
         )),
