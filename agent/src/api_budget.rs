@@ -7,7 +7,12 @@
 //! `--api-rate` requests per second (default [`DEFAULT_API_RATE`]), is its share of the shared 15; `GetFunction`
 //! and `GetPolicy` get the same share of their own quotas. Every attempt of every concurrent call of the process
 //! goes through one [`ApiBudget`], retries included: AWS counts each one. What slips through (other traffic
-//! filling the account's quota) is answered 429 and retried by the SDK's adaptive retry policy (`aws::retry_config`).
+//! filling the account's quota) is answered 429: the request is sent again here, after a pause that holds back every
+//! request of that quota (the account is full for all of Ferry's work, not for one call), doubling up to
+//! [`MAX_PAUSE`], for up to [`THROTTLED_PATIENCE`]; only then does the SDK's adaptive retry policy
+//! (`aws::retry_config`) see it. Six SDK attempts of a second or so are too few when another client spends the
+//! account's whole quota. Lambda's `Retry-After` (whole seconds) is not read: the SDK reads only
+//! `x-amz-retry-after`, and a second is coarser than a per-second quota needs.
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +36,13 @@ pub const GET_FUNCTION_QUOTA: f64 = 100.0;
 pub const GET_POLICY_QUOTA: f64 = 15.0;
 /// Two thirds of the shared quota: a third is left for everyone else in the account.
 pub const DEFAULT_API_RATE: f64 = 10.0;
+
+/// The first pause after a throttled answer; it doubles on each one after it, up to [`MAX_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(100);
+const MAX_PAUSE: Duration = Duration::from_secs(2);
+/// How long one SDK attempt of a control-plane request is sent again while throttled. Well inside SigV4's validity
+/// of the signed request that is sent again (5 minutes).
+const THROTTLED_PATIENCE: Duration = Duration::from_secs(60);
 
 /// Which of Lambda's quotas a request counts against; `None` is the data plane (invocations), not limited here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +101,21 @@ impl Pacer {
         *next_free = Some(at + self.interval);
         at
     }
+
+    /// No request leaves before `until`.
+    fn hold(&self, until: Instant) {
+        let mut next_free = self.next_free.lock().unwrap_or_else(|p| p.into_inner());
+        *next_free = Some(next_free.map_or(until, |n| n.max(until)));
+    }
+
+    async fn wait_turn(&self) {
+        tokio::time::sleep_until(self.reserve(Instant::now())).await;
+    }
+}
+
+/// A pause between half of `pause` and all of it, so that concurrent callers do not come back at once.
+fn jittered(pause: Duration) -> Duration {
+    pause.mul_f64(0.5 + fastrand::f64() / 2.0)
 }
 
 /// The process's budget of Lambda control-plane requests; cloned handles share it.
@@ -120,11 +147,9 @@ impl ApiBudget {
 
     /// Waits for this request's turn (at once for the data plane).
     pub async fn wait_turn(&self, method: &str, path: &str) {
-        let Some(quota) = quota_of(method, path) else {
-            return;
-        };
-        let at = self.pacer(quota).reserve(Instant::now());
-        tokio::time::sleep_until(at).await;
+        if let Some(quota) = quota_of(method, path) {
+            self.pacer(quota).wait_turn().await;
+        }
     }
 
     /// An HTTP client for the Lambda client: `inner`'s connections, each request after its turn.
@@ -189,8 +214,31 @@ impl HttpConnector for BudgetedConnector {
                     rest.find('/').map_or("/", |i| &rest[i..])
                 })
                 .to_string();
-            budget.wait_turn(request.method(), &path).await;
-            inner.call(request).await
+            let Some(quota) = quota_of(request.method(), &path) else {
+                return inner.call(request).await;
+            };
+            let pacer = budget.pacer(quota);
+            let started = Instant::now();
+            let mut request = request;
+            let mut pause = FIRST_PAUSE;
+            loop {
+                pacer.wait_turn().await;
+                let again = request.try_clone();
+                let answer = inner.call(request).await?;
+                let wait = jittered(pause);
+                match again {
+                    Some(again)
+                        if answer.status().as_u16() == 429
+                            && started.elapsed() + wait <= THROTTLED_PATIENCE =>
+                    {
+                        tracing::debug!(%path, ?wait, "throttled; sent again after a pause");
+                        pacer.hold(Instant::now() + wait);
+                        pause = (pause * 2).min(MAX_PAUSE);
+                        request = again;
+                    }
+                    _ => return Ok(answer),
+                }
+            }
         })
     }
 }
@@ -293,5 +341,113 @@ mod tests {
             .wait_turn("POST", "/2015-03-31/functions/f/invocations")
             .await;
         assert_eq!(Instant::now(), before);
+    }
+
+    /// Answers each request with the next status of its script (the last one once the script is spent), counting
+    /// the requests it saw.
+    #[derive(Debug, Clone)]
+    struct Scripted {
+        statuses: Arc<Vec<u16>>,
+        seen: Arc<Mutex<Vec<Instant>>>,
+    }
+
+    impl Scripted {
+        fn new(statuses: &[u16]) -> Scripted {
+            Scripted {
+                statuses: Arc::new(statuses.to_vec()),
+                seen: Arc::default(),
+            }
+        }
+        fn seen(&self) -> Vec<Instant> {
+            self.seen.lock().unwrap().clone()
+        }
+    }
+
+    impl HttpConnector for Scripted {
+        fn call(&self, _request: HttpRequest) -> HttpConnectorFuture {
+            let mut seen = self.seen.lock().unwrap();
+            let status = self.statuses[seen.len().min(self.statuses.len() - 1)];
+            seen.push(Instant::now());
+            let answer = aws_smithy_runtime_api::http::Response::new(
+                status.try_into().unwrap(),
+                aws_smithy_types::body::SdkBody::from("{}"),
+            );
+            HttpConnectorFuture::ready(Ok(answer))
+        }
+    }
+
+    fn connector(budget: &ApiBudget, inner: &Scripted) -> BudgetedConnector {
+        BudgetedConnector {
+            inner: SharedHttpConnector::new(inner.clone()),
+            budget: budget.clone(),
+        }
+    }
+
+    fn publish() -> HttpRequest {
+        let mut request = HttpRequest::new(aws_smithy_types::body::SdkBody::from("{}"));
+        request.set_method("POST").unwrap();
+        request
+            .set_uri("https://lambda.eu-west-1.amazonaws.com/2015-03-31/functions/f/versions")
+            .unwrap();
+        request
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttled_request_is_sent_again_after_a_doubling_pause() {
+        // Given an account whose quota other clients have spent: Lambda refuses two attempts, then admits the third,
+        let budget = ApiBudget::new(10.0);
+        let lambda = Scripted::new(&[429, 429, 200]);
+        // when a publish is sent,
+        let answer = connector(&budget, &lambda).call(publish()).await.unwrap();
+        // then its caller sees the admitted answer, not the throttling,
+        assert_eq!(answer.status().as_u16(), 200);
+        let seen = lambda.seen();
+        assert_eq!(seen.len(), 3, "sent once and again twice");
+        // the second pause longer than the first.
+        let pauses = [seen[1] - seen[0], seen[2] - seen[1]];
+        assert!(pauses[0] >= FIRST_PAUSE / 2, "{pauses:?}");
+        assert!(pauses[1] >= FIRST_PAUSE, "{pauses:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttled_answer_holds_back_every_request_of_its_quota() {
+        // Given a budget that would let a request leave every millisecond, and a publish throttled once,
+        let budget = ApiBudget::new(1000.0);
+        let lambda = Scripted::new(&[429, 200, 200]);
+        let t0 = Instant::now();
+        let first = tokio::spawn({
+            let c = connector(&budget, &lambda);
+            async move { c.call(publish()).await.unwrap().status().as_u16() }
+        });
+        // when another request of the same quota is asked 10 ms later,
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let second = connector(&budget, &lambda).call(publish()).await.unwrap();
+        // then it left only after the pause the throttled answer set: the account is full for all of Ferry's work.
+        assert_eq!((second.status().as_u16(), first.await.unwrap()), (200, 200));
+        let seen = lambda.seen();
+        assert_eq!(seen.len(), 3);
+        assert!(seen[1] - t0 >= FIRST_PAUSE / 2, "{:?}", seen[1] - t0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttling_that_outlasts_the_patience_reaches_the_sdks_retry() {
+        let budget = ApiBudget::new(10.0);
+        let lambda = Scripted::new(&[429]);
+        let t0 = Instant::now();
+        let answer = connector(&budget, &lambda).call(publish()).await.unwrap();
+        assert_eq!(answer.status().as_u16(), 429);
+        let waited = Instant::now() - t0;
+        assert!(
+            waited <= THROTTLED_PATIENCE && waited >= THROTTLED_PATIENCE / 2,
+            "{waited:?}"
+        );
+        // Invocations are another quota (the function's concurrency): a 429 there is the caller's to judge.
+        let invoke = Scripted::new(&[429, 200]);
+        let mut request = publish();
+        request
+            .set_uri("https://lambda.eu-west-1.amazonaws.com/2015-03-31/functions/f/invocations")
+            .unwrap();
+        let answer = connector(&budget, &invoke).call(request).await.unwrap();
+        assert_eq!((answer.status().as_u16(), invoke.seen().len()), (429, 1));
     }
 }

@@ -113,14 +113,16 @@ async fn two_new_versions_of_one_function_meet_no_stale_revision() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deploy_shares_the_account_budget_with_other_traffic_and_reports_no_throttling() {
     let fx = Fixture::new("cp-shared", "");
-    // Given another client of the account spending all of its 15 control-plane requests a second,
-    let neighbour = Neighbour::start(&fx, 15.0);
+    // Given another client of the account sending 20 control-plane requests a second, more than the account's 15:
+    // the account is over its quota for as long as the deploy runs (a neighbour at exactly 15 a second leaves nothing
+    // for anyone, on AWS too),
+    let neighbour = Neighbour::start(&fx, 20.0);
 
     // when Ferry deploys three new versions meanwhile,
     let out = fx.ferry(&["deploy"]).assert().success();
     let refused = neighbour.stop();
 
-    // then the deploy completed, and no throttling reached its user;
+    // then the deploy completed, and no throttling reached its user
     out.stdout(predicate::str::contains("TooManyRequests").not())
         .stderr(predicate::str::contains("TooManyRequests").not());
     assert_eq!(
@@ -128,17 +130,15 @@ async fn a_deploy_shares_the_account_budget_with_other_traffic_and_reports_no_th
         ["production", "v1", "v2"]
     );
     assert_eq!(aliases(READM_FN).await.keys().collect::<Vec<_>>(), ["v1"]);
-    // and the account was at its limit: the stand-in refused requests of Ferry's or of the other client's.
-    let seen = answers(&fx);
-    let throttled: u64 = seen
-        .as_object()
-        .map(|ops| ops.values().map(|s| s["429"].as_u64().unwrap_or(0)).sum())
-        .unwrap_or(0);
+    // although the stand-in refused requests of Ferry's: it met the limit and came through it.
+    let callers = control_plane(&fx)["callers"].clone();
+    let ferry = &callers["ferry-local"]["quotas"]["control plane"];
     assert!(
-        throttled > 0,
-        "nothing was throttled, so the test did not meet the limit: {seen}"
+        ferry["throttled"].as_u64().unwrap_or(0) > 0,
+        "Ferry was never refused, so the test did not meet the limit: {callers}"
     );
-    eprintln!("control plane answers: {seen}; the other client was refused {refused} times");
+    assert!(refused > 0, "the other client was never refused: {callers}");
+    eprintln!("control plane callers: {callers}; the other client was refused {refused} times");
 }
 
 #[tokio::test(flavor = "multi_thread")]
