@@ -5,7 +5,8 @@
 //! guide, "Lambda quotas", API requests): `GetFunction` 100 per second, `GetPolicy` 15 per second, every other
 //! control-plane request together 15 per second. Invocations are the data plane and not counted. Ferry's budget,
 //! `--api-rate` requests per second (default [`DEFAULT_API_RATE`]), is its share of the shared 15; `GetFunction`
-//! and `GetPolicy` get the same share of their own quotas. Every attempt of every concurrent call of the process
+//! and `GetPolicy` get the same share of their own quotas, and so do API Gateway's management requests (the HTTP
+//! API's routes) of theirs ([`API_GATEWAY_QUOTA`]). Every attempt of every concurrent call of the process
 //! goes through one [`ApiBudget`], retries included: AWS counts each one. What slips through (other traffic
 //! filling the account's quota) is answered 429: the request is sent again here, after a pause that holds back every
 //! request of that quota (the account is full for all of Ferry's work, not for one call), doubling up to
@@ -34,6 +35,10 @@ pub const SHARED_QUOTA: f64 = 15.0;
 pub const GET_FUNCTION_QUOTA: f64 = 100.0;
 /// `GetPolicy`'s own quota, per second.
 pub const GET_POLICY_QUOTA: f64 = 15.0;
+/// API Gateway's quota of management requests ("Total operations"), per account and Region: 10 per second, burst 40,
+/// not raisable (API Gateway developer guide, "Amazon API Gateway quotas", quotas for creating, deploying and
+/// managing an API). Ferry's routes (GetApi, GetRoutes, GetIntegrations, CreateRoute, ...) all count against it.
+pub const API_GATEWAY_QUOTA: f64 = 10.0;
 /// Two thirds of the shared quota: a third is left for everyone else in the account.
 pub const DEFAULT_API_RATE: f64 = 10.0;
 
@@ -50,6 +55,8 @@ pub enum Quota {
     GetFunction,
     GetPolicy,
     Shared,
+    /// API Gateway's management requests, every one of them.
+    ApiGateway,
 }
 
 /// The quota of a Lambda request, from its method and path (the REST shapes of Lambda's API reference).
@@ -124,16 +131,18 @@ pub struct ApiBudget {
     shared: Arc<Pacer>,
     get_function: Arc<Pacer>,
     get_policy: Arc<Pacer>,
+    api_gateway: Arc<Pacer>,
 }
 
 impl ApiBudget {
-    /// `rate` requests per second of the shared quota, and the same share of the two others.
+    /// `rate` requests per second of Lambda's shared quota, and the same share of the others.
     pub fn new(rate: f64) -> ApiBudget {
         let share = rate / SHARED_QUOTA;
         ApiBudget {
             shared: Arc::new(Pacer::new(rate)),
             get_function: Arc::new(Pacer::new(GET_FUNCTION_QUOTA * share)),
             get_policy: Arc::new(Pacer::new(GET_POLICY_QUOTA * share)),
+            api_gateway: Arc::new(Pacer::new(API_GATEWAY_QUOTA * share)),
         }
     }
 
@@ -142,6 +151,7 @@ impl ApiBudget {
             Quota::GetFunction => &self.get_function,
             Quota::GetPolicy => &self.get_policy,
             Quota::Shared => &self.shared,
+            Quota::ApiGateway => &self.api_gateway,
         }
     }
 
@@ -154,17 +164,31 @@ impl ApiBudget {
 
     /// An HTTP client for the Lambda client: `inner`'s connections, each request after its turn.
     pub fn http_client(&self, inner: SharedHttpClient) -> SharedHttpClient {
+        self.client_with(inner, quota_of)
+    }
+
+    /// An HTTP client for the API Gateway v2 client: every request is a management request.
+    pub fn api_gateway_http_client(&self, inner: SharedHttpClient) -> SharedHttpClient {
+        self.client_with(inner, |_, _| Some(Quota::ApiGateway))
+    }
+
+    fn client_with(&self, inner: SharedHttpClient, quota_of: QuotaOf) -> SharedHttpClient {
         SharedHttpClient::new(BudgetedClient {
             inner,
             budget: self.clone(),
+            quota_of,
         })
     }
 }
+
+/// Which quota a request (method, path) counts against.
+type QuotaOf = fn(&str, &str) -> Option<Quota>;
 
 #[derive(Debug)]
 struct BudgetedClient {
     inner: SharedHttpClient,
     budget: ApiBudget,
+    quota_of: QuotaOf,
 }
 
 impl HttpClient for BudgetedClient {
@@ -176,6 +200,7 @@ impl HttpClient for BudgetedClient {
         SharedHttpConnector::new(BudgetedConnector {
             inner: self.inner.http_connector(settings, components),
             budget: self.budget.clone(),
+            quota_of: self.quota_of,
         })
     }
 
@@ -200,12 +225,14 @@ impl HttpClient for BudgetedClient {
 struct BudgetedConnector {
     inner: SharedHttpConnector,
     budget: ApiBudget,
+    quota_of: QuotaOf,
 }
 
 impl HttpConnector for BudgetedConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         let inner = self.inner.clone();
         let budget = self.budget.clone();
+        let quota_of = self.quota_of;
         HttpConnectorFuture::new(async move {
             let path = request
                 .uri()
@@ -313,6 +340,40 @@ mod tests {
         let get_function = budget.get_function.interval.as_secs_f64();
         assert!((1.0 / get_function - 100.0 * 10.0 / 15.0).abs() < 1e-6);
         assert_eq!(budget.get_policy.interval, Duration::from_millis(100));
+        let api_gateway = budget.api_gateway.interval.as_secs_f64();
+        assert!((1.0 / api_gateway - 10.0 * 10.0 / 15.0).abs() < 1e-6);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn api_gateway_requests_keep_to_their_own_quotas_share() {
+        // Given the whole of Lambda's shared quota as the budget (so API Gateway's whole 10 a second),
+        let budget = ApiBudget::new(SHARED_QUOTA);
+        let api = Scripted::new(&[200]);
+        let connector = BudgetedConnector {
+            inner: SharedHttpConnector::new(api.clone()),
+            budget: budget.clone(),
+            quota_of: |_, _| Some(Quota::ApiGateway),
+        };
+        // when five route requests are sent at once,
+        let mut request = HttpRequest::new(aws_smithy_types::body::SdkBody::from(""));
+        request
+            .set_uri("https://apigateway.eu-west-1.amazonaws.com/v2/apis/a1/routes")
+            .unwrap();
+        let calls: Vec<_> = (0..5)
+            .map(|_| connector.call(request.try_clone().unwrap()))
+            .collect();
+        for call in calls {
+            call.await.unwrap();
+        }
+        // then they left 100 ms apart, and Lambda's budget was not spent by them.
+        let seen = api.seen();
+        let gaps: Vec<Duration> = seen.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(
+            gaps.iter().all(|g| *g == Duration::from_millis(100)),
+            "{gaps:?}"
+        );
+        let now = Instant::now();
+        assert_eq!(budget.shared.reserve(now), now);
     }
 
     #[tokio::test(start_paused = true)]
@@ -377,9 +438,11 @@ mod tests {
     }
 
     fn connector(budget: &ApiBudget, inner: &Scripted) -> BudgetedConnector {
+        let quota_of: QuotaOf = quota_of;
         BudgetedConnector {
             inner: SharedHttpConnector::new(inner.clone()),
             budget: budget.clone(),
+            quota_of,
         }
     }
 

@@ -67,6 +67,18 @@ pub fn lambda_client(config: &aws_config::SdkConfig, budget: &ApiBudget) -> aws_
     aws_sdk_lambda::Client::from_conf(lambda_config)
 }
 
+/// An API Gateway v2 client whose requests all go through `budget`'s share of API Gateway's management quota.
+pub fn api_gateway_client(
+    config: &aws_config::SdkConfig,
+    budget: &ApiBudget,
+) -> aws_sdk_apigatewayv2::Client {
+    let http = config.http_client().unwrap_or_else(https_client);
+    let api_config = aws_sdk_apigatewayv2::config::Builder::from(config)
+        .http_client(budget.api_gateway_http_client(http))
+        .build();
+    aws_sdk_apigatewayv2::Client::from_conf(api_config)
+}
+
 /// The SDK's own default HTTPS client (aws-smithy-runtime's `default_https_client`, which is not public): rustls with
 /// aws-lc, the connector settings and sleep of the client it serves, the proxy from the environment.
 fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
@@ -93,7 +105,7 @@ impl Clients {
             s3: s3_client(&config),
             sts: aws_sdk_sts::Client::new(&config),
             efs: aws_sdk_efs::Client::new(&config),
-            apigw: aws_sdk_apigatewayv2::Client::new(&config),
+            apigw: api_gateway_client(&config, budget),
         }
     }
 }

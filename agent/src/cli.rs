@@ -58,7 +58,8 @@ pub struct GlobalArgs {
     ///
     /// Lambda allows an account 15 per second in each Region, shared with every other user of it, and does not
     /// raise that; the default leaves a third for them. GetFunction and GetPolicy have quotas of their own (100 and
-    /// 15 per second): this run takes the same share of each. Invocations are not counted.
+    /// 15 per second), and so have API Gateway's route requests (10 per second): this run takes the same share of
+    /// each. Invocations are not counted.
     #[arg(long, global = true, env = "FERRY_API_RATE", value_name = "PER_SECOND",
         default_value_t = crate::api_budget::DEFAULT_API_RATE, value_parser = api_rate)]
     pub api_rate: f64,
