@@ -668,7 +668,7 @@ async fn publish(
     let lv = published.version().unwrap_or_default().to_string();
     // Lambda answers an unchanged $LATEST with the version published from it before: make sure it is this spec.
     match published.description().and_then(parse_version_description) {
-        Some((hash, _, _)) if hash == spec.spec_hash => Ok(Published {
+        Some(p) if p.spec_hash == spec.spec_hash => Ok(Published {
             lambda_version: lv,
             code_sha256: published.code_sha256().map(str::to_string),
             config: Some(crate::version_config!(&published)),
@@ -707,7 +707,7 @@ async fn version_of(
             let ours = v
                 .description()
                 .and_then(parse_version_description)
-                .is_some_and(|(h, _, _)| h == spec.spec_hash)
+                .is_some_and(|p| p.spec_hash == spec.spec_hash)
                 && configuration_differences(spec, &config).is_empty();
             let number = v.version().and_then(|n| n.parse::<u64>().ok());
             if let (true, Some(n)) = (ours, number)

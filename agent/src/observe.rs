@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::audit::{AuditEvent, AuditLog, RecordedStage};
 use crate::aws::describe_sdk_error;
-use crate::spec::{VersionConfig, parse_version_description};
+use crate::spec::{PublishedAs, VersionConfig, parse_version_description};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ObservedVersion {
@@ -17,8 +17,8 @@ pub struct ObservedVersion {
     pub description: String,
     pub code_sha256: String,
     pub role: Option<String>,
-    /// (spec hash, model, registry version) when Ferry published it.
-    pub ferry: Option<(String, String, String)>,
+    /// What Ferry published it as, when Ferry published it.
+    pub ferry: Option<PublishedAs>,
     /// The configuration the version was published with.
     pub config: VersionConfig,
 }
@@ -235,13 +235,48 @@ impl ObservedFunction {
             .collect()
     }
 
+    /// What version alias `alias` of `model` v`version` points at, read the one way `plan` and `verify` both read it:
+    /// all of its traffic on one Lambda version, which exists and which Ferry published for this model and registry
+    /// version. That version and what Ferry published it as; else why not (drift).
+    pub fn version_alias_target(
+        &self,
+        alias: &ObservedAlias,
+        model: &str,
+        version: &str,
+    ) -> Result<(&ObservedVersion, &PublishedAs), String> {
+        let lv = &alias.function_version;
+        if !alias.additional.is_empty() {
+            return Err(format!(
+                "version alias carries a traffic split {:?}; a version alias sends all its traffic to its one version",
+                alias.additional
+            ));
+        }
+        let Some(published) = self.versions.get(lv) else {
+            return Err(format!(
+                "points at Lambda version {lv}, which does not exist"
+            ));
+        };
+        let Some(ferry) = &published.ferry else {
+            return Err(format!(
+                "points at Lambda version {lv}, which was not published by Ferry (no spec hash in its description)"
+            ));
+        };
+        if ferry.model != model || ferry.version != version {
+            return Err(format!(
+                "points at Lambda version {lv}, which was published for {} v{}",
+                ferry.model, ferry.version
+            ));
+        }
+        Ok((published, ferry))
+    }
+
     /// A published version of exactly this spec (its hash, and the configuration it sets), for reuse after an
     /// interrupted deploy.
     pub fn version_of(&self, spec: &crate::spec::FunctionSpec) -> Option<&ObservedVersion> {
         self.versions.values().find(|v| {
             v.ferry
                 .as_ref()
-                .is_some_and(|(h, _, _)| h == &spec.spec_hash)
+                .is_some_and(|p| p.spec_hash == spec.spec_hash)
                 && crate::spec::configuration_differences(spec, &v.config).is_empty()
         })
     }
@@ -318,8 +353,7 @@ pub async fn observe(
                 continue;
             };
             let description = v.description().unwrap_or_default().to_string();
-            let ferry = parse_version_description(&description)
-                .map(|(h, m, n)| (h.into(), m.into(), n.into()));
+            let ferry = parse_version_description(&description);
             versions.insert(
                 number.to_string(),
                 ObservedVersion {

@@ -16,7 +16,7 @@ use crate::rebuild::{FromRecord, RecordSource};
 use crate::routes::{
     FunctionArn, MAX_INTEGRATIONS, ObservedApi, RouteKey, RouteState, integration_limit_refusal,
 };
-use crate::spec::{FunctionSpec, configuration_differences};
+use crate::spec::{FunctionSpec, PublishedAs, configuration_differences};
 use crate::stage::StageDescription;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -513,8 +513,13 @@ pub fn plan_model(input: &PlanInput) -> (ModelPlan, Vec<Warning>) {
                 .versions
                 .get(&a.function_version)
                 .and_then(|v| v.ferry.as_ref())
-                .filter(|(_, m, v)| m == model && v == n);
-            if let (None, Some((hash, _, _))) = (observed.recorded_version(&a.name), ferrys)
+                .filter(|p| p.model == *model && p.version == n);
+            if let (
+                None,
+                Some(PublishedAs {
+                    spec_hash: hash, ..
+                }),
+            ) = (observed.recorded_version(&a.name), ferrys)
                 && a.additional.is_empty()
             {
                 actions.push(Action::RecordUnapproved {
@@ -733,27 +738,11 @@ fn plan_version(model: &str, spec: &FunctionSpec, observed: &ObservedFunction) -
         alias: alias.clone(),
         reason,
     };
-    if !live.additional.is_empty() {
-        return drift(format!(
-            "version alias carries a traffic split {:?}; version aliases never do",
-            live.additional
-        ));
-    }
-    let Some(published) = observed.versions.get(&lv) else {
-        return drift(format!(
-            "points at Lambda version {lv}, which does not exist"
-        ));
+    let (published, ferry) = match observed.version_alias_target(live, model, &spec.version) {
+        Ok(target) => target,
+        Err(why) => return drift(why),
     };
-    let Some((hash, m, v)) = &published.ferry else {
-        return drift(format!(
-            "points at Lambda version {lv}, which Ferry did not publish (no spec hash)"
-        ));
-    };
-    if m != model || v != &spec.version {
-        return drift(format!(
-            "points at Lambda version {lv}, which was published for {m} v{v}"
-        ));
-    }
+    let hash = &ferry.spec_hash;
     match observed.recorded_version(&alias) {
         Some(recorded) if recorded != lv => drift(format!(
             "points at Lambda version {lv}, the audit record says {recorded}; left alone"
@@ -933,7 +922,7 @@ fn registry_version_of(observed: &ObservedFunction, lv: &str) -> Option<String> 
         .versions
         .get(lv)
         .and_then(|v| v.ferry.as_ref())
-        .map(|(_, _, n)| n.clone())
+        .map(|p| p.version.clone())
 }
 
 /// In a rebuild from the record: each stage alias routed as its last recorded move left it (all of it on one

@@ -173,13 +173,25 @@ pub fn fit_description(text: &str) -> String {
     cut
 }
 
+/// What a published version's description says Ferry published it as.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PublishedAs {
+    pub spec_hash: String,
+    pub model: String,
+    /// The registry version.
+    pub version: String,
+}
+
 /// Parses `ferry:<hash> <model>/v<version>` back; `None` for a description Ferry did not write.
-pub fn parse_version_description(description: &str) -> Option<(&str, &str, &str)> {
+pub fn parse_version_description(description: &str) -> Option<PublishedAs> {
     let rest = description.strip_prefix(DESCRIPTION_TAG)?;
     let (hash, target) = rest.split_once(' ')?;
     let (model, version) = target.split_once("/v")?;
-    (hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then_some((hash, model, version))
+    (hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit())).then(|| PublishedAs {
+        spec_hash: hash.to_string(),
+        model: model.to_string(),
+        version: version.to_string(),
+    })
 }
 
 /// JSON with object keys sorted and no insignificant whitespace, whatever map type serde_json was built with.
@@ -500,7 +512,11 @@ mod tests {
         let d = spec.version_description();
         assert_eq!(
             parse_version_description(&d),
-            Some((spec.spec_hash.as_str(), "risk-score", "3"))
+            Some(PublishedAs {
+                spec_hash: spec.spec_hash.clone(),
+                model: "risk-score".into(),
+                version: "3".into()
+            })
         );
         assert_eq!(parse_version_description("hand-published"), None);
     }

@@ -817,7 +817,10 @@ async fn observing_follows_every_page_and_waits_out_throttling() {
         "$LATEST is not a published version"
     );
     assert_eq!(
-        observed.versions["7"].ferry.as_ref().map(|f| f.0.as_str()),
+        observed.versions["7"]
+            .ferry
+            .as_ref()
+            .map(|f| f.spec_hash.as_str()),
         Some(s.spec_hash.as_str())
     );
     assert_eq!(

@@ -77,14 +77,14 @@ pub async fn run(g: &GlobalArgs, args: &GcArgs) -> Result<u8> {
                             .versions
                             .get(lv)
                             .and_then(|v| v.ferry.as_ref())
-                            .map(|f| f.2.clone()),
+                            .map(|f| f.version.clone()),
                         lambda_version: lv.clone(),
                         code_sha256: o.versions.get(lv).map(|v| v.code_sha256.clone()),
                         spec_hash: o
                             .versions
                             .get(lv)
                             .and_then(|v| v.ferry.as_ref())
-                            .map(|f| f.0.clone()),
+                            .map(|f| f.spec_hash.clone()),
                         reason: Some("no alias references this version".into()),
                         deployer: deployer.clone(),
                         time: rfc3339(now),

@@ -74,8 +74,8 @@ fn model_status(
             AliasStatus {
                 alias: a.name.clone(),
                 lambda_version: a.function_version.clone(),
-                registry_version: ferry.as_ref().map(|f| f.2.clone()),
-                spec_hash: ferry.map(|f| f.0),
+                registry_version: ferry.as_ref().map(|f| f.version.clone()),
+                spec_hash: ferry.map(|f| f.spec_hash),
                 additional_weights: a.additional.clone(),
                 audited: o.recorded_version(&a.name) == Some(a.function_version.as_str()),
                 state: states.get(&a.function_version).cloned().flatten(),

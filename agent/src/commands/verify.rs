@@ -239,40 +239,14 @@ fn check_model(model: &str, o: &ObservedFunction, evidence: &Evidence) -> Vec<Fi
             detail,
         };
         let version = is_version_alias(&a.name).unwrap_or_default();
-        if !a.additional.is_empty() {
-            out.push(finding(
-                false,
-                format!(
-                    "version alias carries a traffic split {:?}; a version alias sends all its traffic to its one version",
-                    a.additional
-                ),
-            ));
-            continue;
-        }
-        let Some((hash, m, v)) = o
-            .versions
-            .get(&a.function_version)
-            .and_then(|x| x.ferry.clone())
-        else {
-            out.push(finding(
-                false,
-                format!(
-                    "Lambda version {} was not published by Ferry",
-                    a.function_version
-                ),
-            ));
-            continue;
+        // The drift rules plan applies to a version alias, the same function.
+        let (published, hash) = match o.version_alias_target(a, model, version) {
+            Ok((published, ferry)) => (published, ferry.spec_hash.clone()),
+            Err(why) => {
+                out.push(finding(false, why));
+                continue;
+            }
         };
-        if m != model || v != version {
-            out.push(finding(
-                false,
-                format!(
-                    "Lambda version {} was published for {m} v{v}",
-                    a.function_version
-                ),
-            ));
-            continue;
-        }
         if o.recorded_version(&a.name) != Some(a.function_version.as_str()) {
             out.push(finding(
                 false,
@@ -287,7 +261,6 @@ fn check_model(model: &str, o: &ObservedFunction, evidence: &Evidence) -> Vec<Fi
         let Some(record) = evidence.records.get(&a.name) else {
             continue;
         };
-        let published = &o.versions[&a.function_version];
         let recorded = match check_recorded(&hash, published, record) {
             Ok(detail) => detail,
             Err(e) => {

@@ -146,11 +146,11 @@ impl World {
                                     description: spec.version_description(),
                                     code_sha256: "c".into(),
                                     role: None,
-                                    ferry: Some((
-                                        spec.spec_hash.clone(),
-                                        spec.model.clone(),
-                                        spec.version.clone(),
-                                    )),
+                                    ferry: Some(PublishedAs {
+                                        spec_hash: spec.spec_hash.clone(),
+                                        model: spec.model.clone(),
+                                        version: spec.version.clone(),
+                                    }),
                                     config: spec.published_config(),
                                 },
                             );

@@ -73,7 +73,11 @@ fn publish(o: &mut ObservedFunction, lv: &str, s: Option<&FunctionSpec>) {
     let description = s
         .map(|s| s.version_description())
         .unwrap_or_else(|| "by hand".into());
-    let ferry = s.map(|s| (s.spec_hash.clone(), s.model.clone(), s.version.clone()));
+    let ferry = s.map(|s| crate::spec::PublishedAs {
+        spec_hash: s.spec_hash.clone(),
+        model: s.model.clone(),
+        version: s.version.clone(),
+    });
     o.versions.insert(
         lv.into(),
         ObservedVersion {
@@ -301,7 +305,60 @@ fn an_alias_on_a_hand_published_version_is_drift() {
     let Action::Drift { reason, .. } = &plan.actions[0] else {
         panic!("{:?}", plan.actions)
     };
-    assert!(reason.contains("which Ferry did not publish"), "{reason}");
+    assert!(
+        reason.contains("which was not published by Ferry"),
+        "{reason}"
+    );
+}
+
+/// `verify` reads a version alias with the same function (`version_alias_target`): what plan calls drift, verify
+/// fails, with the same words.
+#[test]
+fn every_way_a_version_alias_points_wrong_is_drift_with_the_reason_verify_gives() {
+    let (s1, s2) = (spec("1", 1024), spec("2", 1024));
+    type HandChange = Box<dyn Fn(&mut ObservedFunction)>;
+    let cases: Vec<(&str, HandChange)> = vec![
+        (
+            "a traffic split",
+            Box::new(|o| {
+                o.aliases
+                    .get_mut("v1")
+                    .unwrap()
+                    .additional
+                    .insert("2".into(), 0.1);
+            }),
+        ),
+        ("which does not exist", Box::new(|o| alias(o, "v1", "7"))),
+        (
+            "which was not published by Ferry",
+            Box::new(|o| {
+                publish(o, "9", None);
+                alias(o, "v1", "9");
+            }),
+        ),
+        (
+            "which was published for risk v3",
+            Box::new(|o| {
+                publish(o, "5", Some(&spec("3", 1024)));
+                alias(o, "v1", "5");
+            }),
+        ),
+    ];
+    for (why, change) in cases {
+        let mut o = deployed(&[&s1, &s2]);
+        change(&mut o);
+        let plan = run(&[s1.clone(), s2.clone()], &[], &o, None, false);
+        let Some(Action::Drift { reason, .. }) = plan
+            .actions
+            .iter()
+            .find(|a| matches!(a, Action::Drift { alias, .. } if alias == "v1"))
+        else {
+            panic!("{why}: no drift of v1 in {:?}", kinds(&plan))
+        };
+        assert!(reason.contains(why), "{why}: {reason}");
+        let verify = o.version_alias_target(&o.aliases["v1"], "risk", "1");
+        assert_eq!(verify.err().as_ref(), Some(reason), "{why}");
+    }
 }
 
 #[test]

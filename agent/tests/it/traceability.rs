@@ -268,7 +268,7 @@ async fn verify_names_each_kind_of_drift_exactly() {
     for drift in [
         Drift {
             name: "version alias repointed",
-            expected: format!("Lambda version {v2} was published for risk-score v2"),
+            expected: format!("Lambda version {v2}, which was published for risk-score v2"),
         },
         Drift {
             name: "routing weight added to a version alias",
