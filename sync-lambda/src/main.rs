@@ -5,8 +5,8 @@
 //!
 //! Configured by the environment the `artifact-sync` Terraform module sets: `FERRY_EFS_ROOT` (the mount path),
 //! `FERRY_ARTIFACT_BUCKET` and `FERRY_ALLOWED_SOURCE_PREFIXES` (sources outside them are refused).
-use ferry::sync::function::{FunctionConfig, error_type, handle};
-use ferry::sync::{SyncError, SyncOutcome, SyncRequest};
+use ferry_sync::function::{FunctionConfig, error_type, handle};
+use ferry_sync::{SyncError, SyncOutcome, SyncRequest};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 
 struct State {
@@ -50,7 +50,7 @@ fn diagnostic(err: &SyncError) -> Diagnostic {
 
 fn main() -> Result<(), lambda_runtime::Error> {
     // Before the runtime's threads make their first allocations.
-    ferry::memory::reuse_freed_buffers();
+    ferry_sync::memory::reuse_freed_buffers();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
@@ -59,10 +59,9 @@ fn main() -> Result<(), lambda_runtime::Error> {
 
 async fn serve() -> Result<(), lambda_runtime::Error> {
     let config = FunctionConfig::from_env().map_err(|e| e.to_string())?;
-    let sdk = ferry::aws::sdk_config(None).await;
     let state = State {
         config,
-        s3: ferry::aws::s3_client(&sdk),
+        s3: ferry_sync::s3::client_from_env().await,
     };
     let state = &state;
     lambda_runtime::run(service_fn(move |event| handler(state, event))).await

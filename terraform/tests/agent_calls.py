@@ -15,6 +15,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 AGENT_SRC = REPO / "agent" / "src"
+SYNC_SRC = REPO / "sync" / "src"
 SYNC_LAMBDA_SRC = REPO / "sync-lambda" / "src"
 
 # Client name in the code -> IAM service prefix.
@@ -126,82 +127,14 @@ def calls_in(paths: list[Path]) -> list[Call]:
 
 
 def agent_calls() -> list[Call]:
-    """What the `ferry` CLI calls (the whole agent crate: `ferry sync` may copy locally too)."""
-    return calls_in(rust_files(AGENT_SRC))
-
-
-def _module_path(path: Path) -> list[str]:
-    parts = list(path.relative_to(AGENT_SRC).with_suffix("").parts)
-    return parts[:-1] if parts[-1] in ("mod", "lib") else parts
-
-
-def _module_file(parts: list[str]) -> tuple[Path, list[str]] | None:
-    """The file of the longest prefix of a module path that is a module of the agent crate, and the rest."""
-    for n in range(len(parts), 0, -1):
-        for candidate in (AGENT_SRC.joinpath(*parts[:n]).with_suffix(".rs"), AGENT_SRC.joinpath(*parts[:n], "mod.rs")):
-            if candidate.is_file():
-                return candidate, parts[n:]
-    return None
-
-
-_PATH = re.compile(r"\b(ferry|crate|super|self|[a-z_][a-z0-9_]*)((?:::[A-Za-z_][A-Za-z0-9_]*)+)")
-_REEXPORT = re.compile(r"\bpub\s+use\s+([a-z_][a-z0-9_:]*)::\{?([A-Za-z0-9_, ]+)\}?\s*;")
-
-
-def _paths(path: Path, code: str) -> list[list[str]]:
-    """The module paths a file names, as paths from the crate root."""
-    here = _module_path(path) if path.is_relative_to(AGENT_SRC) else []
-    children = set(re.findall(r"\bmod\s+([a-z_0-9]+)\s*;", code))
-    out = []
-    for root, rest in _PATH.findall(code):
-        names = rest.split("::")[1:]
-        if root == "ferry" and not path.is_relative_to(AGENT_SRC) or root == "crate" and path.is_relative_to(AGENT_SRC):
-            out.append(names)
-        elif root == "super" and here:
-            out.append(here[:-1] + names)
-        elif root == "self" and here:
-            out.append(here + names)
-        elif root in children:
-            out.append(here + [root] + names)
-    return out
-
-
-def reachable(entry: Path) -> list[Path]:
-    """The files of the agent crate a binary's sources name, and those they name in turn: paths through `ferry::`
-    and `crate::`, `super::`, `self::` and child modules (`source::Source`), and an item a module re-exports
-    (`pub use remote::x`) only when it is named. A `mod` declaration or a re-export alone reaches nothing."""
-    seen, todo = set(), [entry]
-    while todo:
-        path = todo.pop()
-        if path in seen:
-            continue
-        seen.add(path)
-        code = code_only(path.read_text(encoding="utf-8"))
-        own = _REEXPORT.sub(" ", code)  # what this file uses itself, its re-exports aside
-        for parts in _paths(path, own):
-            found = _module_file(parts)
-            if not found:
-                continue
-            target, rest = found
-            todo.append(target)
-            if rest:  # an item of that module: follow it when the module only re-exports it
-                target_code = code_only(target.read_text(encoding="utf-8"))
-                for m in _REEXPORT.finditer(target_code):
-                    if rest[0] in {i.strip() for i in m.group(2).split(",")}:
-                        if more := _module_file(_resolve(_module_path(target), m.group(1).split("::"))):
-                            todo.append(more[0])
-    return sorted(seen)
-
-
-def _resolve(here: list[str], path: list[str]) -> list[str]:
-    """A `use` path written in module `here`, from the crate root."""
-    head, rest = path[0], path[1:]
-    return {"crate": rest, "super": here[:-1] + rest, "self": here + rest}.get(head, here + path)
+    """What the `ferry` CLI calls: the agent crate and the copier crate it links (`ferry sync` may copy locally)."""
+    return calls_in(rust_files(AGENT_SRC, SYNC_SRC))
 
 
 def sync_function_calls() -> list[Call]:
-    """What the artifact-sync function calls: its binary and the parts of the agent crate it reaches."""
-    return calls_in(reachable(SYNC_LAMBDA_SRC / "main.rs"))
+    """What the artifact-sync function calls: its binary and the one crate it links, the copier (`ferry-sync`, whose
+    Cargo.toml has no Lambda, STS, EFS or API Gateway SDK: the compiler keeps the CLI's calls out of it)."""
+    return calls_in(rust_files(SYNC_LAMBDA_SRC, SYNC_SRC))
 
 
 def actions(calls: list[Call]) -> dict[str, list[str]]:

@@ -17,7 +17,7 @@ REPO = tfparse.TERRAFORM_DIR.parent
 # The code a function runs, and what renders the environment of each published version.
 READERS = {
     "model-function": [REPO / "runtime", REPO / "templates", REPO / "agent" / "src"],
-    "artifact-sync": [REPO / "sync-lambda" / "src", REPO / "agent" / "src"],
+    "artifact-sync": [REPO / "sync-lambda" / "src", REPO / "sync" / "src"],
 }
 _NAME = re.compile(r"\b(FERRY_[A-Z0-9_]+)\b")
 

@@ -8,6 +8,7 @@ its driver role to describing and mounting the model file system read-only).
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -113,13 +114,20 @@ def test_deploy_role_may_encrypt_function_environments_with_the_stacks_key_throu
         ), f"{example.name}: deploy_role.function_kms_key_arn is not the model functions' kms_key_arn"
 
 
-def test_the_sync_function_reaches_the_copier_and_not_the_clis_side_of_it(tmp_path: Path):
-    reached = {agent_calls.relative(p) for p in agent_calls.reachable(agent_calls.SYNC_LAMBDA_SRC / "main.rs")}
-    assert {"agent/src/sync/function.rs", "agent/src/sync/source.rs"} <= reached
-    assert "agent/src/sync/remote.rs" not in reached  # re-exported by sync/mod.rs, never named by the function
-    caller = tmp_path / "main.rs"
-    caller.write_text("fn main() { ferry::sync::invoke_sync_function(); }\n")
-    assert "agent/src/sync/remote.rs" in {agent_calls.relative(p) for p in agent_calls.reachable(caller)}
+def test_the_sync_function_links_the_copier_and_nothing_of_the_cli():
+    """The sync function's grants are read from its binary and the copier crate: that holds only while neither
+    depends on the agent crate or on the SDKs of the services the function's role does not grant."""
+    cli_only = {"ferry", "aws-sdk-lambda", "aws-sdk-sts", "aws-sdk-efs", "aws-sdk-apigatewayv2", "clap", "reqwest"}
+    for crate in ("sync", "sync-lambda"):
+        manifest = tomllib.loads((agent_calls.REPO / crate / "Cargo.toml").read_text(encoding="utf-8"))
+        linked = set(manifest.get("dependencies", {}))
+        assert not linked & cli_only, f"{crate}/Cargo.toml depends on {sorted(linked & cli_only)}"
+    sync_lambda = tomllib.loads((agent_calls.REPO / "sync-lambda" / "Cargo.toml").read_text(encoding="utf-8"))
+    assert "ferry-sync" in sync_lambda["dependencies"]
+    assert {"s3:GetObject", "s3:ListBucket"} <= set(agent_calls.actions(agent_calls.sync_function_calls()))
+    # The remote sync (the CLI invoking the function) stays in the agent crate.
+    assert "lambda:InvokeFunction" not in agent_calls.actions(agent_calls.sync_function_calls())
+    assert "agent/src/sync/remote.rs" in {c.path for c in agent_calls.agent_calls()}
 
 
 def test_deploy_role_manages_only_the_routes_and_integrations_of_its_http_api_and_permissions_on_aliases():

@@ -15,8 +15,8 @@ use tokio::sync::Semaphore;
 use super::disk;
 use super::ordered_hash::{CloseOnDrop, OrderedHasher};
 use super::{Progress, SyncError, SyncOptions};
-use crate::aws::{describe_sdk_error, parse_s3_uri};
 use crate::manifest::{MANIFEST_FILE, check_relative_path};
+use crate::s3::{describe_sdk_error, parse_s3_uri};
 
 /// Bytes gathered from the network before one write (and hash) on a blocking thread.
 const WRITE_BLOCK: usize = 512 << 10;

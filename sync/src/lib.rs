@@ -1,5 +1,6 @@
-//! Sync: verified, atomic, resumable copy of a version's artifacts from S3 to EFS (docs/contracts.md, sections 2
-//! and 4).
+//! `ferry-sync`: verified, atomic, resumable copy of a version's artifacts from S3 to EFS (docs/contracts.md,
+//! sections 2 and 4). The crate the in-VPC sync function depends on alone; the `ferry` CLI uses it for `ferry sync`
+//! on a machine that mounts the file system, and sends the same request to that function otherwise.
 //!
 //! One version is copied into `<root>/<model>/.ferry-tmp-<version>-<random>/`, every file hashed while it is
 //! written, the manifest written beside the files, everything fsynced, and the folder renamed to
@@ -10,8 +11,10 @@
 //! - [`source`]: listing an S3 prefix (keys checked before anything is written) and streaming objects;
 //! - `disk`: reserving a file's space before its bytes arrive, starting write-back early;
 //! - [`writer`]: the temporary folder, fsync and rename, leftovers of killed runs, checks of a present version;
-//! - [`remote`]: the same request sent to the in-VPC sync function;
-//! - [`function`]: the sync function's handler logic (the `ferry-sync-lambda` binary is a thin wrapper).
+//! - [`function`]: the sync function's handler logic (the `ferry-sync-lambda` binary is a thin wrapper);
+//! - [`manifest`]: a version folder's manifest and the artifact digest;
+//! - [`s3`]: the S3 client, `s3://` URIs, SDK errors in one line;
+//! - [`memory`]: how the process's allocator treats freed memory.
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,15 +26,16 @@ use crate::manifest::{ArtifactManifest, ManifestEntry, check_relative_path};
 
 mod disk;
 pub mod function;
+pub mod manifest;
+pub mod memory;
 mod ordered_hash;
 mod progress;
-pub mod remote;
+pub mod s3;
 pub mod source;
 mod version_lock;
 pub mod writer;
 
 pub use progress::Progress;
-pub use remote::invoke_sync_function;
 use source::{RemoteObject, Source, Transfer};
 use writer::Staging;
 
@@ -317,8 +321,7 @@ fn check_request(req: &SyncRequest) -> Result<(), SyncError> {
 
 /// The manifest of an S3 prefix, hashing each object as it streams by (nothing is written).
 pub async fn remote_manifest(uri: &str) -> anyhow::Result<ArtifactManifest> {
-    let config = crate::aws::sdk_config(None).await;
-    let s3 = crate::aws::s3_client(&config);
+    let s3 = crate::s3::client_from_env().await;
     let source = Source::parse(uri)?;
     let objects = source.list(&s3).await?;
     let options = SyncOptions::default();
