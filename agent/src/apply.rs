@@ -900,42 +900,18 @@ async fn smoke_invoke(ctx: &ApplyContext, spec: &FunctionSpec, lv: &str) -> Resu
         .map(|b| String::from_utf8_lossy(b.as_ref()).into_owned())
         .unwrap_or_default();
     let log = smoke_log_errors(answer.log_result());
-    if let Some(kind) = answer.function_error() {
-        return Err(step_err(
+    crate::smoke::verdict(&crate::smoke::SmokeAnswer {
+        function_error: answer.function_error(),
+        status_code: answer.status_code(),
+        body: &body,
+    })
+    .map_err(|why| {
+        step_err(
             f,
             "smoke invoke",
-            format!(
-                "version {lv} answered FunctionError {kind}: {}; no alias created{log}",
-                body.chars().take(300).collect::<String>()
-            ),
-        ));
-    }
-    if !(200..300).contains(&answer.status_code()) {
-        return Err(step_err(
-            f,
-            "smoke invoke",
-            format!(
-                "version {lv} answered status {}; no alias created",
-                answer.status_code()
-            ),
-        ));
-    }
-    // Ferry's runtime answers errors (never raises them, so no stack trace reaches a caller): a body with
-    // `error_code`, or a `status`/`statusCode` of 400 and above, is a failed smoke test.
-    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) {
-        let status = ["status", "statusCode"]
-            .iter()
-            .find_map(|k| v.get(*k).and_then(|c| c.as_u64()));
-        if v.get("error_code").is_some() || status.is_some_and(|s| s >= 400) {
-            let shown: String = body.chars().take(300).collect();
-            return Err(step_err(
-                f,
-                "smoke invoke",
-                format!("version {lv} answered an error: {shown}; no alias created{log}"),
-            ));
-        }
-    }
-    Ok(())
+            format!("version {lv} {why}; no alias created{log}"),
+        )
+    })
 }
 
 /// Pins a version about to go live to the runtime version it was published on (`Manual`), so that Lambda's runtime

@@ -31,6 +31,7 @@ pub mod render;
 pub mod report;
 pub mod routes;
 pub mod runtime_management;
+pub mod smoke;
 pub mod spec;
 pub mod stage;
 pub mod sync;

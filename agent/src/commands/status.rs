@@ -1,11 +1,13 @@
 //! `ferry status`: what is live per model function: version aliases, the Lambda version and spec behind each,
-//! stage aliases with their traffic split, and each aliased version's state (an idle one is `Inactive`).
+//! stage aliases with their traffic split, and each aliased version's state (an idle one is `Inactive`). A version
+//! alias is read with plan's and verify's own rule (`ObservedFunction::version_alias_target`): its drift is shown.
 use anyhow::Result;
 use serde::Serialize;
 
 use super::{Inputs, print_json};
 use crate::cli::{GlobalArgs, OutputFormat, StatusArgs};
 use crate::observe::{INACTIVE_NOTE, ObservedFunction, VersionState, version_detail};
+use crate::plan::is_version_alias;
 use std::collections::BTreeMap;
 
 #[derive(Serialize)]
@@ -24,6 +26,9 @@ struct AliasStatus {
     spec_hash: Option<String>,
     additional_weights: std::collections::BTreeMap<String, f64>,
     audited: bool,
+    /// For a version alias, why it is drift (what `plan` refuses to go on from and `verify` fails on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drift: Option<String>,
     /// The Lambda version's state (`Active`, `Inactive`, ...), from GetFunction: listings leave it out.
     state: Option<VersionState>,
 }
@@ -78,6 +83,8 @@ fn model_status(
                 spec_hash: ferry.map(|f| f.spec_hash),
                 additional_weights: a.additional.clone(),
                 audited: o.recorded_version(&a.name) == Some(a.function_version.as_str()),
+                drift: is_version_alias(&a.name)
+                    .and_then(|version| o.version_alias_target(a, model, version).err()),
                 state: states.get(&a.function_version).cloned().flatten(),
             }
         })
@@ -118,11 +125,16 @@ fn to_text(models: &[ModelStatus]) -> String {
                 .as_ref()
                 .map(|h| format!("  spec {}…", &h[..12]))
                 .unwrap_or_default();
-            let audited = if a.alias.starts_with('v') && !a.audited {
+            let audited = if is_version_alias(&a.alias).is_some() && !a.audited {
                 "  (no audit record)"
             } else {
                 ""
             };
+            let drift = a
+                .drift
+                .as_ref()
+                .map(|why| format!("  drift: {why}"))
+                .unwrap_or_default();
             let state = match &a.state {
                 Some(VersionState::Inactive) => {
                     format!("  {INACTIVE_NOTE}")
@@ -131,7 +143,7 @@ fn to_text(models: &[ModelStatus]) -> String {
                 Some(other) => format!("  {other}"),
             };
             out.push_str(&format!(
-                "  {:<12} -> Lambda version {:<4} {target}{split}{spec}{audited}{state}\n",
+                "  {:<12} -> Lambda version {:<4} {target}{split}{spec}{audited}{drift}{state}\n",
                 a.alias, a.lambda_version
             ));
         }
@@ -143,4 +155,85 @@ fn to_text(models: &[ModelStatus]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::{ObservedAlias, ObservedVersion, RecordedDeploy};
+    use crate::spec::PublishedAs;
+
+    const HASH: &str = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8";
+
+    fn alias(o: &mut ObservedFunction, name: &str, lv: &str) {
+        o.aliases.insert(
+            name.into(),
+            ObservedAlias {
+                name: name.into(),
+                function_version: lv.into(),
+                additional: BTreeMap::new(),
+                description: String::new(),
+            },
+        );
+    }
+
+    fn published(o: &mut ObservedFunction, lv: &str, by_ferry_as: Option<&str>) {
+        o.versions.insert(
+            lv.into(),
+            ObservedVersion {
+                number: lv.into(),
+                description: String::new(),
+                code_sha256: "c".into(),
+                role: None,
+                ferry: by_ferry_as.map(|v| PublishedAs {
+                    spec_hash: HASH.into(),
+                    model: "risk-score".into(),
+                    version: v.into(),
+                }),
+                config: Default::default(),
+            },
+        );
+    }
+
+    #[test]
+    fn a_stage_alias_starting_with_v_is_no_version_alias_and_a_drifted_version_alias_says_why() {
+        // Given v1 deployed and recorded, a stage named `validation` on it (stage moves are not deploy records), and
+        // v2 pointing at a version published by hand,
+        let mut o = ObservedFunction {
+            function_name: "ferry-risk-score".into(),
+            ..Default::default()
+        };
+        published(&mut o, "1", Some("1"));
+        published(&mut o, "2", None);
+        alias(&mut o, "v1", "1");
+        alias(&mut o, "validation", "1");
+        alias(&mut o, "v2", "2");
+        o.recorded.insert(
+            "v1".into(),
+            RecordedDeploy {
+                lambda_version: "1".into(),
+                key: "audit/risk-score/v1/deploy.json".into(),
+            },
+        );
+        // when its status is shown,
+        let text = to_text(&[model_status("risk-score", &o, &BTreeMap::new())]);
+        let line = |alias: &str| {
+            text.lines()
+                .find(|l| l.trim_start().starts_with(&format!("{alias} ")))
+                .unwrap_or_else(|| panic!("no line for {alias}: {text}"))
+                .to_string()
+        };
+        // then the stage is not taken for a version alias without its record,
+        assert!(!line("validation").contains("no audit record"), "{text}");
+        assert!(!line("validation").contains("drift"), "{text}");
+        assert!(
+            !line("v1").contains("drift") && !line("v1").contains("no audit record"),
+            "{text}"
+        );
+        // and v2's drift is named as plan and verify name it.
+        assert!(
+            line("v2").contains("(no audit record)  drift: points at Lambda version 2, which was not published by Ferry"),
+            "{text}"
+        );
+    }
 }
