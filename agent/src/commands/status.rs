@@ -160,63 +160,24 @@ fn to_text(models: &[ModelStatus]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observe::{ObservedAlias, ObservedVersion, RecordedDeploy};
-    use crate::spec::PublishedAs;
-
-    const HASH: &str = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8";
-
-    fn alias(o: &mut ObservedFunction, name: &str, lv: &str) {
-        o.aliases.insert(
-            name.into(),
-            ObservedAlias {
-                name: name.into(),
-                function_version: lv.into(),
-                additional: BTreeMap::new(),
-                description: String::new(),
-            },
-        );
-    }
-
-    fn published(o: &mut ObservedFunction, lv: &str, by_ferry_as: Option<&str>) {
-        o.versions.insert(
-            lv.into(),
-            ObservedVersion {
-                number: lv.into(),
-                description: String::new(),
-                code_sha256: "c".into(),
-                role: None,
-                ferry: by_ferry_as.map(|v| PublishedAs {
-                    spec_hash: HASH.into(),
-                    model: "risk-score".into(),
-                    version: v.into(),
-                }),
-                config: Default::default(),
-            },
-        );
-    }
+    use crate::plan::tests::{alias, publish, record, spec};
 
     #[test]
     fn a_stage_alias_starting_with_v_is_no_version_alias_and_a_drifted_version_alias_says_why() {
-        // Given v1 deployed and recorded, a stage named `validation` on it (stage moves are not deploy records), and
-        // v2 pointing at a version published by hand,
+        // Given v1 deployed and recorded, a stage named `validation` on it, and v2 pointing at a version published
+        // by hand,
         let mut o = ObservedFunction {
-            function_name: "ferry-risk-score".into(),
+            function_name: "f".into(),
             ..Default::default()
         };
-        published(&mut o, "1", Some("1"));
-        published(&mut o, "2", None);
+        publish(&mut o, "1", Some(&spec("1", 1024)));
+        publish(&mut o, "2", None);
         alias(&mut o, "v1", "1");
+        record(&mut o, "v1", "1");
         alias(&mut o, "validation", "1");
         alias(&mut o, "v2", "2");
-        o.recorded.insert(
-            "v1".into(),
-            RecordedDeploy {
-                lambda_version: "1".into(),
-                key: "audit/risk-score/v1/deploy.json".into(),
-            },
-        );
         // when its status is shown,
-        let text = to_text(&[model_status("risk-score", &o, &BTreeMap::new())]);
+        let text = to_text(&[model_status("risk", &o, &BTreeMap::new())]);
         let line = |alias: &str| {
             text.lines()
                 .find(|l| l.trim_start().starts_with(&format!("{alias} ")))

@@ -59,7 +59,7 @@ fn deployed(specs: &[&FunctionSpec]) -> ObservedFunction {
 }
 
 /// A deploy record of `alias` at Lambda version `lv`.
-pub(super) fn record(o: &mut ObservedFunction, alias: &str, lv: &str) {
+pub(crate) fn record(o: &mut ObservedFunction, alias: &str, lv: &str) {
     o.recorded.insert(
         alias.into(),
         RecordedDeploy {
@@ -69,7 +69,7 @@ pub(super) fn record(o: &mut ObservedFunction, alias: &str, lv: &str) {
     );
 }
 
-fn publish(o: &mut ObservedFunction, lv: &str, s: Option<&FunctionSpec>) {
+pub(crate) fn publish(o: &mut ObservedFunction, lv: &str, s: Option<&FunctionSpec>) {
     let description = s
         .map(|s| s.version_description())
         .unwrap_or_else(|| "by hand".into());
@@ -92,7 +92,7 @@ fn publish(o: &mut ObservedFunction, lv: &str, s: Option<&FunctionSpec>) {
 }
 
 /// An alias at `lv`; a stage alias as Ferry moves it: its description names the move, and its record is there.
-fn alias(o: &mut ObservedFunction, name: &str, lv: &str) {
+pub(crate) fn alias(o: &mut ObservedFunction, name: &str, lv: &str) {
     let stage = is_version_alias(name).is_none();
     let description = if stage {
         StageDescription {
