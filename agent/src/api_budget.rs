@@ -49,7 +49,8 @@ const MAX_PAUSE: Duration = Duration::from_secs(2);
 /// of the signed request that is sent again (5 minutes).
 const THROTTLED_PATIENCE: Duration = Duration::from_secs(60);
 
-/// Which of Lambda's quotas a request counts against; `None` is the data plane (invocations), not limited here.
+/// Which quota a request counts against: one of Lambda's, or API Gateway's; `None` is Lambda's data plane
+/// (invocations), not limited here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Quota {
     GetFunction,
@@ -152,13 +153,6 @@ impl ApiBudget {
             Quota::GetPolicy => &self.get_policy,
             Quota::Shared => &self.shared,
             Quota::ApiGateway => &self.api_gateway,
-        }
-    }
-
-    /// Waits for this request's turn (at once for the data plane).
-    pub async fn wait_turn(&self, method: &str, path: &str) {
-        if let Some(quota) = quota_of(method, path) {
-            self.pacer(quota).wait_turn().await;
         }
     }
 
@@ -379,29 +373,30 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn concurrent_callers_share_one_budget() {
         let budget = ApiBudget::new(5.0);
+        let lambda = Scripted::new(&[200]);
         let t0 = Instant::now();
         let tasks: Vec<_> = (0..10)
             .map(|_| {
-                let b = budget.clone();
-                tokio::spawn(async move {
-                    b.wait_turn("POST", "/2015-03-31/functions/f/versions")
-                        .await;
-                    Instant::now()
-                })
+                let c = connector(&budget, &lambda);
+                tokio::spawn(async move { c.call(publish()).await.unwrap() })
             })
             .collect();
-        let mut left = Vec::new();
         for t in tasks {
-            left.push(t.await.unwrap() - t0);
+            t.await.unwrap();
         }
+        let mut left: Vec<Duration> = lambda.seen().iter().map(|at| *at - t0).collect();
         left.sort();
+        assert_eq!(left.len(), 10);
         assert_eq!(left.last().copied(), Some(Duration::from_millis(1800)));
         // Invocations are not held back by a spent budget.
+        let invoke = Scripted::new(&[200]);
+        let mut request = publish();
+        request
+            .set_uri("https://lambda.eu-west-1.amazonaws.com/2015-03-31/functions/f/invocations")
+            .unwrap();
         let before = Instant::now();
-        budget
-            .wait_turn("POST", "/2015-03-31/functions/f/invocations")
-            .await;
-        assert_eq!(Instant::now(), before);
+        connector(&budget, &invoke).call(request).await.unwrap();
+        assert_eq!(invoke.seen(), [before]);
     }
 
     /// Answers each request with the next status of its script (the last one once the script is spent), counting

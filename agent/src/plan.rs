@@ -16,7 +16,7 @@ use crate::rebuild::{FromRecord, RecordSource};
 use crate::routes::{
     FunctionArn, MAX_INTEGRATIONS, ObservedApi, RouteKey, RouteState, integration_limit_refusal,
 };
-use crate::spec::{FunctionSpec, PublishedAs, configuration_differences};
+use crate::spec::{FunctionSpec, configuration_differences};
 use crate::stage::StageDescription;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -509,24 +509,15 @@ pub fn plan_model(input: &PlanInput) -> (ModelPlan, Vec<Warning>) {
                 version: n.to_string(),
             });
             // Created by a run that stopped before its record: record it, so that no live alias is unrecorded.
-            let ferrys = observed
-                .versions
-                .get(&a.function_version)
-                .and_then(|v| v.ferry.as_ref())
-                .filter(|p| p.model == *model && p.version == n);
-            if let (
-                None,
-                Some(PublishedAs {
-                    spec_hash: hash, ..
-                }),
-            ) = (observed.recorded_version(&a.name), ferrys)
-                && a.additional.is_empty()
-            {
+            if let (None, Ok((_, ferry))) = (
+                observed.recorded_version(&a.name),
+                observed.version_alias_target(a, model, n),
+            ) {
                 actions.push(Action::RecordUnapproved {
                     alias: a.name.clone(),
                     version: n.to_string(),
                     lambda_version: a.function_version.clone(),
-                    spec_hash: hash.clone(),
+                    spec_hash: ferry.spec_hash.clone(),
                 });
             }
         }

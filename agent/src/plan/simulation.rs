@@ -13,6 +13,7 @@ use super::*;
 use crate::approval::{ApprovedVersion, ModelApprovals};
 use crate::audit::RecordedStage;
 use crate::observe::{ObservedAlias, ObservedVersion};
+use crate::spec::PublishedAs;
 use crate::stage::StageDescription;
 
 #[derive(Debug, Clone)]
