@@ -21,7 +21,7 @@ LOCAL_DIR := .ferry-local
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help venv lock-python build test test-build test-rust test-reliability test-python lint-rust local-up local-down demo demo-down \
+.PHONY: help venv lock-python build test test-rust test-reliability test-python lint-rust local-up local-down demo demo-down \
         bench-sync bench-deploy bench-deploy-moto bench-runtime bench-history clean
 
 help: ## list the targets
@@ -52,15 +52,8 @@ build: ## build the agent (release)
 	$(CARGO) build --release --locked -p ferry
 
 # ---- tests ------------------------------------------------------------------------------------------------
-test: ## everything CI runs
-	$(MAKE) --no-print-directory -j2 --output-sync=target test-build $(VENV_STAMP) $(CHECKOV_VENV)/.stamp $(RUNTIME_DIST)
-	$(MAKE) --no-print-directory test-rust test-python test-terraform test-ci-workflow
+test: lint-rust test-rust test-python test-terraform test-ci-workflow ## everything CI runs
 	@echo "make test: all checks passed"
-
-# The lint and the test build of the workspace, one after the other; `make test` makes them beside the Python
-# environments and the runtime layer, which mostly wait on downloads and unpacking while cargo uses the cores.
-test-build: lint-rust
-	$(CARGO) test --locked --workspace --no-run
 
 lint-rust:
 	$(CARGO) fmt --all --check

@@ -5,7 +5,7 @@ an MLflow server.
 
 One implementation serves `make local-up`/`make local-down`, the pytest fixture and the Rust test harness:
 
-    python tools/standins.py up --dir DIR [--no-mlflow] [--parent-pid PID] [--json] [control-plane settings]
+    python tools/standins.py up --dir DIR [--no-mlflow] [--parent-pid PID [--remove-dir]] [--json] [control-plane settings]
     python tools/standins.py down --dir DIR
 
 The local Lambda answers Lambda's control plane as Lambda does (tools/lambda_local/control_plane.py): AWS's request
@@ -22,13 +22,15 @@ waits until they answer, creates the artifact bucket in moto, and writes:
                         MLFLOW_TRACKING_URI, ...
     DIR/lambda/         the local Lambda's state: logs/<function>.log (what CloudWatch Logs would hold), code, /tmp
     DIR/platform.json   a local `ferry_platform` (docs/contracts.md) whose EFS is the folder DIR/efs
-With --parent-pid, a watchdog stops the servers when that process ends, whatever way it ends.
+With --parent-pid, a watchdog stops the servers when that process ends, whatever way it ends; with --remove-dir as
+well, it then deletes DIR (a test's stack holds its own unpacked runtime layer, about 530 MB).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -248,7 +250,7 @@ def write_files(st: Standins) -> None:
 
 
 def up(workdir: Path, with_mlflow: bool = True, parent_pid: int | None = None,
-       control_plane: dict[str, float] | None = None) -> Standins:
+       control_plane: dict[str, float] | None = None, remove_dir: bool = False) -> Standins:
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     started: list[int] = []
@@ -268,7 +270,7 @@ def up(workdir: Path, with_mlflow: bool = True, parent_pid: int | None = None,
     st = Standins(dir=str(workdir), aws_url=aws_url, moto_url=moto_url, mlflow_url=mlflow_url, pids=started)
     write_files(st)
     if parent_pid:
-        start_watchdog(parent_pid, started)
+        start_watchdog(parent_pid, started, workdir if remove_dir else None)
     return st
 
 
@@ -306,23 +308,30 @@ def reap(pid: int) -> None:
         pass
 
 
-def start_watchdog(parent_pid: int, pids: list[int]) -> None:
+def start_watchdog(parent_pid: int, pids: list[int], remove_dir: Path | None = None) -> None:
     cmd = [sys.executable, os.path.abspath(__file__), "watch", "--parent-pid", str(parent_pid),
-           *[f"--pid={p}" for p in pids]]
+           *[f"--pid={p}" for p in pids], *([f"--remove-dir={remove_dir}"] if remove_dir else [])]
     subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                      start_new_session=True)
 
 
-def watch(parent_pid: int, pids: list[int]) -> None:
-    while True:
-        try:
-            os.kill(parent_pid, 0)
-        except ProcessLookupError:
-            break
-        if not any(group_alive(p) for p in pids):
+def watch(parent_pid: int, pids: list[int], remove_dir: Path | None = None) -> None:
+    while process_alive(parent_pid):
+        # Servers stopped by their owner leave nothing to watch, but a folder to delete once the owner is gone.
+        if remove_dir is None and not any(group_alive(p) for p in pids):
             return
         time.sleep(0.5)
     stop_groups(pids)
+    if remove_dir is not None:
+        shutil.rmtree(remove_dir, ignore_errors=True)
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
 
 
 def down(workdir: Path) -> None:
@@ -344,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     p_up.add_argument("--dir", type=Path, required=True)
     p_up.add_argument("--no-mlflow", action="store_true", help="start moto only")
     p_up.add_argument("--parent-pid", type=int, help="stop the servers when this process ends")
+    p_up.add_argument("--remove-dir", action="store_true",
+                      help="with --parent-pid: delete DIR once that process has ended and the servers are stopped")
     p_up.add_argument("--json", action="store_true", help="print the state as JSON on stdout")
     for name in CONTROL_PLANE_SETTINGS:
         p_up.add_argument(f"--{name.replace('_', '-')}", type=float, dest=name,
@@ -353,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     p_watch = sub.add_parser("watch", help=argparse.SUPPRESS)
     p_watch.add_argument("--parent-pid", type=int, required=True)
     p_watch.add_argument("--pid", type=int, action="append", default=[])
+    p_watch.add_argument("--remove-dir", type=Path)
     args = parser.parse_args(argv)
 
     if args.command == "up":
@@ -360,7 +372,10 @@ def main(argv: list[str] | None = None) -> int:
             down(args.dir)  # a previous `up` in the same folder: restart cleanly
         try:
             control_plane = {k: getattr(args, k) for k in CONTROL_PLANE_SETTINGS if getattr(args, k) is not None}
-            st = up(args.dir, with_mlflow=not args.no_mlflow, parent_pid=args.parent_pid, control_plane=control_plane)
+            if args.remove_dir and not args.parent_pid:
+                raise ValueError("--remove-dir needs --parent-pid: the folder goes when that process ends")
+            st = up(args.dir, with_mlflow=not args.no_mlflow, parent_pid=args.parent_pid, control_plane=control_plane,
+                    remove_dir=args.remove_dir)
         except (RuntimeError, ValueError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
@@ -376,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "down":
         down(args.dir)
     else:
-        watch(args.parent_pid, args.pid)
+        watch(args.parent_pid, args.pid, args.remove_dir)
     return 0
 
 

@@ -1,6 +1,7 @@
 //! Test harness: stacks of stand-ins (moto + local Lambda + MLflow), started on free ports by `tools/standins.py` (the
 //! same code as `make local-up`), and stopped by PID when the binary exits — normally, after a failed test, or killed
-//! (a watchdog started with `--parent-pid` stops them then).
+//! (a watchdog started with `--parent-pid` stops them then). The watchdog then deletes the stack's folder (each holds
+//! its own unpacked runtime layer, about 530 MB) unless `FERRY_TEST_KEEP_STACKS` is set, to read its logs afterwards.
 //!
 //! Tests that touch the servers take [`Env::new`], which gives the test a stack of its own for as long as it runs (a
 //! free one, or a new one when every stack is busy: as many stacks as tests run at once), resets moto on it, and
@@ -100,15 +101,18 @@ fn start_stack() -> Stack {
         .tempdir()
         .expect("temp dir")
         .keep();
-    let out = Command::new(python())
-        .arg(workspace().join("tools/standins.py"))
-        .args([
-            "up",
-            "--json",
-            "--parent-pid",
-            &std::process::id().to_string(),
-            "--dir",
-        ])
+    let mut up = Command::new(python());
+    up.arg(workspace().join("tools/standins.py")).args([
+        "up",
+        "--json",
+        "--parent-pid",
+        &std::process::id().to_string(),
+    ]);
+    if std::env::var_os("FERRY_TEST_KEEP_STACKS").is_none() {
+        up.arg("--remove-dir");
+    }
+    let out = up
+        .arg("--dir")
         .arg(&dir)
         .output()
         .expect("run tools/standins.py (is the venv there? `make venv`)");
