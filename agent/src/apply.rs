@@ -1093,9 +1093,11 @@ async fn write_deploy_record(
         lambda_version: lv.into(),
         code_sha256,
         spec_hash: Some(spec.spec_hash.clone()),
-        artifact_digest: artifact_digest
-            .cloned()
-            .or(spec.artifact.expected_digest.clone()),
+        artifact_digest: artifact_digest.cloned().or(spec
+            .artifact
+            .expected_digest
+            .as_ref()
+            .map(ToString::to_string)),
         approval: Some(spec.approval.clone()),
         ticket: Some(spec.approval.ticket.clone()),
         spec: Some(Box::new(spec.clone())),

@@ -517,7 +517,7 @@ pub fn plan_model(input: &PlanInput) -> (ModelPlan, Vec<Warning>) {
                     alias: a.name.clone(),
                     version: n.to_string(),
                     lambda_version: a.function_version.clone(),
-                    spec_hash: ferry.spec_hash.clone(),
+                    spec_hash: ferry.spec_hash.to_string(),
                 });
             }
         }
@@ -746,7 +746,7 @@ fn plan_version(model: &str, spec: &FunctionSpec, observed: &ObservedFunction) -
         Some(_) => Action::PendingRespec {
             alias,
             version,
-            deployed_spec_hash: hash.clone(),
+            deployed_spec_hash: hash.to_string(),
             rendered_spec_hash: spec.spec_hash.clone(),
         },
         None if hash == &spec.spec_hash => {

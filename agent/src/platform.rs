@@ -315,7 +315,7 @@ fn is_pinned_image(image: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"._:/-".contains(c))
         && r[0].is_ascii_alphanumeric()
         && r[r.len() - 1].is_ascii_alphanumeric()
-        && crate::manifest::is_sha256_hex(digest)
+        && ferry_sync::Sha256Hex::parse(digest).is_ok()
 }
 
 impl Runtime {

@@ -4,6 +4,7 @@
 //! says exactly what was deployed.
 use std::collections::BTreeMap;
 
+use ferry_sync::Sha256Hex;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -41,7 +42,7 @@ pub struct ArtifactRef {
     /// `s3://bucket/prefix` of the version's artifacts.
     pub source: String,
     /// The artifact digest the approval names (`ferry.artifact_sha256`), when it names one.
-    pub expected_digest: Option<String>,
+    pub expected_digest: Option<Sha256Hex>,
 }
 
 impl FunctionSpec {
@@ -176,7 +177,7 @@ pub fn fit_description(text: &str) -> String {
 /// What a published version's description says Ferry published it as.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PublishedAs {
-    pub spec_hash: String,
+    pub spec_hash: Sha256Hex,
     pub model: String,
     /// The registry version.
     pub version: String,
@@ -187,8 +188,8 @@ pub fn parse_version_description(description: &str) -> Option<PublishedAs> {
     let rest = description.strip_prefix(DESCRIPTION_TAG)?;
     let (hash, target) = rest.split_once(' ')?;
     let (model, version) = target.split_once("/v")?;
-    (hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit())).then(|| PublishedAs {
-        spec_hash: hash.to_string(),
+    Some(PublishedAs {
+        spec_hash: Sha256Hex::parse(hash).ok()?,
         model: model.to_string(),
         version: version.to_string(),
     })
@@ -513,12 +514,15 @@ mod tests {
         assert_eq!(
             parse_version_description(&d),
             Some(PublishedAs {
-                spec_hash: spec.spec_hash.clone(),
+                spec_hash: Sha256Hex::parse(&spec.spec_hash).unwrap(),
                 model: "risk-score".into(),
                 version: "3".into()
             })
         );
         assert_eq!(parse_version_description("hand-published"), None);
+        // Ferry writes its hashes in lower case: an upper-case one was written by someone else.
+        let upper = d.replace(&spec.spec_hash, &spec.spec_hash.to_uppercase());
+        assert_eq!(parse_version_description(&upper), None, "{upper}");
     }
 
     #[test]

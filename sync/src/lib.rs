@@ -31,11 +31,13 @@ pub mod memory;
 mod ordered_hash;
 mod progress;
 pub mod s3;
+pub mod sha256_hex;
 pub mod source;
 mod version_lock;
 pub mod writer;
 
 pub use progress::Progress;
+pub use sha256_hex::Sha256Hex;
 use source::{RemoteObject, Source, Transfer};
 use writer::Staging;
 
@@ -49,7 +51,7 @@ pub struct SyncRequest {
     pub source: String,
     /// The artifact digest the approval names (`ferry.artifact_sha256`); the sync is refused when it differs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expected_digest: Option<String>,
+    pub expected_digest: Option<Sha256Hex>,
     /// Re-hash the files of a version already present, not only check its manifest (`ferry sync --verify`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub verify: bool,
@@ -190,7 +192,7 @@ impl Syncer {
                 &final_dir,
                 &source,
                 &objects,
-                req.expected_digest.as_deref(),
+                req.expected_digest.as_ref(),
                 self.options.verify || req.verify,
             )?;
             tracing::info!(
@@ -239,7 +241,7 @@ impl Syncer {
             return Err(SyncError::DigestMismatch {
                 model: req.model.clone(),
                 version: req.version.clone(),
-                expected: expected.clone(),
+                expected: expected.to_string(),
                 actual: manifest.digest,
             });
         }
@@ -298,7 +300,7 @@ async fn copy_all(
     Ok(entries)
 }
 
-/// Model and version are single folder names; the expected digest is 64 lowercase hex digits.
+/// Model and version are single folder names (the expected digest is typed: checked as it is read).
 fn check_request(req: &SyncRequest) -> Result<(), SyncError> {
     for (field, value) in [("model", &req.model), ("version", &req.version)] {
         check_relative_path(value)
@@ -308,13 +310,6 @@ fn check_request(req: &SyncRequest) -> Result<(), SyncError> {
                 "{field} {value:?} is not a single folder name (no '/', no leading '.')"
             )));
         }
-    }
-    if let Some(d) = &req.expected_digest
-        && !crate::manifest::is_sha256_hex(d)
-    {
-        return Err(SyncError::Request(format!(
-            "expected_digest {d:?} is not 64 lowercase hex digits"
-        )));
     }
     Ok(())
 }
@@ -354,12 +349,12 @@ pub async fn remote_manifest(uri: &str) -> anyhow::Result<ArtifactManifest> {
 mod tests {
     use super::*;
 
-    fn req(model: &str, version: &str, digest: Option<&str>) -> SyncRequest {
+    fn req(model: &str, version: &str, digest: Option<Sha256Hex>) -> SyncRequest {
         SyncRequest {
             model: model.into(),
             version: version.into(),
             source: "s3://b/p".into(),
-            expected_digest: digest.map(str::to_string),
+            expected_digest: digest,
             verify: false,
         }
     }
@@ -367,16 +362,36 @@ mod tests {
     #[test]
     fn requests_name_single_folders_and_a_well_formed_digest() {
         assert!(check_request(&req("risk-score", "3", None)).is_ok());
-        assert!(check_request(&req("risk-score", "3", Some(&"a".repeat(64)))).is_ok());
+        let digest = Sha256Hex::of_bytes(b"weights");
+        assert!(check_request(&req("risk-score", "3", Some(digest))).is_ok());
         for bad in [
             req("../x", "3", None),
             req("a/b", "3", None),
             req("m", "..", None),
             req("m", ".ferry-tmp-3", None),
             req("m", "", None),
-            req("m", "3", Some("ABC")),
         ] {
             assert!(check_request(&bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn a_request_whose_expected_digest_is_not_a_sha256_is_refused_as_it_is_read() {
+        for bad in [
+            "ABC",
+            "",
+            "A94A8FE5CCB19BA61C4C0873D391E987982FBBD3A94A8FE5CCB19BA61C4C0873",
+        ] {
+            let json = format!(
+                r#"{{"model": "risk-score", "version": "3", "source": "s3://b/p", "expected_digest": "{bad}"}}"#
+            );
+            let err = serde_json::from_str::<SyncRequest>(&json).unwrap_err();
+            assert!(
+                err.to_string().contains(&format!(
+                    "{bad:?} is not a SHA-256 of 64 lowercase hex digits"
+                )),
+                "{err}"
+            );
         }
     }
 

@@ -225,13 +225,6 @@ pub fn digest(files: &[ManifestEntry]) -> String {
     hex::encode(h.finalize())
 }
 
-/// A SHA-256 digest as Ferry writes and compares them: 64 lowercase hex digits.
-pub fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
 /// A path inside a version folder: relative, `/`-separated, no `.`/`..`, no empty or over-long parts, no NUL.
 pub fn check_relative_path(path: &str) -> Result<(), String> {
     if path.is_empty() {

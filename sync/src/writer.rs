@@ -7,6 +7,7 @@ use std::time::SystemTime;
 
 use super::SyncError;
 use super::source::{RemoteObject, Source, local_path};
+use crate::Sha256Hex;
 use crate::manifest::{ArtifactManifest, MANIFEST_FILE, file_differences, scan_dir};
 
 pub const TEMP_PREFIX: &str = ".ferry-tmp-";
@@ -203,7 +204,7 @@ pub fn check_present(
     dir: &Path,
     source: &Source,
     objects: &[RemoteObject],
-    expected_digest: Option<&str>,
+    expected_digest: Option<&Sha256Hex>,
     verify: bool,
 ) -> Result<ArtifactManifest, SyncError> {
     let differs = |reason: String| SyncError::Differs {
@@ -259,7 +260,7 @@ pub fn check_present(
         return Err(differs(reason));
     }
     if let Some(expected) = expected_digest
-        && expected != manifest.digest
+        && *expected != manifest.digest
     {
         return Err(differs(format!(
             "its digest is {} but the approval (ferry.artifact_sha256) says {expected}",

@@ -93,14 +93,17 @@ impl ReleaseManifest {
                     approvals.revoked.push(v.version);
                     continue;
                 }
-                let approval = Approval {
+                let mut approval = Approval {
                     approved_by: v.approved_by,
                     approved_at: v.approved_at,
                     ticket: v.ticket,
-                    artifact_sha256: v.artifact_sha256,
+                    artifact_sha256: None,
                     meaning: v.meaning,
                 };
                 check_approval(&approval).map_err(|r| fail(format!("{field} {r}")))?;
+                approval.artifact_sha256 =
+                    super::parse_artifact_sha256(v.artifact_sha256.as_deref())
+                        .map_err(|r| fail(format!("{field} {r}")))?;
                 if !v.artifact_uri.starts_with("s3://") {
                     return Err(fail(format!(
                         "{field}.artifact_uri = {:?} is not an s3:// URI",
@@ -217,6 +220,39 @@ revoked = true
             err.contains("versions[version = \"2\"] has an empty ferry.approval_meaning"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_approved_artifact_digest_is_read_and_one_not_in_ferrys_form_named() {
+        let digest = ferry_sync::Sha256Hex::of_bytes(b"weights");
+        let with = |d: &str| {
+            GOOD.replace(
+                "ticket = \"QA-8\"",
+                &format!("ticket = \"QA-8\"\nartifact_sha256 = \"{d}\""),
+            )
+        };
+        let m = ReleaseManifest::parse(Path::new("releases.toml"), &with(digest.as_str())).unwrap();
+        assert_eq!(
+            m.models["risk-score"].approved[0].approval.artifact_sha256,
+            Some(digest.clone())
+        );
+        // What `sha256sum` prints in upper case, a digest cut short, one with a stray space: each refused, named.
+        for bad in [
+            digest.as_str().to_uppercase(),
+            digest.as_str()[..40].to_string(),
+            format!("{digest} "),
+        ] {
+            let err = ReleaseManifest::parse(Path::new("releases.toml"), &with(&bad))
+                .err()
+                .unwrap()
+                .to_string();
+            assert_eq!(
+                err,
+                format!(
+                    "releases.toml: models.risk-score.versions[version = \"2\"] has ferry.artifact_sha256 = {bad:?}, which is not 64 lowercase hex digits"
+                )
+            );
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 
 use super::{
     Approval, ApprovalError, ApprovalSource, ApprovedVersion, ModelApprovals, check_approval,
-    check_version_numbers, version_order,
+    check_version_numbers, parse_artifact_sha256, version_order,
 };
 use crate::catalog::Model;
 
@@ -235,19 +235,23 @@ impl ApprovalSource for MlflowRegistry {
             match tags.get(TAG_APPROVED) {
                 Some(&"true") => {
                     let tag = |k: &str| tags.get(k).map(|v| v.to_string()).unwrap_or_default();
-                    let approval = Approval {
+                    let mut approval = Approval {
                         approved_by: tag(TAG_APPROVED_BY),
                         approved_at: tag(TAG_APPROVED_AT),
                         ticket: tag(TAG_TICKET),
-                        artifact_sha256: tags.get(TAG_ARTIFACT_SHA256).map(|v| v.to_string()),
+                        artifact_sha256: None,
                         meaning: tags.get(TAG_APPROVAL_MEANING).map(|v| v.to_string()),
                     };
-                    check_approval(&approval).map_err(|reason| ApprovalError::BadApproval {
+                    let bad = |reason: String| ApprovalError::BadApproval {
                         uri: self.base.clone(),
                         model: name.into(),
                         version: mv.version.clone(),
                         reason: format!("is tagged {TAG_APPROVED}=true but {reason}"),
-                    })?;
+                    };
+                    check_approval(&approval).map_err(bad)?;
+                    approval.artifact_sha256 =
+                        parse_artifact_sha256(tags.get(TAG_ARTIFACT_SHA256).copied())
+                            .map_err(bad)?;
                     candidates.push((mv.version, approval));
                 }
                 Some(_) => revoked.push(mv.version),

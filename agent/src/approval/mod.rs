@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 
+use ferry_sync::Sha256Hex;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalog, Model, Registry};
@@ -20,7 +21,7 @@ pub struct Approval {
     /// RFC 3339.
     pub approved_at: String,
     pub ticket: String,
-    pub artifact_sha256: Option<String>,
+    pub artifact_sha256: Option<Sha256Hex>,
     /// What the approver's signature means ("approved for clinical use", "reviewed"): `ferry.approval_meaning`.
     /// Left out of the JSON when not given, so the spec hash of a version approved before the field existed stays
     /// what it was (a frozen version's spec never changes by an upgrade of Ferry).
@@ -197,16 +198,19 @@ pub fn check_approval(approval: &Approval) -> Result<(), String> {
             approval.approved_at
         ));
     }
-    if let Some(d) = &approval.artifact_sha256
-        && !(d.len() == 64
-            && d.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-    {
-        return Err(format!(
-            "has ferry.artifact_sha256 = {d:?}, which is not 64 lowercase hex digits"
-        ));
-    }
     Ok(())
+}
+
+/// Reads `ferry.artifact_sha256` as the approval source gives it (an MLflow tag, a release manifest's field);
+/// `Err(reason)` names the field.
+pub fn parse_artifact_sha256(given: Option<&str>) -> Result<Option<Sha256Hex>, String> {
+    given
+        .map(|d| {
+            Sha256Hex::parse(d).map_err(|_| {
+                format!("has ferry.artifact_sha256 = {d:?}, which is not 64 lowercase hex digits")
+            })
+        })
+        .transpose()
 }
 
 /// Why the approval a version was deployed under is no longer given as it was.
@@ -259,20 +263,28 @@ pub fn still_given(
     };
     let is = &now.approval;
     let changed: Vec<String> = [
-        ("approved_by", Some(&was.approved_by), Some(&is.approved_by)),
-        ("approved_at", Some(&was.approved_at), Some(&is.approved_at)),
-        ("ticket", Some(&was.ticket), Some(&is.ticket)),
+        (
+            "approved_by",
+            Some(&*was.approved_by),
+            Some(&*is.approved_by),
+        ),
+        (
+            "approved_at",
+            Some(&*was.approved_at),
+            Some(&*is.approved_at),
+        ),
+        ("ticket", Some(&*was.ticket), Some(&*is.ticket)),
         (
             "artifact_sha256",
-            was.artifact_sha256.as_ref(),
-            is.artifact_sha256.as_ref(),
+            was.artifact_sha256.as_ref().map(Sha256Hex::as_str),
+            is.artifact_sha256.as_ref().map(Sha256Hex::as_str),
         ),
-        ("meaning", was.meaning.as_ref(), is.meaning.as_ref()),
+        ("meaning", was.meaning.as_deref(), is.meaning.as_deref()),
     ]
     .into_iter()
     .filter(|(_, x, y)| x != y)
     .map(|(field, x, y)| {
-        let show = |v: Option<&String>| v.map_or("not set".to_string(), |v| format!("{v:?}"));
+        let show = |v: Option<&str>| v.map_or("not set".to_string(), |v| format!("{v:?}"));
         format!("{field} {} is now {}", show(x), show(y))
     })
     .collect();

@@ -862,7 +862,8 @@ impl Run<'_> {
             function: format!("{}/{}", change.namespace, change.deployment),
             version: Some(version.to_string()),
             alias,
-            artifact_digest: approved.and_then(|a| a.approval.artifact_sha256.clone()),
+            artifact_digest: approved
+                .and_then(|a| a.approval.artifact_sha256.as_ref().map(ToString::to_string)),
             approval: approved.map(|a| a.approval.clone()),
             reason: retire.map(|r| r.reason.clone()),
             ticket: retire.map(|r| r.ticket.clone()),

@@ -84,7 +84,7 @@ pub async fn run(g: &GlobalArgs, args: &GcArgs) -> Result<u8> {
                             .versions
                             .get(lv)
                             .and_then(|v| v.ferry.as_ref())
-                            .map(|f| f.spec_hash.clone()),
+                            .map(|f| f.spec_hash.to_string()),
                         reason: Some("no alias references this version".into()),
                         deployer: deployer.clone(),
                         time: rfc3339(now),

@@ -80,7 +80,7 @@ fn model_status(
                 alias: a.name.clone(),
                 lambda_version: a.function_version.clone(),
                 registry_version: ferry.as_ref().map(|f| f.version.clone()),
-                spec_hash: ferry.map(|f| f.spec_hash),
+                spec_hash: ferry.map(|f| f.spec_hash.to_string()),
                 additional_weights: a.additional.clone(),
                 audited: o.recorded_version(&a.name) == Some(a.function_version.as_str()),
                 drift: is_version_alias(&a.name)

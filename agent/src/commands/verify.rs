@@ -8,6 +8,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use ferry_sync::Sha256Hex;
 use serde::Serialize;
 
 use super::{Inputs, print_json};
@@ -261,7 +262,7 @@ fn check_model(model: &str, o: &ObservedFunction, evidence: &Evidence) -> Vec<Fi
         let Some(record) = evidence.records.get(&a.name) else {
             continue;
         };
-        let recorded = match check_recorded(&hash, published, record) {
+        let recorded = match check_recorded(hash.as_str(), published, record) {
             Ok(detail) => detail,
             Err(e) => {
                 out.push(finding(false, e));
@@ -311,7 +312,7 @@ fn check_model(model: &str, o: &ObservedFunction, evidence: &Evidence) -> Vec<Fi
             format!(
                 "Lambda version {}, spec {}…{recorded}{runtime}{approval}, audited{efs}{idle}",
                 a.function_version,
-                &hash[..12]
+                &hash.as_str()[..12]
             ),
         ));
     }
@@ -653,7 +654,7 @@ pub(super) fn finding_line(ok: bool, model: &str, alias: &str, detail: &str) -> 
 /// The folder's manifest digest is the one its approval names, or else the one its deploy verified and recorded.
 pub(super) fn check_digest_approved(
     digest: String,
-    approved: Option<&String>,
+    approved: Option<&Sha256Hex>,
     recorded: Option<&String>,
 ) -> Result<String, String> {
     match (approved, recorded) {

@@ -201,17 +201,18 @@ pub fn findings(o: &Observed, recorded: &Recorded, image: &str, mount_path: &str
         }
         let entry = o.pod_served_set.iter().find(|(ver, _, _)| ver == v);
         let path = format!("{mount_path}/{}/{v}", o.model);
+        let approved_digest = approved
+            .approval
+            .artifact_sha256
+            .as_ref()
+            .map(|d| d.as_str());
         let problem = match entry {
             None => Some("not in the pods' served set".to_string()),
             Some((_, p, _)) if *p != path => Some(format!("served from {p}, not {path}")),
-            Some((_, _, digest)) if *digest != approved.approval.artifact_sha256 => Some(format!(
+            Some((_, _, digest)) if digest.as_deref() != approved_digest => Some(format!(
                 "served with artifact digest {} but approved with {}",
                 digest.as_deref().unwrap_or("none"),
-                approved
-                    .approval
-                    .artifact_sha256
-                    .as_deref()
-                    .unwrap_or("none")
+                approved_digest.unwrap_or("none")
             )),
             Some(_) => None,
         };

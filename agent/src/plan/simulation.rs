@@ -148,7 +148,8 @@ impl World {
                                     code_sha256: "c".into(),
                                     role: None,
                                     ferry: Some(PublishedAs {
-                                        spec_hash: spec.spec_hash.clone(),
+                                        spec_hash: ferry_sync::Sha256Hex::parse(&spec.spec_hash)
+                                            .unwrap(),
                                         model: spec.model.clone(),
                                         version: spec.version.clone(),
                                     }),

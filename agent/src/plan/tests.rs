@@ -74,7 +74,7 @@ pub(crate) fn publish(o: &mut ObservedFunction, lv: &str, s: Option<&FunctionSpe
         .map(|s| s.version_description())
         .unwrap_or_else(|| "by hand".into());
     let ferry = s.map(|s| crate::spec::PublishedAs {
-        spec_hash: s.spec_hash.clone(),
+        spec_hash: ferry_sync::Sha256Hex::parse(&s.spec_hash).unwrap(),
         model: s.model.clone(),
         version: s.version.clone(),
     });

@@ -46,7 +46,7 @@ pub async fn invoke_sync_function(
         return Err(SyncError::DigestMismatch {
             model: req.model.clone(),
             version: req.version.clone(),
-            expected: expected.clone(),
+            expected: expected.to_string(),
             actual: outcome.digest,
         });
     }
